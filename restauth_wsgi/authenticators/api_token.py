@@ -1,0 +1,93 @@
+"""API tokens issued by this service, as ``Bearer <token>`` or Basic ``user:token``.
+
+Atlassian Cloud clients send their API tokens as Basic ``email:token``;
+other clients send ``Bearer``. Both are accepted because users mix them up;
+with Basic, the user must be the token's owner.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+
+from restauth_wsgi.credentials import Credentials
+from restauth_wsgi.errors import InvalidCredentials, InvalidToken
+from restauth_wsgi.identity import Identity
+from restauth_wsgi.tokens import format as token_format
+from restauth_wsgi.tokens.store import TokenStore
+
+#: A token's last-used time is written at most this often (seconds).
+LAST_USED_INTERVAL = 60
+# Compared against when the id is unknown, so that case costs the same.
+_NO_HASH = "0" * 64
+
+
+class ApiTokenAuthenticator:
+    """Checks the service's own API tokens against the token store.
+
+    Every request reads the store (one primary-key lookup), so a revoked
+    token is refused on the very next request by every process.
+    """
+
+    schemes = frozenset({"Bearer", "Basic"})
+
+    def __init__(self, store: TokenStore, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self._clock = clock
+
+    def authenticate(self, credentials: Credentials) -> Identity | None:
+        """Return the token owner's identity; ``None`` if this is not an API token."""
+        raw = credentials.secret
+        if not token_format.looks_like_token(raw):
+            return None
+        try:
+            parsed = token_format.parse(raw)
+        except token_format.MalformedToken as exc:
+            raise self._refuse(
+                credentials,
+                "The API token is malformed; check that it was copied whole.",
+                f"malformed API token: {exc}",
+            ) from None
+        record = self.store.get(parsed.token_id)
+        stored_hash = _NO_HASH if record is None else record.secret_hash
+        if not hmac.compare_digest(stored_hash, parsed.secret_hash) or record is None:
+            raise self._refuse(
+                credentials, _WRONG[credentials.scheme], f"unknown API token {parsed.token_id}"
+            )
+        # From here on the caller has proved it holds the token, so it may
+        # learn the token's state; but not a valid token's owner via Basic.
+        if credentials.username is not None and credentials.username != record.owner:
+            raise self._refuse(
+                credentials,
+                _WRONG["Basic"],
+                f"API token {record.token_id} does not belong to the Basic user",
+            )
+        now = self._clock()
+        status = record.status(now)
+        if status != "active":
+            raise self._refuse(
+                credentials,
+                f"The API token has {'been revoked' if status == 'revoked' else 'expired'}.",
+                f"API token {record.token_id} is {status}",
+            )
+        if record.last_used_at is None or now - record.last_used_at >= LAST_USED_INTERVAL:
+            self.store.touch(record.token_id, now=int(now), min_interval=LAST_USED_INTERVAL)
+        return Identity(
+            username=record.owner,
+            method="api_token",
+            auth_type=credentials.scheme,
+            token_id=record.token_id,
+            expires_at=None if record.expires_at is None else float(record.expires_at),
+        )
+
+    @staticmethod
+    def _refuse(credentials: Credentials, description: str, reason: str) -> InvalidCredentials:
+        error = InvalidToken if credentials.scheme == "Bearer" else InvalidCredentials
+        return error(description, reason=reason, scheme=credentials.scheme)
+
+
+_WRONG = {
+    "Bearer": "The access token is invalid.",
+    "Basic": "The username or token is invalid.",
+}

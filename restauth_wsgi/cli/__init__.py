@@ -1,0 +1,63 @@
+"""The ``restauth`` command line: tokens, checks, configuration, demo.
+
+Exit codes scripts can rely on (docs/cli.md):
+
+* 0 -- success;
+* 1 -- the command ran and failed: a token was refused, a limit was
+  reached, no such token, the store could not be reached;
+* 2 -- the command line or the ``RESTAUTH_*`` settings are invalid;
+* 3 -- ``restauth check`` could not decide: what must vouch for the token
+  is unavailable (the middleware would answer 503).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from restauth_wsgi import __version__
+from restauth_wsgi.errors import ConfigurationError, RestAuthError
+
+from . import check, config, demo, tokens
+from .output import CommandError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``restauth`` argument parser with every command."""
+    parser = argparse.ArgumentParser(
+        prog="restauth",
+        description="Manage and test REST API authentication for restauth-wsgi. "
+        "Settings come from RESTAUTH_* environment variables, as for the middleware.",
+    )
+    parser.add_argument("--version", action="version", version=f"restauth-wsgi {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    tokens.register(commands)
+    check.register(commands)
+    config.register(commands)
+    demo.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``restauth`` with ``argv`` (default: the process's arguments); return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except ConfigurationError as exc:
+        print(f"restauth: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    except CommandError as exc:
+        print(f"restauth: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except RestAuthError as exc:
+        print(f"restauth: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

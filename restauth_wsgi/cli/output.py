@@ -1,0 +1,44 @@
+"""What the commands share: errors, settings loading and formatting."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from restauth_wsgi.settings import Settings, unknown_variables
+
+
+class CommandError(Exception):
+    """A failure the user can act on; the message says how."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def load_settings() -> Settings:
+    """The settings from the environment, warning about unknown variables on stderr."""
+    for variable in unknown_variables(os.environ):
+        print(f"restauth: warning: {variable} is not a setting; is it misspelt?", file=sys.stderr)
+    return Settings.from_env()
+
+
+def format_time(timestamp: float | None, *, never: str = "never") -> str:
+    """A Unix time as ``YYYY-MM-DD HH:MM UTC``."""
+    if timestamp is None:
+        return never
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
+
+
+def read_secret(value: str) -> str:
+    """The secret itself, or read from standard input when ``value`` is ``-``.
+
+    Reading from stdin keeps tokens out of shell history and process lists.
+    """
+    if value != "-":
+        return value
+    secret = sys.stdin.readline().strip()
+    if not secret:
+        raise CommandError("nothing was read from standard input", exit_code=2)
+    return secret

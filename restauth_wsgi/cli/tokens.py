@@ -1,0 +1,171 @@
+"""``restauth token create | list | revoke | prune``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from restauth_wsgi.durations import parse_duration
+from restauth_wsgi.settings import Settings
+from restauth_wsgi.tokens import format as token_format
+from restauth_wsgi.tokens.issuing import NEVER, issue_token
+from restauth_wsgi.tokens.store import TokenRecord, TokenStore, open_store
+
+from .output import CommandError, format_time, load_settings
+
+
+def register(commands: Any) -> None:
+    """Add the ``token`` command group to the ``restauth`` parser."""
+    token = commands.add_parser(
+        "token", help="create, list, revoke and prune API tokens", description=__doc__
+    )
+    actions = token.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    create = actions.add_parser(
+        "create",
+        help="create a token; it is printed once, alone on the last line",
+        description="Create an API token. The raw token is printed alone on the last line"
+        " of standard output; it is stored only as a hash and never shown again.",
+    )
+    create.add_argument("--user", required=True, help="the owner; becomes REMOTE_USER")
+    create.add_argument("--name", help="what the token is for, e.g. 'ci-deploy'")
+    create.add_argument(
+        "--expires",
+        type=_lifetime,
+        metavar="DURATION",
+        help="lifetime such as 30d, 12h or 1y, or 'never' where allowed"
+        " (default: RESTAUTH_TOKEN_DEFAULT_LIFETIME)",
+    )
+    create.set_defaults(run=_create)
+
+    listing = actions.add_parser("list", help="list tokens (never their secrets)")
+    listing.add_argument("--user", help="only this user's tokens")
+    listing.add_argument("--json", action="store_true", help="print JSON, one object per token")
+    listing.set_defaults(run=_list)
+
+    revoke = actions.add_parser(
+        "revoke",
+        help="revoke a token by id (or by the token itself)",
+        description="Revoke a token. It is refused from the next request on.",
+    )
+    revoke.add_argument("token", metavar="ID", help="the token id from 'token list', or the token")
+    revoke.set_defaults(run=_revoke)
+
+    prune = actions.add_parser("prune", help="delete tokens that expired or were revoked long ago")
+    prune.add_argument(
+        "--older-than",
+        type=_duration,
+        default=30 * 86400,
+        metavar="DURATION",
+        help="delete tokens expired or revoked more than this long ago (default: 30d)",
+    )
+    prune.set_defaults(run=_prune)
+
+
+def _lifetime(text: str) -> int:
+    return NEVER if text.strip().lower() == "never" else _duration(text)
+
+
+def _duration(text: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _store(settings: Settings | None = None) -> TokenStore:
+    settings = settings or load_settings()
+    return open_store(settings.token_store, timeout=settings.token_store_timeout)
+
+
+def _create(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    try:
+        raw, record = issue_token(
+            _store(settings),
+            settings.token_policy(),
+            owner=args.user,
+            name=args.name,
+            lifetime=args.expires,
+        )
+    except ValueError as exc:
+        raise CommandError(str(exc), exit_code=2) from None
+    print(
+        f"Created API token {record.token_id} for {record.owner!r}"
+        f" (name {record.name!r}, expires {format_time(record.expires_at)})."
+    )
+    print("Copy it now: it is stored only as a hash and cannot be shown again.")
+    print(raw)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    records = _store().list(args.user)
+    now = time.time()
+    if args.json:
+        for record in records:
+            print(json.dumps(_as_json(record, now)))
+        return 0
+    rows = [("ID", "USER", "NAME", "STATUS", "CREATED", "EXPIRES", "LAST USED")]
+    rows += [
+        (
+            r.token_id,
+            r.owner,
+            r.name,
+            r.status(now),
+            format_time(r.created_at),
+            format_time(r.expires_at),
+            format_time(r.last_used_at, never="-"),
+        )
+        for r in records
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
+    return 0
+
+
+def _as_json(record: TokenRecord, now: float) -> dict[str, Any]:
+    return {
+        "id": record.token_id,
+        "user": record.owner,
+        "name": record.name,
+        "status": record.status(now),
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "last_used_at": record.last_used_at,
+        "revoked_at": record.revoked_at,
+    }
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    token_id = args.token
+    if token_format.looks_like_token(token_id):
+        try:
+            token_id = token_format.parse(token_id).token_id
+        except token_format.MalformedToken as exc:
+            raise CommandError(f"that is not a whole token: {exc}", exit_code=2) from None
+    elif not token_format.is_token_id(token_id):
+        raise CommandError(f"{token_id!r} is not a token id (see 'restauth token list')", 2)
+    store = _store()
+    record = store.get(token_id)
+    if record is None:
+        raise CommandError(f"no token has the id {token_id}")
+    if record.revoked_at is not None:
+        print(
+            f"Token {token_id} of {record.owner!r} was already revoked"
+            f" at {format_time(record.revoked_at)}."
+        )
+        return 0
+    store.revoke(token_id, now=int(time.time()))
+    print(f"Revoked token {token_id} of {record.owner!r}.")
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    deleted = _store().prune(before=int(time.time()) - args.older_than)
+    print(f"Deleted {deleted} token(s) that expired or were revoked before the cut-off.")
+    return 0

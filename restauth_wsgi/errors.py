@@ -1,0 +1,116 @@
+"""The errors of restauth-wsgi, each carrying its HTTP meaning.
+
+Authenticators and stores raise these; only the middleware turns them into
+responses, in one place (:mod:`restauth_wsgi.responses`). ``code`` is the
+stable machine-readable value of the JSON body's ``error`` member and
+``description`` the message shown to the caller, so neither may contain a
+secret or reveal whether a user exists.
+"""
+
+from __future__ import annotations
+
+
+class RestAuthError(Exception):
+    """Base class of every error this package raises."""
+
+
+class ConfigurationError(RestAuthError, ValueError):
+    """A setting is missing or invalid.
+
+    The message always starts with the environment variable that names the
+    setting, so a user can find what to fix whichever way it was set.
+    """
+
+    def __init__(self, variable: str, problem: str) -> None:
+        self.variable = variable
+        self.problem = problem
+        super().__init__(f"{variable}: {problem}")
+
+
+class AuthenticationError(RestAuthError):
+    """The request cannot be let through; carries the HTTP answer's meaning.
+
+    :param description: a sentence for the caller that helps fix the request
+        without revealing secrets or whether a user exists.
+    :param reason: a more precise note for logs and ``restauth check``; it
+        may name the token id but never the token.
+    """
+
+    status: int = 401
+    code: str = "invalid_credentials"
+
+    def __init__(
+        self, description: str, *, reason: str | None = None, scheme: str | None = None
+    ) -> None:
+        self.description = description
+        self.reason = reason or description
+        #: The scheme the refused credentials used (``Bearer``, ``Basic``), if any:
+        #: only that scheme's challenge carries the ``error`` attribute.
+        self.scheme = scheme
+        super().__init__(self.reason)
+
+
+class MissingCredentials(AuthenticationError):
+    """No credentials, or only ones in a scheme that is not enabled.
+
+    RFC 6750 section 3.1: the challenge then carries no ``error`` attribute.
+    """
+
+    code = "missing_credentials"
+
+
+class MalformedCredentials(AuthenticationError):
+    """The ``Authorization`` header is not valid syntax for its scheme."""
+
+    status = 400
+    code = "invalid_request"
+
+
+class InvalidCredentials(AuthenticationError):
+    """Well-formed credentials that are wrong, expired or revoked."""
+
+    code = "invalid_credentials"
+
+
+class InvalidToken(InvalidCredentials):
+    """A bearer token that is wrong, expired or revoked (RFC 6750 ``invalid_token``)."""
+
+    code = "invalid_token"
+
+
+class ServiceUnavailable(AuthenticationError):
+    """Something that must vouch for the credentials cannot be reached.
+
+    Answered with 503 and ``Retry-After``, never 401: the caller's
+    credentials may well be valid.
+    """
+
+    status = 503
+    code = "temporarily_unavailable"
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        reason: str | None = None,
+        scheme: str | None = None,
+        retry_after: int = 5,
+    ) -> None:
+        super().__init__(description, reason=reason, scheme=scheme)
+        self.retry_after = retry_after
+
+
+class TokenStoreUnavailable(ServiceUnavailable):
+    """The API token store cannot be read or written."""
+
+
+class TokenError(RestAuthError):
+    """An API token operation that the store refused (limits, unknown id)."""
+
+
+class TokenLimitExceeded(TokenError):
+    """Issuing the token would break a limit the administrator set."""
+
+
+class TokenNotFound(TokenError):
+    """No token with that id exists in the store."""

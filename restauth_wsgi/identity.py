@@ -1,0 +1,76 @@
+"""The authenticated identity handed to the application.
+
+The middleware stores it under ``environ["restauth.identity"]`` and copies
+``username`` to ``REMOTE_USER`` and ``auth_type`` to ``AUTH_TYPE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who made the request and how that was established.
+
+    :param username: the value that becomes ``REMOTE_USER``.
+    :param method: how the credentials were checked: ``api_token``, ``jwt``,
+        ``introspection``, ``userinfo`` or ``password``.
+    :param auth_type: the HTTP scheme that carried them, ``Bearer`` or
+        ``Basic``; it becomes ``AUTH_TYPE``.
+    :param provider: the configured provider name, for provider tokens.
+    :param token_id: the public id of an API token (never its secret).
+    :param scopes: granted scopes, if the credentials carry any.
+    :param groups: groups or roles of the user, if known.
+    :param expires_at: when the credentials stop being valid (Unix time).
+    :param claims: the token's claims or the provider's answer, as JSON data.
+    """
+
+    username: str
+    method: str
+    auth_type: str
+    provider: str | None = None
+    token_id: str | None = None
+    scopes: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    expires_at: float | None = None
+    claims: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the identity as JSON-compatible data (for caches and output)."""
+        return {
+            "username": self.username,
+            "method": self.method,
+            "auth_type": self.auth_type,
+            "provider": self.provider,
+            "token_id": self.token_id,
+            "scopes": sorted(self.scopes),
+            "groups": sorted(self.groups),
+            "expires_at": self.expires_at,
+            "claims": dict(self.claims),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Identity:
+        """Rebuild an identity from :meth:`to_json` output.
+
+        :raises KeyError, TypeError, ValueError: when ``data`` is not such output.
+        """
+        expires_at = data.get("expires_at")
+        return cls(
+            username=str(data["username"]),
+            method=str(data["method"]),
+            auth_type=str(data["auth_type"]),
+            provider=_optional_str(data.get("provider")),
+            token_id=_optional_str(data.get("token_id")),
+            scopes=frozenset(str(s) for s in data.get("scopes", ())),
+            groups=frozenset(str(g) for g in data.get("groups", ())),
+            expires_at=None if expires_at is None else float(expires_at),
+            claims=dict(data.get("claims") or {}),
+        )
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)

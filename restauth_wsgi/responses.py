@@ -1,0 +1,59 @@
+"""The middleware's own answers: JSON errors with RFC 6750 challenges.
+
+The body always has the same shape, documented in docs/errors.md::
+
+    {"error": "<code>", "error_description": "<sentence for the caller>"}
+
+Challenges are written here rather than with werkzeug's
+``WWWAuthenticate``, which leaves ``realm=api`` unquoted; RFC 7235 section
+2.2 says a sender MUST quote the realm.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+
+from werkzeug.wrappers import Response
+
+from .errors import AuthenticationError, ServiceUnavailable
+
+# The errors RFC 6750 section 3.1 defines; only these go into a Bearer challenge.
+_BEARER_ERRORS = frozenset({"invalid_request", "invalid_token", "insufficient_scope"})
+# RFC 6750: error_description is %x20-21 / %x23-5B / %x5D-7E (no quote, no backslash).
+_NOT_DESCRIPTION = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
+
+def challenges(
+    schemes: Sequence[str], realm: str, error: AuthenticationError | None = None
+) -> list[str]:
+    """One ``WWW-Authenticate`` value per enabled scheme.
+
+    Only the scheme the refused credentials used carries ``error``; with no
+    credentials (``MissingCredentials``) none does, as RFC 6750 asks.
+    """
+    values = []
+    for scheme in schemes:
+        value = f'{scheme} realm="{realm}"'
+        if scheme == "Basic":
+            value += ', charset="UTF-8"'
+        elif error is not None and error.scheme == "Bearer" and error.code in _BEARER_ERRORS:
+            description = _NOT_DESCRIPTION.sub("", error.description)
+            value += f', error="{error.code}", error_description="{description}"'
+        values.append(value)
+    return values
+
+
+def error_response(error: AuthenticationError, schemes: Sequence[str], realm: str) -> Response:
+    """The HTTP answer for a refused request."""
+    body = json.dumps({"error": error.code, "error_description": error.description})
+    response = Response(body, status=error.status, content_type="application/json")
+    # An authentication answer is about this request's credentials only.
+    response.headers["Cache-Control"] = "no-store"
+    if isinstance(error, ServiceUnavailable):
+        response.headers["Retry-After"] = str(error.retry_after)
+    else:
+        for value in challenges(schemes, realm, error):
+            response.headers.add("WWW-Authenticate", value)
+    return response

@@ -1,0 +1,1 @@
+"""API tokens that the service issues itself: their format, store and issuing."""

@@ -1,0 +1,98 @@
+"""Issuing API tokens within the limits an administrator sets."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from restauth_wsgi.durations import format_duration
+from restauth_wsgi.errors import TokenLimitExceeded
+
+from . import format as token_format
+from .store import TokenIdTaken, TokenRecord, TokenStore
+
+#: Pass as ``lifetime`` for a token that never expires (if policy allows).
+NEVER = -1
+
+# An owner becomes REMOTE_USER and the user part of Basic credentials, which
+# cannot hold a colon; control characters have no place in either.
+_OWNER = re.compile(r"[^\x00-\x1f\x7f:]{1,255}")
+_NAME = re.compile(r"[^\x00-\x1f\x7f]{0,200}")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPolicy:
+    """The limits on issuing tokens (``RESTAUTH_TOKEN_*`` settings)."""
+
+    #: 0 means no limit.
+    max_per_user: int = 10
+    max_lifetime: int = 365 * 86400
+    default_lifetime: int = 90 * 86400
+    allow_no_expiry: bool = False
+
+
+def issue_token(
+    store: TokenStore,
+    policy: TokenPolicy,
+    *,
+    owner: str,
+    name: str | None = None,
+    lifetime: int | None = None,
+    now: int | None = None,
+) -> tuple[str, TokenRecord]:
+    """Create and store a new token; return the raw token (shown once) and its record.
+
+    :param lifetime: seconds until expiry; ``None`` for the policy's default,
+        :data:`NEVER` for no expiry.
+    :raises ValueError: for an owner or name that cannot be used.
+    :raises TokenLimitExceeded: when a limit of ``policy`` forbids the token.
+    :raises TokenStoreUnavailable: when the store cannot be written.
+    """
+    if not _OWNER.fullmatch(owner) or owner != owner.strip():
+        raise ValueError(
+            "the user must be 1-255 characters without colons, control characters"
+            " or surrounding spaces"
+        )
+    now = int(time.time()) if now is None else now
+    if name is None:
+        name = "created " + time.strftime("%Y-%m-%d %H:%M", time.gmtime(now))
+    if not _NAME.fullmatch(name):
+        raise ValueError("the name must be at most 200 characters without control characters")
+    expires_at = _expiry(policy, lifetime, now)
+    for _ in range(3):  # a random 71-bit id collides about never; retry anyway
+        raw, parsed = token_format.generate()
+        record = TokenRecord(
+            token_id=parsed.token_id,
+            secret_hash=parsed.secret_hash,
+            owner=owner,
+            name=name,
+            created_at=now,
+            expires_at=expires_at,
+        )
+        try:
+            store.add(record, max_per_user=policy.max_per_user or None, now=now)
+        except TokenIdTaken:
+            continue
+        return raw, record
+    raise RuntimeError("could not find a free token id")  # pragma: no cover
+
+
+def _expiry(policy: TokenPolicy, lifetime: int | None, now: int) -> int | None:
+    if lifetime == NEVER:
+        if not policy.allow_no_expiry:
+            raise TokenLimitExceeded(
+                "tokens that never expire are not allowed (RESTAUTH_TOKEN_ALLOW_NO_EXPIRY);"
+                f" give a lifetime of at most {format_duration(policy.max_lifetime)}"
+            )
+        return None
+    if lifetime is None:
+        lifetime = policy.default_lifetime
+    if lifetime <= 0:
+        raise ValueError("the lifetime must be positive")
+    if lifetime > policy.max_lifetime:
+        raise TokenLimitExceeded(
+            f"a lifetime of {format_duration(lifetime)} is longer than the maximum,"
+            f" {format_duration(policy.max_lifetime)} (RESTAUTH_TOKEN_MAX_LIFETIME)"
+        )
+    return now + lifetime

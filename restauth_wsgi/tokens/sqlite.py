@@ -1,0 +1,280 @@
+"""The embedded API token store: one SQLite file shared by every process.
+
+Safe for many processes at once: WAL journal (readers never wait for the
+writer), a busy timeout for writers, and writes that check a limit (tokens
+per user) run in ``BEGIN IMMEDIATE`` transactions so two processes cannot
+both slip under it. Each thread of each process has its own connection,
+opened on first use; a forked child never reuses its parent's.
+
+The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS`
+only ever grows, so an upgrade adds fields without losing a token.
+Migrations are additive (new tables, nullable columns) and queries name
+their columns, so a release keeps working on a file a newer release has
+migrated: hosts can be upgraded one at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+
+from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
+
+from .store import TokenIdTaken, TokenRecord
+
+log = logging.getLogger(__name__)
+
+#: Each entry upgrades the schema by one version; never edit a released entry.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE tokens (
+            id TEXT PRIMARY KEY,
+            secret_hash TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            name TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER,
+            last_used_at INTEGER,
+            revoked_at INTEGER
+        ) WITHOUT ROWID""",
+        "CREATE INDEX tokens_by_owner ON tokens (owner)",
+    ),
+)
+
+_COLUMNS = "id, secret_hash, owner, name, created_at, expires_at, last_used_at, revoked_at"
+# Writes that record a use must not hold a request up behind a long writer.
+_TOUCH_BUSY_MS = 50
+
+# Bumped in a forked child so that connections made before the fork, which
+# SQLite forbids using across fork, are replaced rather than shared.
+_fork_generation = 0
+
+
+def _after_fork() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+class SQLiteTokenStore:
+    """API tokens in an SQLite file (see the module docstring)."""
+
+    migrations: Sequence[Sequence[str]] = MIGRATIONS
+
+    def __init__(self, path: str, *, timeout: float = 5.0) -> None:
+        self.path = path
+        self.url = f"sqlite://{path}" if path.startswith("/") else f"sqlite:{path}"
+        self.timeout = timeout
+        self._local = threading.local()
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+
+    # -- the hot path -----------------------------------------------------
+
+    def get(self, token_id: str) -> TokenRecord | None:
+        """Return the token with this id, or ``None``."""
+        try:
+            row = (
+                self._connection()
+                .execute(f"SELECT {_COLUMNS} FROM tokens WHERE id = ?", (token_id,))
+                .fetchone()
+            )
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+        return None if row is None else TokenRecord(*row)
+
+    def touch(self, token_id: str, *, now: int, min_interval: int) -> None:
+        """Record a use at most once per ``min_interval``; skip if the file is busy."""
+        try:
+            conn = self._connection()
+            conn.execute(f"PRAGMA busy_timeout = {_TOUCH_BUSY_MS}")
+            try:
+                conn.execute(
+                    "UPDATE tokens SET last_used_at = ? WHERE id = ?"
+                    " AND (last_used_at IS NULL OR last_used_at <= ?)",
+                    (now, token_id, now - min_interval),
+                )
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        except sqlite3.Error as exc:
+            # Losing one last-used time is better than failing a valid request.
+            log.debug("last-used time of token %s not recorded: %s", token_id, exc)
+
+    # -- administration -----------------------------------------------------
+
+    def add(self, record: TokenRecord, *, max_per_user: int | None, now: int) -> None:
+        """Insert ``record`` unless its owner is at ``max_per_user`` active tokens."""
+        with self._transaction() as conn:
+            if max_per_user is not None:
+                (active,) = conn.execute(
+                    "SELECT count(*) FROM tokens WHERE owner = ? AND revoked_at IS NULL"
+                    " AND (expires_at IS NULL OR expires_at > ?)",
+                    (record.owner, now),
+                ).fetchone()
+                if active >= max_per_user:
+                    raise TokenLimitExceeded(
+                        f"{record.owner!r} already has {active} active tokens, the most"
+                        " allowed (RESTAUTH_TOKEN_MAX_PER_USER); revoke one first"
+                    )
+            try:
+                conn.execute(
+                    f"INSERT INTO tokens ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.token_id,
+                        record.secret_hash,
+                        record.owner,
+                        record.name,
+                        record.created_at,
+                        record.expires_at,
+                        record.last_used_at,
+                        record.revoked_at,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise TokenIdTaken(record.token_id) from exc
+
+    def list(self, owner: str | None = None) -> list[TokenRecord]:
+        """All tokens, or one owner's, oldest first."""
+        query = f"SELECT {_COLUMNS} FROM tokens"
+        params: tuple[str, ...] = ()
+        if owner is not None:
+            query += " WHERE owner = ?"
+            params = (owner,)
+        try:
+            rows = self._connection().execute(query + " ORDER BY created_at, id", params)
+            return [TokenRecord(*row) for row in rows]
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    def revoke(self, token_id: str, *, now: int) -> TokenRecord | None:
+        """Mark the token revoked; return it, or ``None`` if unknown."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (now, token_id),
+            )
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM tokens WHERE id = ?", (token_id,)
+            ).fetchone()
+        return None if row is None else TokenRecord(*row)
+
+    def prune(self, *, before: int) -> int:
+        """Delete tokens expired or revoked before ``before``; return the count."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM tokens WHERE expires_at < ? OR revoked_at < ?",
+                (before, before),
+            )
+            return cursor.rowcount
+
+    def close(self) -> None:
+        """Close this thread's connection, if it has one."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            conn.close()
+
+    # -- connections and schema ---------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.generation == _fork_generation:
+            return conn
+        conn = self._connect()
+        local.conn, local.generation = conn, _fork_generation
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            _create_private_file(self.path)
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+            # WAL: readers never wait for a writer; NORMAL sync is durable
+            # across application crashes, which is what a token store needs.
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise self._unavailable(exc) from exc
+        if not self._schema_ready:
+            with self._schema_lock:
+                if not self._schema_ready:
+                    self._migrate(conn)
+                    self._schema_ready = True
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        target = len(self.migrations)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                (version,) = conn.execute("PRAGMA user_version").fetchone()
+                if version > target:
+                    log.warning(
+                        "token store %s has schema %d, newer than this release's %d;"
+                        " carrying on (migrations are additive), but upgrade restauth-wsgi",
+                        self.path,
+                        version,
+                        target,
+                    )
+                    target = version
+                for number in range(version, target):
+                    for statement in self.migrations[number]:
+                        conn.execute(statement)
+                    log.info("token store %s migrated to schema %d", self.path, number + 1)
+                conn.execute(f"PRAGMA user_version = {target}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+        try:
+            yield conn
+        except BaseException as exc:
+            # The original error is the one worth reporting, not a failed rollback.
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise self._unavailable(exc) from exc
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: Exception) -> TokenStoreUnavailable:
+        return TokenStoreUnavailable(
+            "The token store is unavailable; try again shortly.",
+            reason=f"token store {self.path}: {exc}",
+        )
+
+    def schema_version(self) -> int:
+        """The schema version of the file (migrating it first if needed)."""
+        (version,) = self._connection().execute("PRAGMA user_version").fetchone()
+        return int(version)
+
+
+def _create_private_file(path: str) -> None:
+    """Create the database file (and its directory) readable by its owner only."""
+    if os.path.exists(path):
+        return
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))

@@ -1,0 +1,120 @@
+"""What every API token store offers, and how a store URL picks one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from restauth_wsgi.errors import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """One stored API token. Holds the hash of the token, never the token."""
+
+    token_id: str
+    secret_hash: str
+    owner: str
+    name: str
+    created_at: int
+    expires_at: int | None
+    last_used_at: int | None = None
+    revoked_at: int | None = None
+
+    def status(self, now: float) -> str:
+        """``revoked``, ``expired`` or ``active`` at time ``now``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and now >= self.expires_at:
+            return "expired"
+        return "active"
+
+
+class TokenStore(Protocol):
+    """Where API tokens live. Implementations open connections lazily.
+
+    Every method raises :class:`~restauth_wsgi.errors.TokenStoreUnavailable`
+    when the store cannot be reached, so the middleware answers 503 rather
+    than refusing a token that may be valid.
+    """
+
+    url: str
+
+    def get(self, token_id: str) -> TokenRecord | None:
+        """Return the token with this id, or ``None``: the hot path, one indexed read."""
+
+    def add(self, record: TokenRecord, *, max_per_user: int | None, now: int) -> None:
+        """Insert ``record``, atomically refusing it if its owner already has
+        ``max_per_user`` active tokens.
+
+        :raises TokenLimitExceeded: the owner has too many active tokens.
+        :raises TokenIdTaken: another token already has this id.
+        """
+
+    def list(self, owner: str | None = None) -> list[TokenRecord]:
+        """All tokens (or one owner's), oldest first."""
+
+    def revoke(self, token_id: str, *, now: int) -> TokenRecord | None:
+        """Mark a token revoked (keeping the first revocation time); return it,
+        or ``None`` if there is no such token."""
+
+    def prune(self, *, before: int) -> int:
+        """Delete tokens that expired or were revoked before ``before``; return how many."""
+
+    def touch(self, token_id: str, *, now: int, min_interval: int) -> None:
+        """Record a use, unless one was recorded less than ``min_interval``
+        seconds ago. Best effort: a busy store skips the write."""
+
+    def close(self) -> None:
+        """Close this thread's connection, if any."""
+
+
+class TokenIdTaken(Exception):
+    """Raised by :meth:`TokenStore.add` when the random id already exists."""
+
+
+def check_store_url(url: str) -> None:
+    """Check that ``url`` names a supported store, without connecting.
+
+    :raises ValueError: saying what is wrong.
+    """
+    if url.startswith("sqlite:"):
+        sqlite_path(url)
+        return
+    raise ValueError(f"{url!r} is not a supported store URL; use sqlite:///path/to/tokens.db")
+
+
+def open_store(url: str, *, timeout: float) -> TokenStore:
+    """Return the store that ``url`` names, without connecting to it.
+
+    :raises ConfigurationError: naming ``RESTAUTH_TOKEN_STORE``.
+    """
+    try:
+        check_store_url(url)
+    except ValueError as exc:
+        raise ConfigurationError("RESTAUTH_TOKEN_STORE", str(exc)) from None
+    from .sqlite import SQLiteTokenStore
+
+    return SQLiteTokenStore(sqlite_path(url), timeout=timeout)
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:`` URL.
+
+    ``sqlite:///var/lib/x.db`` is the absolute path ``/var/lib/x.db``, as a
+    ``file:`` URL would be; ``sqlite:x.db`` is relative to the working
+    directory (rarely what a server wants).
+
+    :raises ValueError: when the URL names a host or no file.
+    """
+    rest = url.removeprefix("sqlite:")
+    if rest.startswith("//"):
+        authority, slash, path = rest[2:].partition("/")
+        if authority not in ("", "localhost") or not slash:
+            raise ValueError(
+                f"{url!r} names a host; an SQLite store is a local file: sqlite:///path/to/tokens.db"
+            )
+        rest = "/" + path
+    if not rest.strip("/"):
+        raise ValueError(f"{url!r} names no file")
+    return rest

@@ -1,0 +1,19 @@
+"""WSGI apps for servers the tests start (gunicorn imports them by name)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from restauth_wsgi import RestAuthMiddleware
+
+
+def hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Hello world, naming the user the middleware authenticated."""
+    user = environ.get("REMOTE_USER", "nobody")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"hello {user} via {environ.get('AUTH_TYPE')}".encode()]
+
+
+#: hello world behind the middleware, settings from RESTAUTH_* of the server's environment.
+application = RestAuthMiddleware(hello)

@@ -1,0 +1,63 @@
+"""Shared fixtures: settings on a fresh SQLite store, a wrapped echo app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.middleware.lint import LintMiddleware
+from werkzeug.test import Client
+
+from restauth_wsgi import RestAuthMiddleware, Settings
+from restauth_wsgi.tokens.issuing import issue_token
+from restauth_wsgi.tokens.store import TokenRecord, TokenStore, open_store
+
+from .helpers import echo_app
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    """A store URL for a fresh SQLite file."""
+    return f"sqlite://{tmp_path}/tokens.db"
+
+
+@pytest.fixture
+def settings(store_url: str) -> Settings:
+    """Default settings on the fresh store."""
+    return Settings(token_store=store_url)
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[TokenStore]:
+    """The fresh store itself."""
+    opened = open_store(settings.token_store, timeout=settings.token_store_timeout)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def make_client() -> Callable[..., Client]:
+    """Build a test client for the echo app wrapped with the given settings."""
+
+    def build(settings: Settings, app: Any = echo_app) -> Client:
+        return Client(LintMiddleware(RestAuthMiddleware(app, settings=settings)))
+
+    return build
+
+
+@pytest.fixture
+def client(settings: Settings, make_client: Callable[..., Client]) -> Client:
+    """The echo app behind the middleware on default settings."""
+    return make_client(settings)
+
+
+@pytest.fixture
+def issue(store: TokenStore, settings: Settings) -> Callable[..., tuple[str, TokenRecord]]:
+    """Issue a token straight into the store."""
+
+    def make(owner: str = "alice", **kwargs: Any) -> tuple[str, TokenRecord]:
+        return issue_token(store, settings.token_policy(), owner=owner, **kwargs)
+
+    return make

@@ -1,0 +1,120 @@
+"""Helpers the tests share: the echo app, free ports, the CLI, real-part checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need(condition: bool, why: str) -> None:
+    """Skip when a real part is missing on a laptop; fail under CI=true."""
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"CI=true and {why}")
+        pytest.skip(why)
+
+
+def echo_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """A WSGI app that shows what the middleware handed it."""
+    identity = environ.get("restauth.identity")
+    body = json.dumps(
+        {
+            "remote_user": environ.get("REMOTE_USER"),
+            "auth_type": environ.get("AUTH_TYPE"),
+            "identity": identity.to_json() if identity is not None else None,
+            "spoofable": {k: v for k, v in environ.items() if k.startswith("HTTP_X_")},
+            "untrusted": environ.get("restauth.untrusted_remote_user"),
+        }
+    ).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cli_env(store_url: str, **extra: str) -> dict[str, str]:
+    """The environment for a ``restauth`` subprocess on the given store."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESTAUTH_")}
+    env.update(RESTAUTH_TOKEN_STORE=store_url, **extra)
+    return env
+
+
+#: The console script, run the way a user types it.
+RESTAUTH = str(Path(sys.executable).with_name("restauth"))
+
+
+def wait_for_port(port: int, process: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """Wait until something listens on ``port``; fail if ``process`` dies first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"server exited with {process.returncode}: {output}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port} after {timeout} s")
+
+
+@contextmanager
+def server_process(
+    command: list[str], port: int, env: dict[str, str], cwd: Path | None = None
+) -> Iterator[str]:
+    """Run a server command, wait for its port, yield its base URL, stop it."""
+    process = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()
+
+
+def gunicorn_command(app: str, port: int, *options: str) -> list[str]:
+    """gunicorn from this environment, serving ``app`` on loopback ``port``."""
+    return [
+        str(Path(sys.executable).with_name("gunicorn")),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--no-control-socket",
+        *options,
+        app,
+    ]
+
+
+def raw_request(port: int, request: bytes) -> bytes:
+    """Send raw bytes as an HTTP request and return the raw answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,296 @@
+"""The ``restauth`` command: in-process for the table of cases, and as a user
+runs it (a subprocess of the installed console script) for the lifecycle."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from werkzeug.test import Client
+
+from restauth_wsgi import RestAuthMiddleware, Settings
+from restauth_wsgi.cli import build_parser, main
+from restauth_wsgi.tokens.format import SCANNER_PATTERN
+
+from .helpers import RESTAUTH, cli_env, echo_app
+
+
+def run(
+    *args: str, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [RESTAUTH, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def env(store_url: str) -> dict[str, str]:
+    return cli_env(store_url)
+
+
+def test_token_lifecycle_as_a_user_types_it(env: dict[str, str], store_url: str) -> None:
+    created = run("token", "create", "--user", "alice", "--name", "ci", "--expires", "30d", env=env)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.splitlines()[-1]
+    assert re.fullmatch(SCANNER_PATTERN, token), "the raw token alone on the last line"
+    token_id = token.split("_")[1]
+
+    listing = run("token", "list", env=env)
+    assert listing.returncode == 0
+    assert token_id in listing.stdout
+    assert "alice" in listing.stdout
+    assert "active" in listing.stdout
+    assert token.split("_")[2][:10] not in listing.stdout, "no secret in the list"
+
+    checked = run("check", "--bearer", token, env=env)
+    assert checked.returncode == 0, checked.stdout
+    assert "alice" in checked.stdout
+    assert "api_token (Bearer)" in checked.stdout
+    assert "expires" in checked.stdout
+    from_stdin = run("check", "--basic", "-", env=env, stdin=f"alice:{token}\n")
+    assert from_stdin.returncode == 0
+    assert "api_token (Basic)" in from_stdin.stdout
+
+    # The middleware agrees with the CLI about the store.
+    client = Client(RestAuthMiddleware(echo_app, settings=Settings(token_store=store_url)))
+    assert client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+    revoked = run("token", "revoke", token_id, env=env)
+    assert revoked.returncode == 0
+    assert "Revoked" in revoked.stdout
+    assert client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    refused = run("check", "--bearer", token, env=env)
+    assert refused.returncode == 1
+    assert "REFUSED" in refused.stdout
+    assert "revoked" in refused.stdout
+    assert "revoked" in run("token", "list", "--user", "alice", env=env).stdout
+
+    again = run("token", "revoke", token, env=env)  # by the token itself, idempotent
+    assert again.returncode == 0
+    assert "already revoked" in again.stdout
+
+
+def test_default_store_location_is_shared_by_cli_and_middleware(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = cli_env("unused")
+    del env["RESTAUTH_TOKEN_STORE"]
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    created = run("token", "create", "--user", "alice", env=env)
+    assert created.returncode == 0, created.stderr
+    assert (tmp_path / "data" / "restauth" / "tokens.db").exists()
+
+    monkeypatch.delenv("RESTAUTH_TOKEN_STORE", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    client = Client(RestAuthMiddleware(echo_app))
+    token = created.stdout.splitlines()[-1]
+    assert client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "code", "stream", "expected"),
+    [
+        pytest.param(["token", "create"], {}, 2, "err", "--user", id="missing-user"),
+        pytest.param(
+            ["token", "create", "--user", "a", "--expires", "soon"],
+            {},
+            2,
+            "err",
+            "not a duration",
+            id="bad-duration",
+        ),
+        pytest.param(
+            ["token", "create", "--user", "a", "--expires", "never"],
+            {},
+            1,
+            "err",
+            "RESTAUTH_TOKEN_ALLOW_NO_EXPIRY",
+            id="never-not-allowed",
+        ),
+        pytest.param(
+            ["token", "create", "--user", "a", "--expires", "never"],
+            {"RESTAUTH_TOKEN_ALLOW_NO_EXPIRY": "true"},
+            0,
+            "out",
+            "expires never",
+            id="never-allowed",
+        ),
+        pytest.param(
+            ["token", "create", "--user", "a", "--expires", "2y"],
+            {},
+            1,
+            "err",
+            "RESTAUTH_TOKEN_MAX_LIFETIME",
+            id="too-long",
+        ),
+        pytest.param(["token", "create", "--user", "a:b"], {}, 2, "err", "colons", id="bad-user"),
+        pytest.param(
+            ["token", "list"],
+            {"RESTAUTH_TOKEN_MAX_PER_USER": "ten"},
+            2,
+            "err",
+            "RESTAUTH_TOKEN_MAX_PER_USER",
+            id="invalid-setting",
+        ),
+        pytest.param(["token", "revoke", "AAAAAAAAAAAA"], {}, 1, "err", "no token", id="unknown"),
+        pytest.param(["token", "revoke", "x y"], {}, 2, "err", "not a token id", id="not-id"),
+        pytest.param(
+            ["token", "revoke", "restauth_abc"], {}, 2, "err", "not a whole token", id="bad-token"
+        ),
+        pytest.param(["token", "prune"], {}, 0, "out", "Deleted 0", id="prune-empty"),
+        pytest.param(["check"], {}, 2, "err", "--bearer", id="check-needs-credential"),
+        pytest.param(["check", "--basic", "nocolon"], {}, 2, "err", "USER:PASSWORD", id="basic"),
+        pytest.param(["check", "--bearer", "junk"], {}, 1, "out", "invalid_token", id="junk"),
+        pytest.param(
+            ["check", "--bearer", "restauth_" + "A" * 51],
+            {},
+            1,
+            "out",
+            "malformed",
+            id="malformed",
+        ),
+        pytest.param(
+            ["check", "--bearer", "junk", "--json"],
+            {},
+            1,
+            "out",
+            '"outcome": "refused"',
+            id="json",
+        ),
+        pytest.param(["config"], {}, 0, "out", "No problems found", id="config"),
+        pytest.param(
+            ["config"],
+            {"RESTAUTH_ENABLED": "maybe", "RESTAUTH_REALM": '"'},
+            2,
+            "out",
+            "RESTAUTH_REALM",
+            id="config-invalid",
+        ),
+        pytest.param(
+            ["config"], {"RESTAUTH_PUBLIC_PATH": "/x"}, 0, "out", "misspelt", id="config-typo"
+        ),
+        pytest.param(
+            ["config"],
+            {"RESTAUTH_ENABLED": "false"},
+            0,
+            "out",
+            "every request passes",
+            id="config-disabled",
+        ),
+    ],
+)
+def test_commands_and_exit_codes(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    store_url: str,
+    argv: list[str],
+    environ: dict[str, str],
+    code: int,
+    stream: str,
+    expected: str,
+) -> None:
+    monkeypatch.setenv("RESTAUTH_TOKEN_STORE", store_url)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    try:
+        exit_code = main(argv)
+    except SystemExit as exc:  # argparse's usage errors
+        exit_code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    assert exit_code == code, out + err
+    assert expected in (out if stream == "out" else err)
+
+
+def test_config_reports_every_invalid_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RESTAUTH_ENABLED", "maybe")
+    monkeypatch.setenv("RESTAUTH_TOKEN_MAX_LIFETIME", "forever")
+    assert main(["config"]) == 2
+    out = capsys.readouterr().out
+    assert "RESTAUTH_ENABLED: 'maybe' is not a boolean" in out
+    assert "RESTAUTH_TOKEN_MAX_LIFETIME: 'forever' is not a duration" in out
+
+
+def test_config_masks_secrets_and_reports_an_unreachable_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("RESTAUTH_TOKEN_STORE", f"sqlite://{blocker}/tokens.db")
+    assert main(["config"]) == 1
+    assert "Problem: token store" in capsys.readouterr().out
+    from restauth_wsgi.settings import mask_url
+
+    assert mask_url("postgresql://app:s3cret@db/tokens") == "postgresql://app:****@db/tokens"
+
+
+def test_check_says_unavailable_with_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("RESTAUTH_TOKEN_STORE", f"sqlite://{blocker}/tokens.db")
+    from restauth_wsgi.tokens.format import generate
+
+    assert main(["check", "--bearer", generate()[0], "--json"]) == 3
+    assert json.loads(capsys.readouterr().out)["outcome"] == "unavailable"
+
+
+def test_limit_reached_is_exit_1_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], store_url: str
+) -> None:
+    monkeypatch.setenv("RESTAUTH_TOKEN_STORE", store_url)
+    monkeypatch.setenv("RESTAUTH_TOKEN_MAX_PER_USER", "2")
+    assert main(["token", "create", "--user", "alice"]) == 0
+    assert main(["token", "create", "--user", "alice"]) == 0
+    assert main(["token", "create", "--user", "alice"]) == 1
+    assert "RESTAUTH_TOKEN_MAX_PER_USER" in capsys.readouterr().err
+
+
+def test_list_json_has_no_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], store_url: str
+) -> None:
+    monkeypatch.setenv("RESTAUTH_TOKEN_STORE", store_url)
+    main(["token", "create", "--user", "alice", "--name", "ci"])
+    token = capsys.readouterr().out.splitlines()[-1]
+    assert main(["token", "list", "--json"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    listed = json.loads(line)
+    assert listed["user"] == "alice"
+    assert listed["name"] == "ci"
+    assert listed["status"] == "active"
+    assert set(listed) == {
+        "id",
+        "user",
+        "name",
+        "status",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    }
+    assert token.split("_")[2] not in line
+
+
+def _all_commands() -> list[list[str]]:
+    parser = build_parser()
+    found = [[]]
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name, sub in commands.items():
+        found.append([name])
+        if sub._subparsers is not None:
+            for action in sub._subparsers._group_actions[0].choices:
+                found.append([name, action])
+    return found
+
+
+@pytest.mark.parametrize("command", _all_commands(), ids=lambda c: " ".join(c) or "restauth")
+def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main([*command, "--help"])
+    assert raised.value.code == 0
+    assert "usage: restauth" in capsys.readouterr().out

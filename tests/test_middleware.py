@@ -1,0 +1,258 @@
+"""What the middleware does around authentication: the environ it hands on,
+what it strips, what passes unauthenticated, and its own answers."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.test import Client
+
+from restauth_wsgi import ConfigurationError, RestAuthMiddleware, Settings
+from restauth_wsgi.tokens.store import TokenRecord
+
+from .helpers import echo_app
+
+Issue = Callable[..., tuple[str, TokenRecord]]
+
+
+def seen(response: Any) -> dict[str, Any]:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    data: dict[str, Any] = json.loads(response.get_data())
+    return data
+
+
+def test_bearer_sets_remote_user_auth_type_and_identity(client: Client, issue: Issue) -> None:
+    token, record = issue("alice", name="ci")
+    app_saw = seen(client.get("/", headers={"Authorization": f"Bearer {token}"}))
+    assert app_saw["remote_user"] == "alice"
+    assert app_saw["auth_type"] == "Bearer"
+    identity = app_saw["identity"]
+    assert identity["username"] == "alice"
+    assert identity["method"] == "api_token"
+    assert identity["token_id"] == record.token_id
+    assert identity["expires_at"] == record.expires_at
+
+
+def test_basic_sets_auth_type_basic(client: Client, issue: Issue) -> None:
+    token, _ = issue("alice@example.com")
+    basic = base64.b64encode(f"alice@example.com:{token}".encode()).decode()
+    app_saw = seen(client.get("/", headers={"Authorization": f"Basic {basic}"}))
+    assert app_saw["remote_user"] == "alice@example.com"
+    assert app_saw["auth_type"] == "Basic"
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        pytest.param({"REMOTE_USER": "admin"}, id="remote-user"),
+        pytest.param({"REMOTE_USER": "admin", "AUTH_TYPE": "Negotiate"}, id="with-auth-type"),
+        pytest.param({"HTTP_REMOTE_USER": "admin"}, id="remote-user-header"),
+        pytest.param({"restauth.identity": "forged"}, id="identity-key"),
+    ],
+)
+def test_spoofed_identity_never_reaches_the_app(
+    client: Client, issue: Issue, environ: dict[str, str]
+) -> None:
+    assert client.get("/", environ_overrides=environ).status_code == 401
+    token, _ = issue("alice")
+    app_saw = seen(
+        client.get("/", headers={"Authorization": f"Bearer {token}"}, environ_overrides=environ)
+    )
+    assert app_saw["remote_user"] == "alice"
+    assert app_saw["auth_type"] == "Bearer"
+    assert app_saw["identity"]["username"] == "alice"
+
+
+def test_spoofed_remote_user_is_dropped_on_public_paths(
+    settings: Settings, make_client: Callable[..., Client]
+) -> None:
+    client = make_client(dataclasses.replace(settings, public_paths=("/health",)))
+    app_saw = seen(client.get("/health", environ_overrides={"REMOTE_USER": "admin"}))
+    assert app_saw["remote_user"] is None
+    assert app_saw["auth_type"] is None
+    assert app_saw["untrusted"] == "admin", "kept aside under a namespaced key"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "X-Remote-User",
+        "X-Forwarded-User",
+        "X-Forwarded-Email",
+        "X-Auth-Request-User",
+        "X-Auth-Request-Email",
+    ],
+)
+def test_proxy_identity_headers_are_stripped(client: Client, issue: Issue, header: str) -> None:
+    token, _ = issue("alice")
+    app_saw = seen(
+        client.get(
+            "/",
+            headers={"Authorization": f"Bearer {token}", header: "admin", "X-Request-Id": "7"},
+        )
+    )
+    assert app_saw["spoofable"] == {"HTTP_X_REQUEST_ID": "7"}
+
+
+def test_trusted_remote_user_from_the_server_in_front(
+    settings: Settings, make_client: Callable[..., Client]
+) -> None:
+    client = make_client(dataclasses.replace(settings, trust_remote_user=True))
+    app_saw = seen(
+        client.get("/", environ_overrides={"REMOTE_USER": "bob", "AUTH_TYPE": "Negotiate"})
+    )
+    assert app_saw["remote_user"] == "bob"
+    assert app_saw["auth_type"] == "Negotiate"
+    assert app_saw["identity"]["method"] == "remote_user"
+    # Without one, authentication happens as usual.
+    assert client.get("/").status_code == 401
+
+
+def test_disabled_passes_everything_untouched(
+    settings: Settings, make_client: Callable[..., Client]
+) -> None:
+    client = make_client(dataclasses.replace(settings, enabled=False))
+    app_saw = seen(client.get("/", environ_overrides={"REMOTE_USER": "upstream"}))
+    assert app_saw["remote_user"] == "upstream"
+    assert seen(client.get("/", headers={"Authorization": "Bearer garbage"}))["identity"] is None
+
+
+@pytest.mark.parametrize(
+    ("path", "public"),
+    [
+        pytest.param("/health", True, id="exact"),
+        pytest.param("/static/app.css", True, id="glob"),
+        pytest.param("/static/img/logo.png", True, id="glob-nested"),
+        pytest.param("/healthz", False, id="longer"),
+        pytest.param("/api/health", False, id="suffix"),
+        pytest.param("/static/../admin", False, id="dot-dot"),
+        pytest.param("/static/./x", False, id="dot"),
+        pytest.param("//health", False, id="double-slash"),
+        pytest.param("/", False, id="root"),
+    ],
+)
+def test_public_paths(
+    settings: Settings, make_client: Callable[..., Client], path: str, public: bool
+) -> None:
+    client = make_client(dataclasses.replace(settings, public_paths=("/health", "/static/*")))
+    response = client.get(path)
+    assert response.status_code == (200 if public else 401)
+
+
+PREFLIGHT = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+
+
+@pytest.mark.parametrize(
+    ("allow", "method", "headers", "status"),
+    [
+        pytest.param(True, "OPTIONS", PREFLIGHT, 200, id="preflight"),
+        pytest.param(True, "OPTIONS", {"Origin": "https://app.example"}, 401, id="no-acrm"),
+        pytest.param(True, "OPTIONS", {}, 401, id="plain-options"),
+        pytest.param(True, "GET", PREFLIGHT, 401, id="not-options"),
+        pytest.param(False, "OPTIONS", PREFLIGHT, 401, id="preflight-disallowed"),
+    ],
+)
+def test_cors_preflight(
+    settings: Settings,
+    make_client: Callable[..., Client],
+    allow: bool,
+    method: str,
+    headers: dict[str, str],
+    status: int,
+) -> None:
+    client = make_client(dataclasses.replace(settings, allow_preflight=allow))
+    assert client.open("/api", method=method, headers=headers).status_code == status
+
+
+def test_realm_setting_appears_in_every_challenge(
+    settings: Settings, make_client: Callable[..., Client]
+) -> None:
+    client = make_client(dataclasses.replace(settings, realm="Jira facade"))
+    assert client.get("/").headers.getlist("WWW-Authenticate") == [
+        'Bearer realm="Jira facade"',
+        'Basic realm="Jira facade", charset="UTF-8"',
+    ]
+
+
+def test_token_store_outage_is_503_not_401(
+    tmp_path: Path, make_client: Callable[..., Client], issue: Issue
+) -> None:
+    token, _ = issue("alice")
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    client = make_client(Settings(token_store=f"sqlite://{blocker}/tokens.db"))
+    response = client.get("/", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"].isdigit()
+    assert "WWW-Authenticate" not in response.headers
+    assert json.loads(response.get_data())["error"] == "temporarily_unavailable"
+    # Credentials the store is not needed for are still answered normally.
+    assert client.get("/", headers={"Authorization": "Bearer other"}).status_code == 401
+
+
+def test_construction_does_no_io(tmp_path: Path) -> None:
+    target = tmp_path / "later" / "tokens.db"
+    middleware = RestAuthMiddleware(echo_app, settings=Settings(token_store=f"sqlite://{target}"))
+    assert not target.parent.exists()
+    Client(middleware).get("/", headers={"Authorization": "Bearer restauth_" + "a" * 51})
+    assert not target.parent.exists(), "a malformed token is refused without a lookup"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RESTAUTH_ENABLED", "maybe"),
+        ("RESTAUTH_TOKEN_MAX_PER_USER", "ten"),
+        ("RESTAUTH_TOKEN_MAX_LIFETIME", "a year"),
+        ("RESTAUTH_PUBLIC_PATHS", "health"),
+        ("RESTAUTH_TOKEN_STORE", "mysql://db/tokens"),
+        ("RESTAUTH_REALM", 'say "hi"'),
+    ],
+)
+def test_invalid_environment_fails_at_construction_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=f"^{variable}: ") as raised:
+        RestAuthMiddleware(echo_app)
+    assert raised.value.variable == variable
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, store_url: str) -> None:
+    monkeypatch.setenv("RESTAUTH_TOKEN_STORE", store_url)
+    monkeypatch.setenv("RESTAUTH_PUBLIC_PATHS", " /health , /static/* ,")
+    middleware = RestAuthMiddleware(echo_app)
+    assert middleware.settings.public_paths == ("/health", "/static/*")
+    assert Client(middleware).get("/static/x").status_code == 200
+
+
+def test_misspelt_variable_is_warned_about(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, store_url: str
+) -> None:
+    monkeypatch.setenv("RESTAUTH_TOKEN_STORE", store_url)
+    monkeypatch.setenv("RESTAUTH_PUBLIC_PATH", "/health")
+    with caplog.at_level(logging.WARNING, logger="restauth_wsgi"):
+        RestAuthMiddleware(echo_app)
+    assert "RESTAUTH_PUBLIC_PATH is not a restauth-wsgi setting" in caplog.text
+
+
+def test_logs_never_hold_a_token(
+    client: Client, issue: Issue, caplog: pytest.LogCaptureFixture
+) -> None:
+    token, _ = issue("alice")
+    wrong = token[:-8] + "AAAAAAAA"
+    with caplog.at_level(logging.DEBUG):
+        for header in (f"Bearer {token}", f"Bearer {wrong}", "Bearer opaque-secret-value"):
+            client.get("/", headers={"Authorization": header})
+        client.get("/", headers={"Authorization": "Basic " + base64.b64encode(b"a:pw").decode()})
+    assert caplog.text, "refusals are logged"
+    for secret in (token, wrong, token[len("restauth_") + 13 :], "opaque-secret-value", "pw"):
+        assert secret not in caplog.text
+    assert "credentials=sha256:" in caplog.text
