@@ -7,6 +7,10 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint
 
+# The real OpenID provider the tests start (oidc-provider, pinned in tests/oidc).
+tests/oidc/node_modules/.package-lock.json: tests/oidc/package-lock.json
+	cd tests/oidc && npm ci --no-audit --no-fund
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -23,5 +27,5 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint tests/oidc/node_modules/.package-lock.json
 	$(BIN)/pytest

@@ -10,9 +10,13 @@ here is RFC 7235 / RFC 6750 (``b64token``) / RFC 7617 (UTF-8 Basic).
 
 from __future__ import annotations
 
+import base64
 import binascii
+import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 from .errors import InvalidCredentials, InvalidToken, MalformedCredentials
 
@@ -24,7 +28,35 @@ MAX_CREDENTIALS_LENGTH = 16 * 1024
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
+class UnverifiedJwt:
+    """A JWT's header and claims as the token states them, before any check.
+
+    Only for routing a token to its provider; never trusted.
+    """
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+
+
+def peek_jwt(token: str) -> UnverifiedJwt | None:
+    """The header and claims of a token shaped like a signed JWT, else ``None``."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header, claims = (
+            json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+            for part in parts[:2]
+        )
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        return None
+    return UnverifiedJwt(header, claims)
+
+
+@dataclass(frozen=True)
 class Credentials:
     """Credentials from one ``Authorization`` header.
 
@@ -37,6 +69,11 @@ class Credentials:
     scheme: str
     secret: str = ""
     username: str | None = None
+
+    @cached_property
+    def unverified_jwt(self) -> UnverifiedJwt | None:
+        """A bearer token's JWT header and claims, unverified; parsed once per request."""
+        return peek_jwt(self.secret) if self.scheme == "Bearer" else None
 
 
 def parse_authorization(header: str, accepted: frozenset[str]) -> Credentials:

@@ -78,6 +78,14 @@ class InvalidToken(InvalidCredentials):
     code = "invalid_token"
 
 
+class TokenNotRecognised(InvalidToken):
+    """A provider does not know the token; another configured provider may.
+
+    The chain tries the next provider and answers with this only if none
+    accepts the token.
+    """
+
+
 class ServiceUnavailable(AuthenticationError):
     """Something that must vouch for the credentials cannot be reached.
 

@@ -3,7 +3,7 @@
 Every setting has one environment variable, the name users see in errors
 and docs. :meth:`Settings.from_env` and :meth:`Settings.from_mapping` parse
 strings; ``Settings(...)`` in code takes typed values. Both end in the same
-validation, which raises :class:`ConfigurationError` naming the variable.
+checks, which raise :class:`ConfigurationError` naming the variable.
 Nothing here does I/O: a store or provider that is down is not a
 configuration error.
 """
@@ -12,21 +12,31 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .durations import format_duration, parse_duration
 from .errors import ConfigurationError
+from .providers.settings import ProviderSettings
 from .tokens.issuing import TokenPolicy
 from .tokens.store import check_store_url
+from .values import (
+    BOOL,
+    LIST,
+    OPTIONAL_STRING,
+    STRING,
+    Kind,
+    check_str_tuple,
+    duration_at_least,
+    int_at_least,
+    mask_url,
+    seconds_between,
+)
 
 PREFIX = "RESTAUTH_"
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
 # RFC 7235 section 2.2: the realm is sent as a quoted-string; keeping it to
 # printable ASCII without quotes or backslashes means it never needs escaping.
-_REALM = re.compile(r"[\x20-\x7e]{1,100}")
+_REALM = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,100}")
 
 
 def default_token_store() -> str:
@@ -55,6 +65,8 @@ class Settings:
 
     #: RESTAUTH_ENABLED: ``False`` passes every request through untouched.
     enabled: bool = True
+    #: RESTAUTH_PROVIDERS: the identity providers, each with its RESTAUTH_<NAME>_* settings.
+    providers: tuple[ProviderSettings, ...] = ()
     #: RESTAUTH_API_TOKENS: accept the service's own API tokens.
     api_tokens: bool = True
     #: RESTAUTH_TOKEN_STORE: ``sqlite:///path``.
@@ -77,13 +89,29 @@ class Settings:
     trust_remote_user: bool = False
     #: RESTAUTH_REALM: the realm of the WWW-Authenticate challenges.
     realm: str = "api"
+    #: RESTAUTH_CACHE: where validated provider answers are shared (``memory``).
+    cache: str = "memory"
+    #: RESTAUTH_CACHE_MAX_ENTRIES: tokens remembered per process (answers and refusals).
+    cache_max_entries: int = 10_000
+    #: RESTAUTH_NEGATIVE_CACHE_TTL: seconds a refused provider token stays refused unasked.
+    negative_cache_ttl: int = 10
+    #: RESTAUTH_ALLOW_HTTP: allow plain-http provider URLs beyond loopback (unsafe).
+    allow_http: bool = False
+    #: RESTAUTH_HTTP_TIMEOUT: seconds an outbound call may take in all.
+    http_timeout: float = 3.0
+    #: RESTAUTH_CA_BUNDLE: a CA bundle to verify providers with, instead of the system's.
+    ca_bundle: str | None = None
+    #: RESTAUTH_UPSTREAM_BACKOFF: seconds a failed provider is not called again (503 at once).
+    upstream_backoff: float = 2.0
+    #: RESTAUTH_JWKS_COOLDOWN: least seconds between key-set fetches for unknown key ids.
+    jwks_cooldown: int = 60
+    #: RESTAUTH_JWKS_MAX_AGE: seconds after which a key set is fetched again.
+    jwks_max_age: int = 3600
 
     def __post_init__(self) -> None:
         for spec in fields(self):
-            check = _CHECKS[spec.name]
-            value = getattr(self, spec.name)
             try:
-                checked = check(value)
+                checked = _KINDS[spec.name].check(getattr(self, spec.name))
             except (TypeError, ValueError) as exc:
                 raise ConfigurationError(env_name(spec.name), str(exc)) from None
             object.__setattr__(self, spec.name, checked)
@@ -92,6 +120,10 @@ class Settings:
                 "RESTAUTH_TOKEN_DEFAULT_LIFETIME",
                 "must not be longer than RESTAUTH_TOKEN_MAX_LIFETIME",
             )
+        from .providers.presets import resolve  # the presets need these settings
+
+        for provider in self.providers:
+            resolve(provider, allow_http=self.allow_http)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -107,13 +139,16 @@ class Settings:
         :raises ConfigurationError: naming the first variable that is wrong.
         """
         kwargs: dict[str, Any] = {}
-        for name, parse in _PARSERS.items():
+        for name, kind in _KINDS.items():
             variable = env_name(name)
             if variable in values:
                 try:
-                    kwargs[name] = parse(values[variable])
+                    kwargs[name] = kind.parse(values[variable])
                 except ValueError as exc:
                     raise ConfigurationError(variable, str(exc)) from None
+        kwargs["providers"] = tuple(
+            ProviderSettings.from_mapping(name, values) for name in kwargs.get("providers", ())
+        )
         return cls(**kwargs)
 
     def token_policy(self) -> TokenPolicy:
@@ -127,132 +162,79 @@ class Settings:
 
     def masked(self) -> dict[str, str]:
         """Every setting as its variable and a printable value, secrets masked."""
-        shown: dict[str, str] = {}
-        for spec in fields(self):
-            value = getattr(self, spec.name)
-            if isinstance(value, bool):
-                text = "true" if value else "false"
-            elif _PARSERS[spec.name] is parse_duration:
-                text = format_duration(value)
-            elif isinstance(value, tuple):
-                text = ",".join(value)
-            else:
-                text = str(value)
-            shown[env_name(spec.name)] = mask_url(text)
+        shown = {
+            env_name(spec.name): mask_url(_KINDS[spec.name].show(getattr(self, spec.name)))
+            for spec in fields(self)
+        }
+        for provider in self.providers:
+            shown.update(provider.shown())
         return shown
 
 
 def field_problems(values: Mapping[str, str]) -> list[ConfigurationError]:
     """Every variable of ``values`` that is invalid on its own (not only the first)."""
+    from .providers.presets import resolve
+
     problems = []
-    for name, parse in _PARSERS.items():
+    for name, kind in _KINDS.items():
         variable = env_name(name)
-        if variable in values:
+        if variable in values and name != "providers":
             try:
-                _CHECKS[name](parse(values[variable]))
+                kind.check(kind.parse(values[variable]))
             except (TypeError, ValueError) as exc:
                 problems.append(ConfigurationError(variable, str(exc)))
+    allow_http = values.get("RESTAUTH_ALLOW_HTTP", "false").strip().lower() in (
+        "1",
+        "true",
+        "yes",
+        "on",
+    )
+    for name in LIST.parse(values.get("RESTAUTH_PROVIDERS", "")):
+        try:
+            resolve(ProviderSettings.from_mapping(name, values), allow_http=allow_http)
+        except ConfigurationError as exc:
+            problems.append(exc)
     return problems
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """``RESTAUTH_*`` variables in ``environ`` that no setting reads (typos, usually)."""
-    known = {env_name(name) for name in _PARSERS}
+    known = {env_name(name) for name in _KINDS}
+    for name in LIST.parse(environ.get("RESTAUTH_PROVIDERS", "")):
+        prefix = f"RESTAUTH_{name.upper()}_"
+        known |= {k for k in environ if k.startswith(prefix)} & _provider_variables(prefix)
     return sorted(k for k in environ if k.startswith(PREFIX) and k not in known)
 
 
-def mask_url(text: str) -> str:
-    """Hide the password of a URL such as ``postgresql://user:secret@host/db``."""
-    return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1****@", text)
+def _provider_variables(prefix: str) -> set[str]:
+    from .providers.settings import KINDS
+
+    return {prefix + attribute.upper() for attribute in KINDS}
 
 
-# -- parsing strings ------------------------------------------------------------
-
-
-def parse_bool(text: str) -> bool:
-    """``true``/``false`` (also ``1``/``0``, ``yes``/``no``, ``on``/``off``)."""
-    folded = text.strip().lower()
-    if folded in _TRUE:
-        return True
-    if folded in _FALSE:
-        return False
-    raise ValueError(f"{text!r} is not a boolean; use true or false")
-
-
-def parse_list(text: str) -> tuple[str, ...]:
-    """A comma-separated list; blanks around items and empty items are dropped."""
-    return tuple(item.strip() for item in text.split(",") if item.strip())
-
-
-def parse_int(text: str) -> int:
-    """A whole number."""
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise ValueError(f"{text!r} is not a whole number") from None
-
-
-def parse_float(text: str) -> float:
-    """A number of seconds, such as ``2.5``."""
-    try:
-        return float(text.strip())
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number") from None
-
-
-def _identity(text: str) -> str:
-    return text.strip()
-
-
-# -- checking typed values --------------------------------------------------------
-
-
-def check_bool(value: object) -> bool:
-    """A real ``bool`` (``1`` or ``"yes"`` in code is more likely a mistake)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"expected true or false, got {value!r}")
-    return value
-
-
-def _check_int(minimum: int) -> Callable[[object], int]:
-    def check(value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"expected a whole number, got {value!r}")
-        if value < minimum:
-            raise ValueError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return check
-
-
-def _check_seconds(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"expected a number of seconds, got {value!r}")
-    if not 0 < value <= 300:
-        raise ValueError(f"must be more than 0 and at most 300 seconds, got {value}")
-    return float(value)
-
-
-def _check_duration(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected a number of seconds, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"must be positive, got {value}")
-    return value
-
-
-def _check_str_tuple(value: object) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, tuple | list | frozenset | set):
-        raise TypeError(f"expected a list of strings, got {value!r}")
-    items = tuple(value)
-    for item in items:
-        if not isinstance(item, str):
-            raise TypeError(f"expected a list of strings, got the item {item!r}")
-    return items
+def _check_providers(value: object) -> tuple[ProviderSettings, ...]:
+    if isinstance(value, str) or not isinstance(value, tuple | list):
+        raise TypeError(f"expected a list of ProviderSettings, got {value!r}")
+    providers = tuple(value)
+    seen: set[str] = set()
+    for provider in providers:
+        if not isinstance(provider, ProviderSettings):
+            raise TypeError(f"expected ProviderSettings, got {provider!r}")
+        folded = provider.name.upper()
+        if folded in seen:
+            raise ValueError(f"{provider.name!r} is named twice")
+        seen.add(folded)
+        clash = [v for v in map(env_name, _KINDS) if v.startswith(provider.prefix)]
+        if clash:
+            raise ValueError(
+                f"{provider.name!r} cannot be a provider name: its variables would clash"
+                f" with {clash[0]}"
+            )
+    return providers
 
 
 def _check_paths(value: object) -> tuple[str, ...]:
-    paths = _check_str_tuple(value)
+    paths = check_str_tuple(value)
     for path in paths:
         if not path.startswith("/"):
             raise ValueError(f"{path!r} is not a path glob; each must start with '/'")
@@ -266,40 +248,56 @@ def _check_token_store(value: object) -> str:
     return value
 
 
+def _check_cache(value: object) -> str:
+    if value != "memory":
+        raise ValueError(f"{value!r} is not a supported cache; use memory")
+    return value
+
+
 def _check_realm(value: object) -> str:
-    if not isinstance(value, str) or not _REALM.fullmatch(value) or set(value) & {'"', "\\"}:
+    if not isinstance(value, str) or not _REALM.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a realm; use 1-100 printable ASCII characters without quotes"
         )
     return value
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "enabled": parse_bool,
-    "api_tokens": parse_bool,
-    "token_store": _identity,
-    "token_store_timeout": parse_float,
-    "token_max_per_user": parse_int,
-    "token_max_lifetime": parse_duration,
-    "token_default_lifetime": parse_duration,
-    "token_allow_no_expiry": parse_bool,
-    "public_paths": parse_list,
-    "allow_preflight": parse_bool,
-    "trust_remote_user": parse_bool,
-    "realm": _identity,
-}
+def _check_backoff(value: object) -> float:
+    if value == 0:
+        return 0.0
+    checked: float = seconds_between(0, 300).check(value)
+    return checked
 
-_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "enabled": check_bool,
-    "api_tokens": check_bool,
-    "token_store": _check_token_store,
-    "token_store_timeout": _check_seconds,
-    "token_max_per_user": _check_int(0),
-    "token_max_lifetime": _check_duration,
-    "token_default_lifetime": _check_duration,
-    "token_allow_no_expiry": check_bool,
-    "public_paths": _check_paths,
-    "allow_preflight": check_bool,
-    "trust_remote_user": check_bool,
-    "realm": _check_realm,
+
+def _check_ca_bundle(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"expected the path of a CA bundle file, got {value!r}")
+    return value
+
+
+_KINDS: dict[str, Kind] = {
+    "enabled": BOOL,
+    "providers": Kind(LIST.parse, _check_providers, lambda v: ",".join(p.name for p in v)),
+    "api_tokens": BOOL,
+    "token_store": Kind(STRING.parse, _check_token_store),
+    "token_store_timeout": seconds_between(0, 300),
+    "token_max_per_user": int_at_least(0),
+    "token_max_lifetime": duration_at_least(1),
+    "token_default_lifetime": duration_at_least(1),
+    "token_allow_no_expiry": BOOL,
+    "public_paths": Kind(LIST.parse, _check_paths, ",".join),
+    "allow_preflight": BOOL,
+    "trust_remote_user": BOOL,
+    "realm": Kind(STRING.parse, _check_realm),
+    "cache": Kind(STRING.parse, _check_cache),
+    "cache_max_entries": int_at_least(100),
+    "negative_cache_ttl": duration_at_least(0),
+    "allow_http": BOOL,
+    "http_timeout": seconds_between(0, 60),
+    "ca_bundle": Kind(OPTIONAL_STRING.parse, _check_ca_bundle, OPTIONAL_STRING.show),
+    "upstream_backoff": Kind(seconds_between(0, 300).parse, _check_backoff),
+    "jwks_cooldown": duration_at_least(1),
+    "jwks_max_age": duration_at_least(60),
 }

@@ -14,7 +14,9 @@ from restauth_wsgi import RestAuthMiddleware, Settings
 from restauth_wsgi.tokens.issuing import issue_token
 from restauth_wsgi.tokens.store import TokenRecord, TokenStore, open_store
 
-from .helpers import echo_app
+from .fake_provider import FakeProvider
+from .helpers import echo_app, need
+from .oidc_provider import OidcProvider, node_available
 
 
 @pytest.fixture
@@ -61,3 +63,33 @@ def issue(store: TokenStore, settings: Settings) -> Callable[..., tuple[str, Tok
         return issue_token(store, settings.token_policy(), owner=owner, **kwargs)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    """A real OpenID provider (oidc-provider on Node) shared by the session."""
+    why = node_available()
+    need(why is None, f"no OpenID provider to test against: {why}")
+    provider = OidcProvider(tmp_path_factory.mktemp("oidc"))
+    provider.start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def own_oidc_provider(tmp_path: Path) -> Iterator[OidcProvider]:
+    """A real OpenID provider for one test, which may stop, restart or rotate it."""
+    why = node_available()
+    need(why is None, f"no OpenID provider to test against: {why}")
+    provider = OidcProvider(tmp_path)
+    provider.start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def fake_provider() -> Iterator[FakeProvider]:
+    """A local server standing in for a provider (or a counting proxy to one)."""
+    fake = FakeProvider()
+    yield fake
+    fake.stop()

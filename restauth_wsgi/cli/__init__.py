@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from restauth_wsgi import __version__
 from restauth_wsgi.errors import ConfigurationError, RestAuthError
 
-from . import check, config, demo, tokens
+from . import check, config, demo, tokens, userinfo
 from .output import CommandError
 
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     tokens.register(commands)
     check.register(commands)
+    userinfo.register(commands)
     config.register(commands)
     demo.register(commands)
     return parser

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from contextlib import suppress
 from typing import Any
 
 from restauth_wsgi.errors import ConfigurationError, TokenStoreUnavailable
+from restauth_wsgi.providers.build import Provider, Providers
+from restauth_wsgi.providers.config import ProviderConfig
+from restauth_wsgi.providers.keys import UnknownKey
 from restauth_wsgi.settings import PREFIX, Settings, field_problems, unknown_variables
 from restauth_wsgi.tokens.store import open_store
+from restauth_wsgi.upstream import UpstreamError
 
 
 def register(commands: Any) -> None:
@@ -43,12 +48,12 @@ def _run(args: argparse.Namespace) -> int:
     warnings = [f"{v} is not a setting; is it misspelt?" for v in unknown_variables(environ)]
     if not settings.enabled:
         warnings.append("RESTAUTH_ENABLED is false: every request passes unauthenticated")
-    if not settings.api_tokens:
+    if not settings.api_tokens and not settings.providers:
         warnings.append(
             "RESTAUTH_API_TOKENS is false and no provider is configured:"
             " every request outside the public paths is refused"
         )
-    failures = []
+    failures: list[str] = []
     if settings.api_tokens:
         store = open_store(settings.token_store, timeout=settings.token_store_timeout)
         try:
@@ -59,6 +64,15 @@ def _run(args: argparse.Namespace) -> int:
             now = time.time()
             active = sum(1 for r in records if r.status(now) == "active")
             print(f"Token store: {store.url}: {len(records)} token(s), {active} active")
+    if settings.providers:
+        providers = Providers(settings)
+        for provider in providers.by_name.values():
+            lines, problems = check_provider(provider)
+            print(f"Provider {provider.config.name}:")
+            for line in lines:
+                print(f"  {line}")
+            failures += [f"provider {provider.config.name}: {p}" for p in problems]
+            warnings += provider_warnings(provider.config)
     for warning in warnings:
         print(f"Warning: {warning}")
     for failure in failures:
@@ -66,3 +80,59 @@ def _run(args: argparse.Namespace) -> int:
     if not warnings and not failures:
         print("No problems found.")
     return 1 if failures else 0
+
+
+def check_provider(provider: Provider) -> tuple[list[str], list[str]]:
+    """What the provider's configuration resolves to, and what is wrong with it.
+
+    This calls the provider: discovery, the key set, and the lookup with a
+    token that is not one (a refusal proves the endpoint and our client
+    credentials work).
+    """
+    config = provider.config
+    lines = [f"type {config.kind}, validation {config.validation}"]
+    if config.issuers:
+        lines.append(f"issuer {' or '.join(config.issuers)}")
+    if config.audience:
+        lines.append(f"audience {', '.join(config.audience)}")
+    problems: list[str] = []
+    try:
+        if config.discovery_url and config.uses_discovery:
+            provider.discovery.document()
+            lines.append(f"discovery {config.discovery_url}: ok")
+        if provider.keys is not None:
+            count = _key_count(provider)
+            lines.append(f"key set: {count} signing key(s)")
+        if provider.lookup is not None:
+            answer = provider.lookup("restauth-config-check-not-a-token")
+            lines.append(
+                f"{config.validation} endpoint: answers"
+                + ("" if not answer.active else " (and accepted a made-up token!)")
+            )
+            if answer.active:
+                problems.append("the provider accepted a made-up token")
+    except UpstreamError as exc:
+        problems.append(str(exc))
+    return lines, problems
+
+
+def _key_count(provider: Provider) -> int:
+    assert provider.keys is not None
+    with suppress(UnknownKey):  # fetching the set is the point, not finding a key
+        provider.keys.key(None, provider.config.algorithms[0])
+    return len(provider.keys.kids)
+
+
+def provider_warnings(config: ProviderConfig) -> list[str]:
+    """Settings that work but deserve a second look."""
+    warnings = []
+    if (
+        config.kind in ("google", "github", "facebook", "gitlab")
+        and config.validation == "userinfo"
+    ):
+        warnings.append(
+            f"{config.name} validates by userinfo: a token of any {config.kind} app is accepted;"
+            f" set RESTAUTH_{config.name.upper()}_CLIENT_ID (and _CLIENT_SECRET) to check"
+            " that tokens were issued to yours"
+        )
+    return warnings

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
+from restauth_wsgi.per_thread import PerThread
 
 from .store import TokenIdTaken, TokenRecord
 
@@ -49,18 +50,6 @@ _COLUMNS = "id, secret_hash, owner, name, created_at, expires_at, last_used_at, 
 # Writes that record a use must not hold a request up behind a long writer.
 _TOUCH_BUSY_MS = 50
 
-# Bumped in a forked child so that connections made before the fork, which
-# SQLite forbids using across fork, are replaced rather than shared.
-_fork_generation = 0
-
-
-def _after_fork() -> None:
-    global _fork_generation
-    _fork_generation += 1
-
-
-os.register_at_fork(after_in_child=_after_fork)
-
 
 class SQLiteTokenStore:
     """API tokens in an SQLite file (see the module docstring)."""
@@ -71,7 +60,7 @@ class SQLiteTokenStore:
         self.path = path
         self.url = f"sqlite://{path}" if path.startswith("/") else f"sqlite:{path}"
         self.timeout = timeout
-        self._local = threading.local()
+        self._connections = PerThread(self._connect)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
 
@@ -175,21 +164,14 @@ class SQLiteTokenStore:
 
     def close(self) -> None:
         """Close this thread's connection, if it has one."""
-        conn = getattr(self._local, "conn", None)
+        conn = self._connections.discard()
         if conn is not None:
-            self._local.conn = None
             conn.close()
 
     # -- connections and schema ---------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
-        local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is not None and local.generation == _fork_generation:
-            return conn
-        conn = self._connect()
-        local.conn, local.generation = conn, _fork_generation
-        return conn
+        return self._connections.get()
 
     def _connect(self) -> sqlite3.Connection:
         try:

@@ -1,0 +1,162 @@
+"""JWT access tokens, validated locally (RFC 8725 and RFC 9068 practice).
+
+A token is routed to its provider by its unverified ``iss``; then PyJWT
+checks the signature with the provider's key for the token's ``kid``, with
+``alg`` from an allow-list (asymmetric only unless HMAC is configured,
+never ``none``), ``iss`` exact, the audience, ``exp`` required, ``nbf`` and
+``iat`` with leeway. Keys come only from the provider's JWKS URL: ``jku``,
+``x5u``, ``x5c`` and ``jwk`` headers are never looked at.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+
+from restauth_wsgi.credentials import Credentials, UnverifiedJwt
+from restauth_wsgi.errors import InvalidToken, ServiceUnavailable
+from restauth_wsgi.identity import Identity
+from restauth_wsgi.providers.config import ProviderConfig
+from restauth_wsgi.providers.keys import KeySet, UnknownKey
+from restauth_wsgi.providers.settings import HMAC_ALGORITHMS
+from restauth_wsgi.upstream import UpstreamError
+
+_INVALID = "The access token is invalid."
+# PyJWT's errors, as the caller is told them (a caller holding a token may
+# learn why it fails; nothing here says anything about other users).
+_DESCRIPTIONS: dict[type[Exception], str] = {
+    jwt.ExpiredSignatureError: "The access token has expired.",
+    jwt.ImmatureSignatureError: "The access token is not valid yet.",
+    jwt.InvalidAudienceError: "The access token was issued for another audience.",
+}
+
+
+class JwtValidator:
+    """Validates one provider's JWTs."""
+
+    def __init__(self, config: ProviderConfig, keys: KeySet) -> None:
+        self.config = config
+        self.keys = keys
+        self._algorithms = frozenset(config.algorithms)
+        self._types = frozenset(t.lower() for t in config.access_token_types)
+        audience_in_aud = config.audience_claim == "aud"
+        self._options: dict[str, Any] = {
+            "require": ["exp", "iss", *(["aud"] if audience_in_aud else [])],
+            "verify_aud": audience_in_aud,
+            "enforce_minimum_key_length": True,
+        }
+
+    def validate(self, token: str, unverified: UnverifiedJwt) -> Identity:
+        """The identity the token proves.
+
+        :raises InvalidToken: for any token that is not one of this provider's
+            valid access tokens for this API, or that maps to no user.
+        :raises ServiceUnavailable: when no key set can be had.
+        """
+        claims = self.verified_claims(token, unverified)
+        return self.config.mapping.identity(
+            claims, method="jwt", provider=self.config.name, expires_at=float(claims["exp"])
+        )
+
+    def verified_claims(self, token: str, unverified: UnverifiedJwt) -> dict[str, Any]:
+        """The token's claims once its signature and claims are checked.
+
+        :raises InvalidToken: for any token that is not one of this provider's
+            valid access tokens for this API.
+        :raises ServiceUnavailable: when no key set can be had.
+        """
+        config = self.config
+        header = unverified.header
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self._algorithms:
+            raise _refuse(f"algorithm {str(alg)[:20]!r} is not allowed")
+        if config.refuse_nonce_header and "nonce" in header:
+            raise _refuse(
+                "a token with a nonce header (Microsoft Graph's) cannot be verified;"
+                " request a token for your own API",
+            )
+        if self._types and str(header.get("typ", "")).lower() not in self._types:
+            raise _refuse(f"typ {str(header.get('typ'))[:20]!r} is not an access token type")
+        key = self._key(header, alg)
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key,
+                algorithms=[alg],
+                audience=list(config.audience) if config.audience_claim == "aud" else None,
+                issuer=list(config.issuers),
+                leeway=config.leeway,
+                options=self._options,  # type: ignore[arg-type]
+            )
+        except jwt.PyJWTError as exc:
+            description = _DESCRIPTIONS.get(type(exc), _INVALID)
+            raise _refuse(f"{type(exc).__name__}: {exc}", description) from None
+        self._check_claims(claims)
+        return claims
+
+    def _key(self, header: dict[str, Any], alg: str) -> Any:
+        if alg in HMAC_ALGORITHMS:
+            return self.config.hmac_secret
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise _refuse("the kid header is not a string")
+        try:
+            return self.keys.key(kid, alg)
+        except UnknownKey as exc:
+            raise _refuse(str(exc)) from None
+        except UpstreamError as exc:
+            raise ServiceUnavailable(
+                "The identity provider cannot be reached; try again shortly.",
+                reason=f"{self.config.name}: {exc}",
+                scheme="Bearer",
+            ) from None
+
+    def _check_claims(self, claims: dict[str, Any]) -> None:
+        config = self.config
+        audience = claims.get(config.audience_claim)
+        if config.audience_claim != "aud" and audience not in config.audience:
+            raise _refuse(
+                f"{config.audience_claim} {str(audience)[:60]!r} is not an accepted audience",
+                _DESCRIPTIONS[jwt.InvalidAudienceError],
+            )
+        for rule in config.claim_rules:
+            if rule.issuer is not None and claims.get("iss") != rule.issuer:
+                continue
+            if claims.get(rule.claim) not in rule.values:
+                raise _refuse(
+                    f"claim {rule.claim} is {str(claims.get(rule.claim))[:40]!r},"
+                    f" not {' or '.join(rule.values)}: not an access token for this API"
+                )
+        if config.any_of_claims and not any(c in claims for c in config.any_of_claims):
+            raise _refuse(
+                f"none of {', '.join(config.any_of_claims)} is present: not an access token"
+            )
+
+
+class JwtAuthenticator:
+    """Routes JWTs to their provider by issuer and validates them there."""
+
+    schemes = frozenset({"Bearer"})
+    #: Its answers depend only on the token (and the provider), so they may be remembered.
+    remembers = True
+
+    def __init__(self, validators: list[JwtValidator]) -> None:
+        self.validators = {
+            issuer: validator for validator in validators for issuer in validator.config.issuers
+        }
+
+    def authenticate(self, credentials: Credentials) -> Identity | None:
+        """The identity, or ``None`` if this is not a JWT of a configured issuer."""
+        unverified = credentials.unverified_jwt
+        if unverified is None:
+            return None
+        issuer = unverified.claims.get("iss")
+        validator = self.validators.get(issuer) if isinstance(issuer, str) else None
+        if validator is None:
+            return None
+        return validator.validate(credentials.secret, unverified)
+
+
+def _refuse(reason: str, description: str = _INVALID) -> InvalidToken:
+    return InvalidToken(description, reason=reason, scheme="Bearer")

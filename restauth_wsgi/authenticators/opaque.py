@@ -1,0 +1,153 @@
+"""Opaque bearer tokens, vouched for by the provider that issued them.
+
+By introspection, userinfo or the provider's own check endpoint (see
+:mod:`restauth_wsgi.providers.lookups`). Every answer, yes or no, is kept in
+the shared cache: a yes until the token expires but no longer than the
+provider's cache TTL, a no for the negative TTL. Concurrent first requests
+for the same token make one call between them (per process).
+
+A token is only ever sent to a provider that could have issued it: a JWT
+only to the provider whose issuer it names, and a token with a recognisable
+prefix (``gho_``, ``ya29.``, ``xoxp-``...) only to the provider that uses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from restauth_wsgi.cache import SharedCache
+from restauth_wsgi.credentials import Credentials
+from restauth_wsgi.errors import ServiceUnavailable, TokenNotRecognised
+from restauth_wsgi.identity import Identity
+from restauth_wsgi.providers.config import ProviderConfig
+from restauth_wsgi.providers.lookups import Lookup, LookupAnswer
+from restauth_wsgi.single_flight import SingleFlight
+from restauth_wsgi.upstream import UpstreamError
+
+
+class OpaqueTokenAuthenticator:
+    """Checks bearer tokens with one provider's lookup."""
+
+    schemes = frozenset({"Bearer"})
+    remembers = True
+
+    def __init__(
+        self,
+        config: ProviderConfig,
+        lookup: Lookup,
+        shared: SharedCache,
+        flights: SingleFlight[LookupAnswer],
+        *,
+        known_issuers: frozenset[str],
+        negative_ttl: float,
+        wait: float,
+    ) -> None:
+        self.config = config
+        self.lookup = lookup
+        self.shared = shared
+        self.flights = flights
+        self.known_issuers = known_issuers
+        self.negative_ttl = negative_ttl
+        self.wait = wait
+        self._kind = f"{config.validation}:{config.name}"
+
+    def authenticate(self, credentials: Credentials) -> Identity | None:
+        """The identity, ``None`` if the token cannot be this provider's.
+
+        :raises TokenNotRecognised: the provider does not vouch for it.
+        :raises ServiceUnavailable: the provider cannot be asked.
+        """
+        if not self.might_have_issued(credentials):
+            return None
+        token = credentials.secret
+        answer = self._answer(token)
+        if not answer.active:
+            raise TokenNotRecognised(
+                "The access token is invalid.",
+                reason=f"{self.config.name}: {answer.reason}",
+                scheme="Bearer",
+            )
+        return self.config.mapping.identity(
+            answer.claims,
+            method=self.config.validation,
+            provider=self.config.name,
+            expires_at=answer.expires_at,
+            scopes=answer.scopes,
+        )
+
+    def might_have_issued(self, credentials: Credentials) -> bool:
+        """Whether sending this token to this provider could make sense."""
+        token = credentials.secret
+        prefixes = self.config.token_prefixes
+        if prefixes and not token.startswith(prefixes):
+            return False
+        unverified = credentials.unverified_jwt
+        if unverified is None:
+            return True
+        issuer = unverified.claims.get("iss")
+        if self.config.issuers:
+            return issuer in self.config.issuers
+        # A provider of unknown issuer (generic oauth2) gets no JWT that a
+        # configured provider claims; the presets without an issuer never
+        # issue JWT access tokens at all.
+        return self.config.kind == "oauth2" and issuer not in self.known_issuers
+
+    def _answer(self, token: str) -> LookupAnswer:
+        cached = self._cached(token)
+        if cached is not None:
+            return cached
+        key = hashlib.sha256(f"{self._kind}\0{token}".encode()).hexdigest()
+        return self.flights.run(
+            key, lambda: self._ask(token), wait=self.wait, timed_out=self._timed_out
+        )
+
+    def _cached(self, token: str) -> LookupAnswer | None:
+        entry = self.shared.get(self._kind, token)
+        return None if entry is None else LookupAnswer.from_json(entry)
+
+    def _ask(self, token: str) -> LookupAnswer:
+        cached = self._cached(token)  # another process may have asked meanwhile
+        if cached is not None:
+            return cached
+        try:
+            answer = self.lookup(token)
+        except UpstreamError as exc:
+            raise ServiceUnavailable(
+                "The identity provider cannot be reached; try again shortly.",
+                reason=f"{self.config.name}: {exc}",
+                scheme="Bearer",
+            ) from None
+        answer = LookupAnswer(
+            answer.active,
+            _without(answer.claims, token),
+            answer.expires_at,
+            answer.scopes,
+            answer.reason,
+        )
+        if answer.active:
+            ttl: float = self.config.cache_ttl
+            if answer.expires_at is not None:
+                ttl = min(ttl, answer.expires_at - time.time())
+        else:
+            ttl = self.negative_ttl
+        if ttl >= 1:
+            self.shared.set(self._kind, token, answer.to_json(), ttl)
+        return answer
+
+    def _timed_out(self) -> LookupAnswer:
+        raise ServiceUnavailable(
+            "The identity provider cannot be reached; try again shortly.",
+            reason=f"{self.config.name}: waited too long for another request's answer",
+            scheme="Bearer",
+        )
+
+
+def _without(claims: dict[str, object], token: str) -> dict[str, object]:
+    """``claims`` without any value that is the token itself (nothing stores a token)."""
+    cleaned: dict[str, object] = {}
+    for name, value in claims.items():
+        if value == token:
+            continue
+        cleaned[name] = _without(value, token) if isinstance(value, dict) else value
+    return cleaned

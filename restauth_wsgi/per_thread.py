@@ -1,0 +1,50 @@
+"""A value per thread, made on first use and never inherited across ``fork``.
+
+SQLite connections and HTTP connection pools must not be shared between a
+pre-fork server's parent and its workers (gunicorn ``--preload``, mod_wsgi):
+after a fork, the child makes its own on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+# Bumped in every forked child, so values made before the fork are not reused.
+_generation = 0
+
+
+def _after_fork() -> None:
+    global _generation
+    _generation += 1
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+class PerThread(Generic[T]):
+    """Holds one ``T`` per thread (and per process), made by ``factory``."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._local = threading.local()
+
+    def get(self) -> T:
+        """This thread's value, made now if it has none (or only a parent's)."""
+        local = self._local
+        value: T | None = getattr(local, "value", None)
+        if value is not None and local.generation == _generation:
+            return value
+        value = self._factory()
+        local.value, local.generation = value, _generation
+        return value
+
+    def discard(self) -> T | None:
+        """Forget this thread's value and return it (to be closed), if it had one."""
+        value: T | None = getattr(self._local, "value", None)
+        self._local.value = None
+        return value

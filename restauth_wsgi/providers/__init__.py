@@ -1,0 +1,1 @@
+"""Identity providers: their settings, presets, discovery, keys and lookups."""

@@ -1,0 +1,97 @@
+"""Building the configured providers: their discovery, keys, lookups and authenticators."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from restauth_wsgi.authenticators import Authenticator
+from restauth_wsgi.authenticators.jwt import JwtAuthenticator, JwtValidator
+from restauth_wsgi.authenticators.opaque import OpaqueTokenAuthenticator
+from restauth_wsgi.cache import SharedCache, open_shared_cache
+from restauth_wsgi.settings import Settings
+from restauth_wsgi.single_flight import SingleFlight
+from restauth_wsgi.upstream import UpstreamClient
+
+from .config import ProviderConfig
+from .discovery import Discovery
+from .keys import KeySet
+from .lookups import Lookup, LookupAnswer, build_lookup
+from .presets import resolve
+
+
+@dataclass
+class Provider:
+    """One configured provider and the parts that talk to it."""
+
+    config: ProviderConfig
+    discovery: Discovery
+    keys: KeySet | None = None
+    validator: JwtValidator | None = None
+    lookup: Lookup | None = None
+    authenticator: OpaqueTokenAuthenticator | None = None
+
+
+class Providers:
+    """Every configured provider, sharing one HTTP client, cache and flight table.
+
+    Nothing is fetched here: discovery and keys wait for the first token.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.http = UpstreamClient(
+            timeout=settings.http_timeout,
+            ca_bundle=settings.ca_bundle,
+            allow_http=settings.allow_http,
+            backoff=settings.upstream_backoff,
+        )
+        self.shared: SharedCache = open_shared_cache(
+            settings.cache, max_entries=settings.cache_max_entries
+        )
+        flights: SingleFlight[LookupAnswer] = SingleFlight()
+        configs = [resolve(p, allow_http=settings.allow_http) for p in settings.providers]
+        known_issuers = frozenset(i for c in configs for i in c.issuers)
+        self.by_name: dict[str, Provider] = {}
+        for config in configs:
+            discovery = Discovery(config, self.http)
+            provider = Provider(config, discovery)
+            if config.validation == "jwt":
+                provider.keys = KeySet(
+                    _jwks_url(config, discovery),
+                    self.http,
+                    self.shared,
+                    cooldown=settings.jwks_cooldown,
+                    max_age=settings.jwks_max_age,
+                )
+                provider.validator = JwtValidator(config, provider.keys)
+            else:
+                provider.lookup = build_lookup(config, self.http, discovery)
+                provider.authenticator = OpaqueTokenAuthenticator(
+                    config,
+                    provider.lookup,
+                    self.shared,
+                    flights,
+                    known_issuers=known_issuers,
+                    negative_ttl=settings.negative_cache_ttl,
+                    # A follower waits out the leader's whole call, with room to spare.
+                    wait=3 * settings.http_timeout + 1,
+                )
+            self.by_name[config.name.lower()] = provider
+
+    def authenticators(self) -> list[Authenticator]:
+        """JWTs first (routed by issuer), then each opaque-token provider in order."""
+        validators = [p.validator for p in self.by_name.values() if p.validator is not None]
+        chain: list[Authenticator] = [JwtAuthenticator(validators)] if validators else []
+        chain += [p.authenticator for p in self.by_name.values() if p.authenticator is not None]
+        return chain
+
+    def cache_ttls(self) -> dict[str, float]:
+        """How long each provider's validated tokens may be reused unasked."""
+        return {p.config.name: float(p.config.cache_ttl) for p in self.by_name.values()}
+
+
+def _jwks_url(config: ProviderConfig, discovery: Discovery) -> Callable[[], str]:
+    if config.jwks_url is not None:
+        url = config.jwks_url
+        return lambda: url
+    return lambda: discovery.endpoint("jwks_uri")

@@ -1,0 +1,73 @@
+"""A provider's resolved configuration: everything the authenticators need,
+with the preset's defaults and the user's overrides already applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from restauth_wsgi.mapping import IdentityMapping
+
+
+@dataclass(frozen=True)
+class ClaimRule:
+    """A claim that must hold one of ``values`` (only for tokens of ``issuer``, if set)."""
+
+    claim: str
+    values: tuple[str, ...]
+    issuer: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """How to validate one provider's tokens and map them to identities.
+
+    URLs left ``None`` come from the provider's discovery document.
+    """
+
+    name: str
+    kind: str
+    #: ``jwt``, ``introspection``, ``userinfo`` or ``check``.
+    validation: str
+    #: The ``iss`` values of this provider's tokens; JWTs are routed by them.
+    issuers: tuple[str, ...]
+    discovery_url: str | None
+    jwks_url: str | None
+    introspection_url: str | None
+    userinfo_url: str | None
+    #: The provider's own token-check endpoint (``github``, ``google``...), for ``check``.
+    check: str | None
+    #: The base of the provider's API, for check endpoints and userinfo variants.
+    api_url: str | None
+    audience: tuple[str, ...]
+    #: The claim the audience is in: ``aud``, or ``client_id`` for Cognito.
+    audience_claim: str
+    client_id: str | None
+    client_secret: str | None
+    introspection_auth: str
+    algorithms: tuple[str, ...]
+    hmac_secret: str | None
+    leeway: int
+    claim_rules: tuple[ClaimRule, ...]
+    #: At least one of these claims must be present (marks access tokens apart).
+    any_of_claims: tuple[str, ...]
+    #: Accepted JWT ``typ`` headers (e.g. ``at+jwt``); empty: any.
+    access_token_types: tuple[str, ...]
+    #: Refuse JWTs with a ``nonce`` header (Azure's Microsoft Graph tokens).
+    refuse_nonce_header: bool
+    mapping: IdentityMapping
+    #: Longest time a validated answer is reused without asking again, seconds.
+    cache_ttl: int
+    #: Opaque tokens are only sent to this provider if they start with one of these.
+    token_prefixes: tuple[str, ...]
+    #: How to read a userinfo answer: ``oidc``, or ``slack`` (``"ok": true`` required).
+    userinfo_dialect: str = "oidc"
+
+    @property
+    def uses_discovery(self) -> bool:
+        """Whether some endpoint must come from the discovery document."""
+        needed = {
+            "jwt": self.jwks_url,
+            "introspection": self.introspection_url,
+            "userinfo": self.userinfo_url,
+        }
+        return self.validation in needed and needed[self.validation] is None

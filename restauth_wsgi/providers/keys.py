@@ -1,0 +1,180 @@
+"""A provider's signing keys (its JWKS), kept and refreshed with discipline.
+
+What PyJWT's ``PyJWKClient`` lacks, and this adds: a token with an unknown
+``kid`` triggers at most one fetch per cooldown (forged ``kid`` values
+cannot drive fetches); a failed refresh keeps the last good key set; one
+thread refreshes while the others wait for it; fetches are bounded by the
+upstream client's timeout; and the key set is shared with other processes
+through the shared cache, so a rotation costs one fetch, not one per worker.
+Keys are only ever fetched from the configured (or discovered) JWKS URL,
+never from a URL a token names (``jku``, ``x5u``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from jwt import PyJWK
+from jwt.exceptions import InvalidKeyError, PyJWKError
+
+from restauth_wsgi.cache import SharedCache
+from restauth_wsgi.upstream import UpstreamClient, UpstreamError
+
+log = logging.getLogger(__name__)
+
+
+class UnknownKey(LookupError):
+    """No key in the set fits the token's ``kid`` and ``alg``."""
+
+
+class KeySet:
+    """The keys at one JWKS URL.
+
+    :param locate: returns the JWKS URL (it may come from discovery, so it
+        is asked for only when keys are first needed).
+    :param cooldown: least seconds between fetches caused by unknown ``kid`` values.
+    :param max_age: seconds after which the key set is fetched again anyway.
+    """
+
+    def __init__(
+        self,
+        locate: Callable[[], str],
+        http: UpstreamClient,
+        shared: SharedCache,
+        *,
+        cooldown: float,
+        max_age: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._locate = locate
+        self.http = http
+        self.shared = shared
+        self.cooldown = cooldown
+        self.max_age = max_age
+        self._clock = clock
+        self._jwks: dict[str, dict[str, Any]] = {}  # kid ("" for none) -> JWK
+        self._keys: dict[tuple[str, str], PyJWK] = {}  # (kid, alg) -> key object
+        self._fetched_at: float | None = None  # when the keys we hold were fetched
+        self._attempted_at = float("-inf")  # our last fetch attempt, ok or not
+        self._attempt_failed = False
+        self._lock = threading.Lock()
+
+    def key(self, kid: str | None, alg: str) -> PyJWK:
+        """The key that verifies a token with this ``kid`` and ``alg``.
+
+        :raises UnknownKey: no such key, even after the refresh the cooldown allows.
+        :raises UpstreamError: no key set could be had at all, or the kid is
+            unknown and the provider could not be asked (it may be a new key).
+        """
+        now = self._clock()
+        if self._fetched_at is None or now - self._fetched_at >= self.max_age:
+            self._refresh(force=False)
+        found = self._find(kid, alg)
+        if found is None:
+            self._refresh(force=True)
+            found = self._find(kid, alg)
+        if found is None:
+            if self._attempt_failed:
+                raise UpstreamError(f"kid {kid!r} is unknown and the key set cannot be fetched")
+            raise UnknownKey(f"no key with kid {kid!r} for {alg} in the key set")
+        return found
+
+    @property
+    def kids(self) -> list[str]:
+        """The key ids currently held."""
+        return sorted(self._jwks)
+
+    def _find(self, kid: str | None, alg: str) -> PyJWK | None:
+        jwks = self._jwks
+        if kid is None:
+            # Without a kid, a key set of exactly one key is unambiguous.
+            if len(jwks) != 1:
+                return None
+            kid = next(iter(jwks))
+        cached = self._keys.get((kid, alg))
+        if cached is not None:
+            return cached
+        jwk = jwks.get(kid)
+        if jwk is None or jwk.get("alg", alg) != alg:
+            return None
+        try:
+            key = PyJWK(jwk, algorithm=alg)
+        except (PyJWKError, InvalidKeyError, ValueError, TypeError) as exc:
+            log.info("key %r cannot verify %s: %s", kid, alg, exc)
+            return None
+        self._keys[(kid, alg)] = key
+        return key
+
+    def _refresh(self, *, force: bool) -> None:
+        """Fetch the key set, unless another thread just did or the cooldown forbids.
+
+        ``force`` is for an unknown kid: only if the cooldown has passed.
+        """
+        before = self._fetched_at
+        with self._lock:
+            if self._fetched_at != before:
+                return  # another thread refreshed while we waited
+            now = self._clock()
+            if self._adopt_shared(now, force=force):
+                return
+            if now - self._attempted_at < self.cooldown:
+                if self._fetched_at is None:
+                    raise UpstreamError("the key set could not be fetched moments ago")
+                return
+            self._attempted_at = now
+            try:
+                jwks = self._fetch()
+                self._install(jwks, now)
+            except UpstreamError:
+                self._attempt_failed = True
+                if self._fetched_at is None:
+                    raise
+                log.warning("key set refresh failed; keeping the last good one")
+                return
+            self._attempt_failed = False
+            self.shared.set("jwks", self._locate(), {"fetched_at": now, "jwks": jwks}, self.max_age)
+
+    def _adopt_shared(self, now: float, *, force: bool) -> bool:
+        """Take a key set another process fetched, if it is newer than ours.
+
+        For an unknown kid, a shared copy fetched within the cooldown also
+        stands for "just fetched": no fetch from this process either.
+        """
+        entry = self.shared.get("jwks", self._locate())
+        if entry is None:
+            return False
+        fetched_at, jwks = entry.get("fetched_at"), entry.get("jwks")
+        if not isinstance(fetched_at, int | float) or not isinstance(jwks, dict):
+            return False
+        if self._fetched_at is not None and fetched_at <= self._fetched_at:
+            return force and now - fetched_at < self.cooldown
+        if now - fetched_at >= self.max_age:
+            return False
+        try:
+            self._install(jwks, fetched_at)
+        except UpstreamError:
+            return False
+        return True
+
+    def _fetch(self) -> dict[str, Any]:
+        answer = self.http.request("GET", self._locate(), headers={"Accept": "application/json"})
+        if answer.status != 200:
+            raise UpstreamError(f"{answer.where} answered {answer.status}")
+        return answer.json_object()
+
+    def _install(self, jwks: dict[str, Any], fetched_at: float) -> None:
+        keys = jwks.get("keys")
+        if not isinstance(keys, list):
+            raise UpstreamError("the key set has no 'keys' list")
+        usable = {
+            str(jwk.get("kid", "")): jwk
+            for jwk in keys
+            if isinstance(jwk, dict) and jwk.get("use", "sig") == "sig"
+        }
+        if not usable:
+            raise UpstreamError("the key set has no signing keys")
+        self._jwks, self._keys, self._fetched_at = usable, {}, fetched_at

@@ -1,0 +1,327 @@
+"""Asking a provider about an opaque token.
+
+Each lookup answers "active, with these claims, until then" or "not active";
+it raises :class:`UpstreamError` when the provider cannot answer (a 503,
+never a 401: the caller's token may be fine). What an answer means:
+
+* RFC 7662 introspection: ``active``, ``exp``, ``aud``, ``scope``, ``username``/``sub``;
+* userinfo: 200 with a user is active, 400/401/403 is not; Slack answers 200
+  with ``"ok": false`` instead;
+* the providers' own check endpoints, which also say which client a token
+  was issued to: GitHub ``POST /applications/{client_id}/token``, Google
+  ``tokeninfo``, GitLab ``/oauth/token/info``, Facebook ``debug_token``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from restauth_wsgi.mapping import scopes_of
+from restauth_wsgi.upstream import Answer, UpstreamClient, UpstreamError
+
+from .config import ProviderConfig
+from .discovery import Discovery
+
+# Slack's "ok": false errors that mean the token, not Slack, is the problem.
+_SLACK_TOKEN_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
+)
+
+
+@dataclass(frozen=True)
+class LookupAnswer:
+    """What a provider said about a token."""
+
+    active: bool
+    claims: dict[str, Any]
+    expires_at: float | None = None
+    scopes: frozenset[str] | None = None
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """For the shared cache."""
+        return {
+            "active": self.active,
+            "claims": self.claims,
+            "expires_at": self.expires_at,
+            "scopes": None if self.scopes is None else sorted(self.scopes),
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LookupAnswer | None:
+        """Back from the shared cache; ``None`` if the entry is not one of ours."""
+        claims, scopes, expires_at = data.get("claims"), data.get("scopes"), data.get("expires_at")
+        if not isinstance(data.get("active"), bool) or not isinstance(claims, dict):
+            return None
+        if expires_at is not None and not isinstance(expires_at, int | float):
+            return None
+        return cls(
+            active=data["active"],
+            claims=claims,
+            expires_at=expires_at,
+            scopes=None if not isinstance(scopes, list) else frozenset(map(str, scopes)),
+            reason=str(data.get("reason", "")),
+        )
+
+
+def inactive(reason: str) -> LookupAnswer:
+    """The provider does not vouch for the token."""
+    return LookupAnswer(active=False, claims={}, reason=reason)
+
+
+Lookup = Callable[[str], LookupAnswer]
+
+
+def build_lookup(config: ProviderConfig, http: UpstreamClient, discovery: Discovery) -> Lookup:
+    """The lookup the provider's validation calls for."""
+
+    def endpoint(url: str | None, name: str) -> Callable[[], str]:
+        return (lambda: url) if url else (lambda: discovery.endpoint(name))
+
+    userinfo_url = endpoint(config.userinfo_url, "userinfo_endpoint")
+    if config.validation == "introspection":
+        return _introspection(
+            config, http, endpoint(config.introspection_url, "introspection_endpoint")
+        )
+    if config.validation == "userinfo":
+        return _userinfo(config, http, userinfo_url)
+    checks = {"github": _github, "google": _google, "gitlab": _gitlab, "facebook": _facebook}
+    assert config.check in checks, config
+    return checks[config.check](config, http, userinfo_url)
+
+
+def _expiry(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and value.isdigit():
+        return float(value)
+    return None
+
+
+def _string_set(value: Any) -> frozenset[str] | None:
+    """A list of strings as a set (scopes); ``None`` if it is not a list."""
+    if not isinstance(value, list):
+        return None
+    return frozenset(item for item in value if isinstance(item, str) and item)
+
+
+def _audience_ok(config: ProviderConfig, *values: Any) -> bool:
+    if not config.audience:
+        return True
+    found: set[str] = set()
+    for value in values:
+        if isinstance(value, str):
+            found.add(value)
+        elif isinstance(value, list):
+            found.update(v for v in value if isinstance(v, str))
+    return bool(found & set(config.audience))
+
+
+def _client_auth_failed(answer: Answer, config: ProviderConfig) -> UpstreamError:
+    return UpstreamError(
+        f"{answer.where} refused our client credentials ({answer.status});"
+        f" check RESTAUTH_{config.name.upper()}_CLIENT_ID and _CLIENT_SECRET"
+    )
+
+
+def _introspection(config: ProviderConfig, http: UpstreamClient, url: Callable[[], str]) -> Lookup:
+    client_id, secret = config.client_id or "", config.client_secret or ""
+
+    def lookup(token: str) -> LookupAnswer:
+        form = {"token": token, "token_type_hint": "access_token"}
+        auth: tuple[str, str] | None = None
+        if config.introspection_auth == "client_secret_post":
+            form.update(client_id=client_id, client_secret=secret)
+        else:
+            # RFC 6749 section 2.3.1: form-encode both before Basic encoding.
+            auth = (urllib.parse.quote(client_id, safe=""), urllib.parse.quote(secret, safe=""))
+        answer = http.request(
+            "POST", url(), data=form, auth=auth, headers={"Accept": "application/json"}
+        )
+        if answer.status in (400, 401, 403):
+            raise _client_auth_failed(answer, config)
+        if answer.status != 200:
+            raise UpstreamError(f"{answer.where} answered {answer.status}")
+        claims = answer.json_object()
+        if claims.get("active") is not True:
+            return inactive("the provider says the token is not active")
+        expires_at = _expiry(claims.get("exp"))
+        if expires_at is not None and expires_at <= time.time():
+            return inactive("the token has expired")
+        if config.issuers and "iss" in claims and claims["iss"] not in config.issuers:
+            return inactive(f"the token was issued by {claims['iss']!r}")
+        if not _audience_ok(config, claims.get("aud")):
+            return inactive("the token is for another audience")
+        return LookupAnswer(True, claims, expires_at, scopes_of(claims))
+
+    return lookup
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+
+def _userinfo(config: ProviderConfig, http: UpstreamClient, url: Callable[[], str]) -> Lookup:
+    def lookup(token: str) -> LookupAnswer:
+        answer = http.request("GET", url(), headers=_bearer(token))
+        if answer.status in (400, 401, 403):
+            return inactive(f"userinfo answered {answer.status}")
+        if answer.status != 200:
+            raise UpstreamError(f"{answer.where} answered {answer.status}")
+        claims = answer.json_object()
+        if config.userinfo_dialect == "slack" and claims.get("ok") is not True:
+            error = str(claims.get("error", ""))
+            if error in _SLACK_TOKEN_ERRORS:
+                return inactive(f"Slack says {error}")
+            raise UpstreamError(f"{answer.where} answered ok=false ({error[:40]})")
+        scopes = None
+        if "X-OAuth-Scopes" in answer.headers:  # GitHub says the scopes in a header
+            scopes = frozenset(
+                s.strip() for s in answer.headers["X-OAuth-Scopes"].split(",") if s.strip()
+            )
+        return LookupAnswer(True, claims, None, scopes)
+
+    return lookup
+
+
+def _github(config: ProviderConfig, http: UpstreamClient, userinfo: Callable[[], str]) -> Lookup:
+    url = (
+        f"{config.api_url}/applications/{urllib.parse.quote(config.client_id or '', safe='')}/token"
+    )
+
+    def lookup(token: str) -> LookupAnswer:
+        answer = http.request(
+            "POST",
+            url,
+            json_body={"access_token": token},
+            auth=(config.client_id or "", config.client_secret or ""),
+            headers={"Accept": "application/vnd.github+json"},
+        )
+        if answer.status in (404, 422):
+            return inactive("GitHub does not know the token for this app")
+        if answer.status in (401, 403):
+            raise _client_auth_failed(answer, config)
+        if answer.status != 200:
+            raise UpstreamError(f"{answer.where} answered {answer.status}")
+        data = answer.json_object()
+        user = data.get("user")
+        if not isinstance(user, dict):
+            raise UpstreamError(f"{answer.where} answered without a user")
+        expires = data.get("expires_at")
+        expires_at = None
+        if isinstance(expires, str):
+            try:
+                expires_at = datetime.datetime.fromisoformat(expires).timestamp()
+            except ValueError:
+                expires_at = None
+        scopes = data.get("scopes")
+        return LookupAnswer(
+            True,
+            dict(user),  # the answer also holds the token itself: keep only the user
+            expires_at,
+            frozenset(s for s in scopes if isinstance(s, str))
+            if isinstance(scopes, list)
+            else None,
+        )
+
+    return lookup
+
+
+def _google(config: ProviderConfig, http: UpstreamClient, userinfo: Callable[[], str]) -> Lookup:
+    url = f"{config.api_url}/tokeninfo"
+
+    def lookup(token: str) -> LookupAnswer:
+        answer = http.request("GET", url, params={"access_token": token})
+        if answer.status in (400, 401):
+            return inactive("Google's tokeninfo does not know the token")
+        if answer.status != 200:
+            raise UpstreamError(f"{answer.where} answered {answer.status}")
+        claims = answer.json_object()
+        if not _audience_ok(config, claims.get("aud"), claims.get("azp")):
+            return inactive("the token was issued to another client")
+        expires_at = _expiry(claims.get("exp"))
+        if expires_at is None and _expiry(claims.get("expires_in")) is not None:
+            expires_at = time.time() + float(claims["expires_in"])
+        return LookupAnswer(True, claims, expires_at, scopes_of(claims))
+
+    return lookup
+
+
+def _gitlab(config: ProviderConfig, http: UpstreamClient, userinfo: Callable[[], str]) -> Lookup:
+    info_url = f"{config.api_url}/oauth/token/info"
+    ask_userinfo = _userinfo(config, http, userinfo)
+
+    def lookup(token: str) -> LookupAnswer:
+        answer = http.request("GET", info_url, headers=_bearer(token))
+        if answer.status in (401, 403, 404):
+            return inactive("GitLab does not know the token")
+        if answer.status != 200:
+            raise UpstreamError(f"{answer.where} answered {answer.status}")
+        info = answer.json_object()
+        application = info.get("application")
+        uid = application.get("uid") if isinstance(application, dict) else None
+        if uid != config.client_id:
+            return inactive("the token was issued to another application")
+        user = ask_userinfo(token)
+        if not user.active:
+            return user
+        expires_in = _expiry(info.get("expires_in"))
+        expires_at = None if expires_in is None else time.time() + expires_in
+        scopes = info.get("scope")
+        return LookupAnswer(
+            True,
+            user.claims,
+            expires_at,
+            frozenset(s for s in scopes if isinstance(s, str))
+            if isinstance(scopes, list)
+            else None,
+        )
+
+    return lookup
+
+
+def _facebook(config: ProviderConfig, http: UpstreamClient, userinfo: Callable[[], str]) -> Lookup:
+    url = f"{config.api_url}/debug_token"
+    ask_userinfo = _userinfo(config, http, userinfo)
+
+    def lookup(token: str) -> LookupAnswer:
+        answer = http.request(
+            "GET",
+            url,
+            params={
+                "input_token": token,
+                "access_token": f"{config.client_id}|{config.client_secret}",
+            },
+        )
+        if answer.status in (401, 403):
+            raise _client_auth_failed(answer, config)
+        if answer.status not in (200, 400):
+            raise UpstreamError(f"{answer.where} answered {answer.status}")
+        data = answer.json_object().get("data")
+        if not isinstance(data, dict) or data.get("is_valid") is not True:
+            return inactive("Facebook says the token is not valid")
+        if str(data.get("app_id")) != config.client_id:
+            return inactive("the token was issued to another app")
+        user = ask_userinfo(token)
+        if not user.active:
+            return user
+        expires = _expiry(data.get("expires_at"))
+        scopes = data.get("scopes")
+        return LookupAnswer(
+            True,
+            user.claims,
+            expires or None,  # 0 means it does not expire
+            frozenset(s for s in scopes if isinstance(s, str))
+            if isinstance(scopes, list)
+            else None,
+        )
+
+    return lookup

@@ -1,0 +1,165 @@
+"""A provider that is down, slow, or answers garbage: tokens already
+validated keep working, a token that cannot be checked gets 503 with
+Retry-After (never 401), and recovery needs no restart."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from werkzeug.test import Client
+
+from restauth_wsgi import RestAuthMiddleware, Settings
+from restauth_wsgi.providers.settings import ProviderSettings
+
+from .fake_provider import FakeProvider, Reply, Request
+from .helpers import echo_app
+from .oidc_provider import SigningKey
+
+KEY = SigningKey("RS256")
+
+
+def ask(client: Client, token: str) -> Any:
+    return client.get("/", headers={"Authorization": f"Bearer {token}"})
+
+
+def userinfo_client(
+    fake: FakeProvider, settings: Settings, make_client: Callable[..., Client], **changes: Any
+) -> Client:
+    def me(request: Request) -> Reply:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        return Reply(200, {"sub": token.upper()}) if token.startswith("good") else Reply(401, {})
+
+    fake.route("/me", me)
+    provider = ProviderSettings("idp", type="oauth2", userinfo_url=f"{fake.url}/me")
+    values = {"http_timeout": 1.0, "upstream_backoff": 0, **changes}
+    return make_client(Settings(token_store=settings.token_store, providers=(provider,), **values))
+
+
+@pytest.mark.parametrize(
+    "mode", ["down", "slow", "garbage", "error", "huge", "trickle", "redirect"]
+)
+def test_faults_answer_503_and_recover(
+    fake_provider: FakeProvider, settings: Settings, make_client: Callable[..., Client], mode: str
+) -> None:
+    client = userinfo_client(fake_provider, settings, make_client)
+    assert ask(client, "good-seen").status_code == 200
+
+    if mode == "down":
+        fake_provider.stop()
+    else:
+        fake_provider.mode = mode
+        fake_provider.delay = 3.0
+    assert ask(client, "good-seen").status_code == 200, "already validated: from the cache"
+    response = ask(client, "good-new")
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert int(response.headers["Retry-After"]) > 0
+    assert json.loads(response.get_data())["error"] == "temporarily_unavailable"
+    assert "WWW-Authenticate" not in response.headers
+
+    if mode == "down":
+        fake_provider.start()
+    fake_provider.mode = "ok"
+    time.sleep(0.1)
+    assert ask(client, "good-new").status_code == 200, "recovered without a restart"
+
+
+def test_backoff_answers_503_at_once_without_calling(
+    fake_provider: FakeProvider, settings: Settings, make_client: Callable[..., Client]
+) -> None:
+    client = userinfo_client(fake_provider, settings, make_client, upstream_backoff=30)
+    fake_provider.mode = "error"
+    assert ask(client, "good-1").status_code == 503
+    calls = fake_provider.calls["/me"]
+    for token in ("good-2", "good-3", "good-4"):
+        assert ask(client, token).status_code == 503
+    assert fake_provider.calls["/me"] == calls, "a failed provider is not asked again at once"
+
+
+def jwt_client(
+    fake: FakeProvider, settings: Settings, make_client: Callable[..., Client], **changes: Any
+) -> Client:
+    provider = ProviderSettings(
+        "idp",
+        type="oidc",
+        issuer="https://idp.example",
+        audience=("api",),
+        jwks_url=f"{fake.url}/jwks",
+    )
+    values = {"http_timeout": 1.0, "upstream_backoff": 0, "jwks_cooldown": 1, **changes}
+    return make_client(Settings(token_store=settings.token_store, providers=(provider,), **values))
+
+
+def token(key: SigningKey = KEY, **claims: Any) -> str:
+    now = int(time.time())
+    return key.sign(
+        {
+            "iss": "https://idp.example",
+            "aud": "api",
+            "sub": "alice",
+            "iat": now,
+            "exp": now + 300,
+            **claims,
+        }
+    )
+
+
+def test_key_set_down_at_first_use_is_503_then_recovers(
+    fake_provider: FakeProvider, settings: Settings, make_client: Callable[..., Client]
+) -> None:
+    fake_provider.json("/jwks", {"keys": [KEY.public_jwk()]})
+    fake_provider.mode = "error"
+    client = jwt_client(fake_provider, settings, make_client)
+    assert ask(client, token()).status_code == 503
+    fake_provider.mode = "ok"
+    time.sleep(1.1)  # the cooldown also spaces out retries of a failed first fetch
+    assert ask(client, token()).status_code == 200
+
+
+def test_failed_refresh_keeps_the_last_good_keys(
+    fake_provider: FakeProvider, settings: Settings, make_client: Callable[..., Client]
+) -> None:
+    fake_provider.json("/jwks", {"keys": [KEY.public_jwk()]})
+    client = jwt_client(fake_provider, settings, make_client)
+    assert ask(client, token()).status_code == 200
+    fake_provider.mode = "garbage"
+    time.sleep(1.1)
+    rotated = SigningKey("RS256")
+    # A new kid while the provider answers garbage: it may be a real new
+    # key, so it cannot be judged (503); the known key still works.
+    assert ask(client, token(rotated, jti="1")).status_code == 503
+    assert ask(client, token(jti="2")).status_code == 200
+    fake_provider.mode = "ok"
+    fake_provider.json("/jwks", {"keys": [KEY.public_jwk(), rotated.public_jwk()]})
+    time.sleep(1.1)
+    assert ask(client, token(rotated, jti="3")).status_code == 200
+
+
+def test_discovered_endpoints_must_be_https(
+    fake_provider: FakeProvider, settings: Settings, make_client: Callable[..., Client]
+) -> None:
+    issuer = fake_provider.url
+    fake_provider.json(
+        "/.well-known/openid-configuration",
+        {"issuer": issuer, "jwks_uri": "http://keys.example.com/jwks"},
+    )
+    provider = ProviderSettings("idp", type="oidc", issuer=issuer, audience=("api",))
+    client = make_client(Settings(token_store=settings.token_store, providers=(provider,)))
+    assert (
+        ask(
+            client, KEY.sign({"iss": issuer, "aud": "api", "exp": int(time.time()) + 60})
+        ).status_code
+        == 503
+    )
+
+
+def test_provider_down_at_start_up_is_not_a_start_up_error(tmp_path: Any) -> None:
+    provider = ProviderSettings("idp", type="oidc", issuer="http://127.0.0.1:9", audience=("api",))
+    middleware = RestAuthMiddleware(
+        echo_app, settings=Settings(token_store=f"sqlite://{tmp_path}/t.db", providers=(provider,))
+    )
+    token = KEY.sign({"iss": "http://127.0.0.1:9", "aud": "api", "exp": int(time.time()) + 60})
+    assert ask(Client(middleware), token).status_code == 503
