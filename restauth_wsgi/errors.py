@@ -108,6 +108,17 @@ class ServiceUnavailable(AuthenticationError):
         self.retry_after = retry_after
 
 
+class ProviderUnavailable(ServiceUnavailable):
+    """An identity provider that must vouch for a token cannot be asked."""
+
+    def __init__(self, provider: str, problem: object) -> None:
+        super().__init__(
+            "The identity provider cannot be reached; try again shortly.",
+            reason=f"{provider}: {problem}",
+            scheme="Bearer",
+        )
+
+
 class TokenStoreUnavailable(ServiceUnavailable):
     """The API token store cannot be read or written."""
 

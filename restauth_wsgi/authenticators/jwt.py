@@ -15,7 +15,7 @@ from typing import Any
 import jwt
 
 from restauth_wsgi.credentials import Credentials, UnverifiedJwt
-from restauth_wsgi.errors import InvalidToken, ServiceUnavailable
+from restauth_wsgi.errors import InvalidToken, ProviderUnavailable
 from restauth_wsgi.identity import Identity
 from restauth_wsgi.providers.config import ProviderConfig
 from restauth_wsgi.providers.keys import KeySet, UnknownKey
@@ -106,11 +106,7 @@ class JwtValidator:
         except UnknownKey as exc:
             raise _refuse(str(exc)) from None
         except UpstreamError as exc:
-            raise ServiceUnavailable(
-                "The identity provider cannot be reached; try again shortly.",
-                reason=f"{self.config.name}: {exc}",
-                scheme="Bearer",
-            ) from None
+            raise ProviderUnavailable(self.config.name, exc) from None
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
         config = self.config

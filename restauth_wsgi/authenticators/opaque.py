@@ -18,7 +18,7 @@ import time
 
 from restauth_wsgi.cache import SharedCache
 from restauth_wsgi.credentials import Credentials
-from restauth_wsgi.errors import ServiceUnavailable, TokenNotRecognised
+from restauth_wsgi.errors import ProviderUnavailable, TokenNotRecognised
 from restauth_wsgi.identity import Identity
 from restauth_wsgi.providers.config import ProviderConfig
 from restauth_wsgi.providers.lookups import Lookup, LookupAnswer
@@ -113,11 +113,7 @@ class OpaqueTokenAuthenticator:
         try:
             answer = self.lookup(token)
         except UpstreamError as exc:
-            raise ServiceUnavailable(
-                "The identity provider cannot be reached; try again shortly.",
-                reason=f"{self.config.name}: {exc}",
-                scheme="Bearer",
-            ) from None
+            raise ProviderUnavailable(self.config.name, exc) from None
         answer = LookupAnswer(
             answer.active,
             _without(answer.claims, token),
@@ -136,11 +132,7 @@ class OpaqueTokenAuthenticator:
         return answer
 
     def _timed_out(self) -> LookupAnswer:
-        raise ServiceUnavailable(
-            "The identity provider cannot be reached; try again shortly.",
-            reason=f"{self.config.name}: waited too long for another request's answer",
-            scheme="Bearer",
-        )
+        raise ProviderUnavailable(self.config.name, "waited too long for another request's answer")
 
 
 def _without(claims: dict[str, object], token: str) -> dict[str, object]:

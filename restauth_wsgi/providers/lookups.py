@@ -227,9 +227,7 @@ def _github(config: ProviderConfig, http: UpstreamClient, userinfo: Callable[[],
             True,
             dict(user),  # the answer also holds the token itself: keep only the user
             expires_at,
-            frozenset(s for s in scopes if isinstance(s, str))
-            if isinstance(scopes, list)
-            else None,
+            _string_set(scopes),
         )
 
     return lookup
@@ -280,9 +278,7 @@ def _gitlab(config: ProviderConfig, http: UpstreamClient, userinfo: Callable[[],
             True,
             user.claims,
             expires_at,
-            frozenset(s for s in scopes if isinstance(s, str))
-            if isinstance(scopes, list)
-            else None,
+            _string_set(scopes),
         )
 
     return lookup
@@ -319,9 +315,7 @@ def _facebook(config: ProviderConfig, http: UpstreamClient, userinfo: Callable[[
             True,
             user.claims,
             expires or None,  # 0 means it does not expire
-            frozenset(s for s in scopes if isinstance(s, str))
-            if isinstance(scopes, list)
-            else None,
+            _string_set(scopes),
         )
 
     return lookup
