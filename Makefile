@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint
+.PHONY: demo test lint system-deps
 
 # The real OpenID provider the tests start (oidc-provider, pinned in tests/oidc).
 tests/oidc/node_modules/.package-lock.json: tests/oidc/package-lock.json
@@ -19,6 +19,16 @@ $(VENV)/.installed-%: setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[$*]'
 	touch $@
 
+# Apache (for mod_wsgi) and memcached: installed when run as root with apt-get.
+system-deps: | $(BIN)/python
+	scripts/system-deps $(BIN)/python
+
+# mod_wsgi compiles against this Python and needs Apache's headers (apxs).
+$(VENV)/.installed-mod_wsgi: | $(VENV)/.installed-test system-deps
+	if command -v apxs >/dev/null; then \
+		$(BIN)/python -m pip install -q mod_wsgi && touch $@; \
+	else echo "mod_wsgi not built: no apxs (apt-get install apache2-dev)"; fi
+
 demo: $(VENV)/.installed-demo
 	$(BIN)/restauth demo
 
@@ -27,5 +37,5 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint tests/oidc/node_modules/.package-lock.json
+test: system-deps lint tests/oidc/node_modules/.package-lock.json $(VENV)/.installed-mod_wsgi
 	$(BIN)/pytest

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .errors import ConfigurationError, RestAuthError
 from .identity import Identity
 from .middleware import RestAuthMiddleware
-from .settings import Settings
+from .settings import Settings, read_env_file
 
 __version__ = "0.1.0"
 
@@ -22,4 +22,5 @@ __all__ = [
     "RestAuthMiddleware",
     "Settings",
     "__version__",
+    "read_env_file",
 ]

@@ -70,7 +70,13 @@ class Authentication:
         authenticators: list[Authenticator] = []
         if settings.api_tokens:
             store = open_store(settings.token_store, timeout=settings.token_store_timeout)
-            authenticators.append(ApiTokenAuthenticator(store))
+            authenticators.append(
+                ApiTokenAuthenticator(
+                    store,
+                    cache_ttl=settings.token_cache_ttl,
+                    cache_entries=settings.cache_max_entries,
+                )
+            )
         if not settings.providers:
             return cls(authenticators)
         providers = Providers(settings)

@@ -19,15 +19,18 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from cachelib import BaseCache, SimpleCache
+from cachelib import BaseCache, FileSystemCache, MemcachedCache, RedisCache, SimpleCache
 from cachelib.serializers import JSONSerializer
 
 from .errors import AuthenticationError
 from .identity import Identity
+from .per_thread import PerProcess
+from .values import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +56,12 @@ class Refusal:
         )
 
 
-class RecentAnswers:
-    """A bounded map from a credential's hash to an identity or a refusal.
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class ExpiringMap(Generic[K, V]):
+    """A bounded in-process map whose entries expire.
 
     When full, the oldest entry goes: cheaper than LRU bookkeeping on every
     hit, and fair for tokens, which are used in bursts. Plain dict operations
@@ -64,10 +71,10 @@ class RecentAnswers:
     def __init__(self, max_entries: int, clock: Callable[[], float] = time.time) -> None:
         self.max_entries = max_entries
         self._clock = clock
-        self._entries: dict[bytes, tuple[float, Identity | Refusal]] = {}
+        self._entries: dict[K, tuple[float, V]] = {}
 
-    def get(self, key: bytes) -> Identity | Refusal | None:
-        """The answer for ``key`` if it is still valid."""
+    def get(self, key: K) -> V | None:
+        """The value for ``key`` if it has not expired."""
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -76,8 +83,8 @@ class RecentAnswers:
             return None
         return entry[1]
 
-    def put(self, key: bytes, answer: Identity | Refusal, ttl: float) -> None:
-        """Remember ``answer`` for ``ttl`` seconds."""
+    def put(self, key: K, value: V, ttl: float) -> None:
+        """Keep ``value`` for ``ttl`` seconds."""
         if ttl <= 0:
             return
         entries = self._entries
@@ -86,31 +93,60 @@ class RecentAnswers:
                 entries.pop(next(iter(entries)), None)
             except (StopIteration, RuntimeError):  # emptied or resized by another thread
                 break
-        entries[key] = (self._clock() + ttl, answer)
+        entries[key] = (self._clock() + ttl, value)
 
     def __len__(self) -> int:
         return len(self._entries)
 
 
-class SharedCache:
-    """JSON answers in a cachelib backend, under hashed keys; failures are misses."""
+#: The hot path's map: a credential's hash to the identity or refusal it got.
+RecentAnswers = ExpiringMap[bytes, Identity | Refusal]
 
-    def __init__(self, backend: BaseCache, *, namespace: str = "restauth:v1:") -> None:
-        self.backend = backend
+
+class SharedCache:
+    """JSON answers in a cachelib backend, under hashed keys; failures are misses.
+
+    After a backend failure the backend is left alone for ``retry_after``
+    seconds (requests go on without a cache, at no extra cost), then tried
+    again: an outage needs no restart to recover from.
+    """
+
+    def __init__(
+        self,
+        backend: Callable[[], BaseCache],
+        *,
+        namespace: str = "restauth:v1:",
+        retry_after: float = 5.0,
+    ) -> None:
+        # Made on first use, once per process: a constructor does no I/O,
+        # and a forked worker never shares its parent's sockets.
+        self._backend = PerProcess(backend)
         self.namespace = namespace
-        self._warned_at = 0.0
+        self.retry_after = retry_after
+        self._down_until = 0.0
+
+    @property
+    def backend(self) -> BaseCache:
+        """The cachelib backend of this process."""
+        return self._backend.get()
 
     def key(self, kind: str, secret: str) -> str:
-        """The backend key for ``secret`` (a token, a URL) of a kind of answer."""
+        """The backend key for ``secret`` (a token, a URL) of a kind of answer.
+
+        A hash, so no token is ever a key, and keys stay short (memcached
+        refuses keys over 250 bytes).
+        """
         digest = hashlib.sha256(f"{kind}\0{secret}".encode()).hexdigest()
-        return f"{self.namespace}{kind}:{digest}"
+        return f"{self.namespace}{kind.split(':', 1)[0]}:{digest}"
 
     def get(self, kind: str, secret: str) -> dict[str, Any] | None:
         """The cached answer, or ``None`` (also when the backend fails)."""
+        if self._down_until > time.monotonic():
+            return None
         try:
-            raw = self.backend.get(self.key(kind, secret))
+            raw = self._backend.get().get(self.key(kind, secret))
         except Exception as exc:
-            self._warn(exc)
+            self._failed(exc)
             return None
         if not isinstance(raw, str | bytes):
             return None
@@ -122,23 +158,130 @@ class SharedCache:
 
     def set(self, kind: str, secret: str, value: dict[str, Any], ttl: float) -> None:
         """Store ``value`` as JSON for ``ttl`` seconds (whole seconds, at least one)."""
+        if self._down_until > time.monotonic():
+            return
         try:
-            self.backend.set(self.key(kind, secret), json.dumps(value), timeout=max(1, int(ttl)))
+            self._backend.get().set(
+                self.key(kind, secret), json.dumps(value), timeout=max(1, int(ttl))
+            )
         except Exception as exc:
-            self._warn(exc)
+            self._failed(exc)
 
-    def _warn(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._warned_at > 60:  # once a minute, not once a request
-            self._warned_at = now
-            log.warning("shared cache unavailable, carrying on without it: %s", exc)
+    def delete(self, kind: str, secret: str) -> None:
+        """Forget an answer (best effort)."""
+        try:
+            self._backend.get().delete(self.key(kind, secret))
+        except Exception as exc:
+            self._failed(exc)
+
+    def close(self) -> None:
+        """Close this process's connections to the backend, if it made any."""
+        backend = self._backend.discard()
+        client = getattr(backend, "_client", None) or getattr(backend, "_write_client", None)
+        if client is not None and hasattr(client, "close"):
+            client.close()
+
+    def _failed(self, exc: Exception) -> None:
+        self._down_until = time.monotonic() + self.retry_after
+        log.warning(
+            "shared cache unavailable (%s: %s); going on without it for %g s",
+            type(exc).__name__,
+            exc,
+            self.retry_after,
+        )
 
 
-def open_shared_cache(url: str, *, max_entries: int) -> SharedCache:
-    """The shared cache ``RESTAUTH_CACHE`` names. No connection is made here."""
-    if url != "memory":
-        raise ValueError(f"{url!r} is not a supported cache")
-    backend = SimpleCache(threshold=max_entries)
-    # cachelib pickles by default; JSON text in and out keeps it data only.
-    backend.serializer = JSONSerializer()  # type: ignore[assignment]
-    return SharedCache(backend)
+class _RawSerde:
+    """pymemcache (de)serialization that stores text as is and never unpickles.
+
+    Values here are always JSON text. Ignoring the flags on the way back
+    matters: a client that honours a "pickled" flag would run whatever a
+    writer of the shared memcached put there.
+    """
+
+    def serialize(self, key: str, value: Any) -> tuple[bytes, int]:
+        return (value.encode() if isinstance(value, str) else bytes(value)), 0
+
+    def deserialize(self, key: str, value: bytes, flags: int) -> bytes:
+        return value
+
+
+def check_cache_url(url: str) -> None:
+    """Check that ``url`` names a supported cache, without connecting.
+
+    :raises ValueError: saying what is wrong.
+    """
+    scheme, sep, rest = url.partition("://")
+    if url == "memory":
+        return
+    if sep and scheme == "file" and rest.startswith("/") and rest.strip("/"):
+        return
+    if sep and scheme in ("redis", "rediss") and urllib.parse.urlsplit(url).hostname:
+        return
+    if sep and scheme == "memcached" and all(_host_port(s) for s in rest.split(",")):
+        return
+    raise ValueError(
+        f"{mask_url(url)!r} is not a supported cache; use memory, file:///dir,"
+        " redis://host:6379/0 (rediss:// for TLS) or memcached://host:11211"
+    )
+
+
+def _host_port(server: str) -> tuple[str, int] | None:
+    host, _, port = server.strip().rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    return host, int(port)
+
+
+def open_shared_cache(url: str, *, max_entries: int, timeout: float) -> SharedCache:
+    """The shared cache ``RESTAUTH_CACHE`` names. No connection is made here.
+
+    :param timeout: seconds a network cache may take per call.
+    """
+    check_cache_url(url)
+    return SharedCache(lambda: _backend(url, max_entries=max_entries, timeout=timeout))
+
+
+# cachelib pickles by default; these JSON-only variants keep a shared cache
+# data only. The serializer is set on the class so that nothing, not even the
+# file backend's entry counter written during construction, is ever pickled.
+class _JsonSimpleCache(SimpleCache):
+    serializer = JSONSerializer()  # type: ignore[assignment]
+
+
+class _JsonFileSystemCache(FileSystemCache):
+    serializer = JSONSerializer()  # type: ignore[assignment]
+
+
+class _JsonRedisCache(RedisCache):
+    serializer = JSONSerializer()  # type: ignore[assignment]
+
+
+def _backend(url: str, *, max_entries: int, timeout: float) -> BaseCache:
+    scheme = url.partition("://")[0]
+    backend: BaseCache
+    if url == "memory":
+        backend = _JsonSimpleCache(threshold=max_entries)
+    elif scheme == "file":
+        directory = url.removeprefix("file://")
+        backend = _JsonFileSystemCache(directory, threshold=max_entries, mode=0o600)
+    elif scheme in ("redis", "rediss"):
+        import redis  # the "redis" extra
+
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        backend = _JsonRedisCache(host=client)
+    else:
+        from pymemcache.client.hash import HashClient  # the "memcached" extra
+
+        servers = [_host_port(s) for s in url.removeprefix("memcached://").split(",")]
+        client = HashClient(
+            servers,
+            serde=_RawSerde(),
+            connect_timeout=timeout,
+            timeout=timeout,
+            default_noreply=False,
+            retry_attempts=1,
+        )
+        # No serializer here: the client's serde (above) stores text as is.
+        backend = MemcachedCache(servers=client)
+    return backend

@@ -24,7 +24,7 @@ from .errors import AuthenticationError, ServiceUnavailable
 from .identity import Identity
 from .paths import PathGlobs
 from .responses import error_response
-from .settings import Settings, unknown_variables
+from .settings import Settings, settings_environ, unknown_variables
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -62,12 +62,14 @@ class RestAuthMiddleware:
     def __init__(self, app: WSGIApplication, settings: Settings | None = None) -> None:
         self.app = app
         if settings is None:
-            settings = Settings.from_env()
-            for variable in unknown_variables(os.environ):
+            applied = settings_environ(os.environ)
+            settings = Settings.from_mapping(applied)
+            for variable in unknown_variables(applied):
                 log.warning("%s is not a restauth-wsgi setting; is it misspelt?", variable)
         self.settings = settings
         self.authentication = Authentication.from_settings(settings)
         self._public = PathGlobs(settings.public_paths)
+        self._hinted_mod_wsgi = False
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Authenticate the request, then call the application or answer it here."""
@@ -85,6 +87,8 @@ class RestAuthMiddleware:
         if self._passes_unauthenticated(environ):
             return self.app(environ, start_response)
         header: str | None = environ.get("HTTP_AUTHORIZATION")
+        if header is None and not self._hinted_mod_wsgi and "mod_wsgi.version" in environ:
+            self._hint_mod_wsgi()
         try:
             identity = self.authentication.authenticate(header)
         except AuthenticationError as error:
@@ -100,6 +104,16 @@ class RestAuthMiddleware:
         environ["AUTH_TYPE"] = identity.auth_type
         environ[IDENTITY_KEY] = identity
         return self.app(environ, start_response)
+
+    def _hint_mod_wsgi(self) -> None:
+        # Apache drops Authorization unless told not to; a deployment that
+        # forgot will refuse every client, so say why once per process.
+        self._hinted_mod_wsgi = True
+        log.warning(
+            "a request under mod_wsgi arrived without an Authorization header; if clients"
+            " do send one, 'WSGIPassAuthorization On' is missing from the Apache"
+            " configuration (without it Apache drops the header)"
+        )
 
     def _passes_unauthenticated(self, environ: WSGIEnvironment) -> bool:
         if (

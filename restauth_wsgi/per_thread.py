@@ -1,4 +1,4 @@
-"""A value per thread, made on first use and never inherited across ``fork``.
+"""Values per thread or per process, made on first use and never inherited across ``fork``.
 
 SQLite connections and HTTP connection pools must not be shared between a
 pre-fork server's parent and its workers (gunicorn ``--preload``, mod_wsgi):
@@ -48,3 +48,30 @@ class PerThread(Generic[T]):
         value: T | None = getattr(self._local, "value", None)
         self._local.value = None
         return value
+
+
+class PerProcess(Generic[T]):
+    """Holds one ``T`` per process (a connection pool), made by ``factory``."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._generation = -1
+
+    def get(self) -> T:
+        """This process's value, made now if it has none (or only a parent's)."""
+        value = self._value
+        if value is not None and self._generation == _generation:
+            return value
+        with self._lock:
+            if self._value is None or self._generation != _generation:
+                self._value, self._generation = self._factory(), _generation
+            return self._value
+
+    def discard(self) -> T | None:
+        """Forget this process's value and return it (to be closed), if it had one."""
+        with self._lock:
+            value = self._value if self._generation == _generation else None
+            self._value = None
+            return value

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .cache import check_cache_url
 from .errors import ConfigurationError
 from .providers.settings import ProviderSettings
 from .tokens.issuing import TokenPolicy
@@ -54,6 +55,57 @@ def default_token_store() -> str:
     return "sqlite://" + os.path.join(os.path.abspath(data_home), "restauth", "tokens.db")
 
 
+#: The variable naming a settings file; not a setting itself.
+SETTINGS_FILE = "RESTAUTH_SETTINGS_FILE"
+
+
+def settings_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The ``RESTAUTH_*`` variables that apply: those of the file
+    ``RESTAUTH_SETTINGS_FILE`` names, overridden by the environment's own.
+
+    :raises ConfigurationError: if the file cannot be read.
+    """
+    values = {k: v for k, v in environ.items() if k.startswith(PREFIX)}
+    path = values.pop(SETTINGS_FILE, "").strip()
+    if not path:
+        return values
+    from_file = {k: v for k, v in read_env_file(path).items() if k.startswith(PREFIX)}
+    return {**from_file, **values}
+
+
+def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    """``RESTAUTH_*`` settings from a file of ``NAME=value`` lines.
+
+    For servers whose configuration cannot reach ``os.environ`` (Apache's
+    ``SetEnv`` only reaches each request's environ under mod_wsgi). Blank
+    lines and ``#`` comments are skipped, ``export`` is allowed, and a value
+    may be quoted; no other shell syntax is interpreted.
+
+    :raises ConfigurationError: naming the file and line that cannot be read.
+    """
+    values: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                text = line.strip()
+                if not text or text.startswith("#"):
+                    continue
+                name, equals, value = text.removeprefix("export ").partition("=")
+                name, value = name.strip(), value.strip()
+                if not equals or not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
+                    raise ConfigurationError(
+                        f"{SETTINGS_FILE} ({path}, line {number})", "is not NAME=value"
+                    )
+                if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                    value = value[1:-1]
+                values[name] = value
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{SETTINGS_FILE} ({path})", f"cannot be read: {exc.strerror}"
+        ) from None
+    return values
+
+
 def env_name(attribute: str) -> str:
     """The environment variable of a :class:`Settings` attribute."""
     return PREFIX + attribute.upper()
@@ -69,10 +121,12 @@ class Settings:
     providers: tuple[ProviderSettings, ...] = ()
     #: RESTAUTH_API_TOKENS: accept the service's own API tokens.
     api_tokens: bool = True
-    #: RESTAUTH_TOKEN_STORE: ``sqlite:///path``.
+    #: RESTAUTH_TOKEN_STORE: ``sqlite:///path`` or ``postgresql://...``.
     token_store: str = field(default_factory=default_token_store)
     #: RESTAUTH_TOKEN_STORE_TIMEOUT: seconds a store call may wait (SQLite busy timeout).
     token_store_timeout: float = 5.0
+    #: RESTAUTH_TOKEN_CACHE_TTL: seconds an API token's record is reused unread (0: never).
+    token_cache_ttl: int = 0
     #: RESTAUTH_TOKEN_MAX_PER_USER: active tokens one user may hold (0: no limit).
     token_max_per_user: int = 10
     #: RESTAUTH_TOKEN_MAX_LIFETIME: the longest lifetime a new token may have, seconds.
@@ -89,8 +143,10 @@ class Settings:
     trust_remote_user: bool = False
     #: RESTAUTH_REALM: the realm of the WWW-Authenticate challenges.
     realm: str = "api"
-    #: RESTAUTH_CACHE: where validated provider answers are shared (``memory``).
+    #: RESTAUTH_CACHE: where provider answers are shared: memory, file://, redis://, memcached://.
     cache: str = "memory"
+    #: RESTAUTH_CACHE_TIMEOUT: seconds a network cache may take per call.
+    cache_timeout: float = 0.5
     #: RESTAUTH_CACHE_MAX_ENTRIES: tokens remembered per process (answers and refusals).
     cache_max_entries: int = 10_000
     #: RESTAUTH_NEGATIVE_CACHE_TTL: seconds a refused provider token stays refused unasked.
@@ -127,9 +183,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read every ``RESTAUTH_*`` variable of ``environ`` (default ``os.environ``)."""
-        environ = os.environ if environ is None else environ
-        return cls.from_mapping({k: v for k, v in environ.items() if k.startswith(PREFIX)})
+        """Read every ``RESTAUTH_*`` variable of ``environ`` (default ``os.environ``),
+        over those of ``RESTAUTH_SETTINGS_FILE`` if it names one."""
+        return cls.from_mapping(settings_environ(os.environ if environ is None else environ))
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, str]) -> Settings:
@@ -199,7 +255,7 @@ def field_problems(values: Mapping[str, str]) -> list[ConfigurationError]:
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """``RESTAUTH_*`` variables in ``environ`` that no setting reads (typos, usually)."""
-    known = {env_name(name) for name in _KINDS}
+    known = {env_name(name) for name in _KINDS} | {SETTINGS_FILE}
     for name in LIST.parse(environ.get("RESTAUTH_PROVIDERS", "")):
         prefix = f"RESTAUTH_{name.upper()}_"
         known |= {k for k in environ if k.startswith(prefix)} & _provider_variables(prefix)
@@ -249,8 +305,9 @@ def _check_token_store(value: object) -> str:
 
 
 def _check_cache(value: object) -> str:
-    if value != "memory":
-        raise ValueError(f"{value!r} is not a supported cache; use memory")
+    if not isinstance(value, str):
+        raise TypeError(f"expected a cache URL, got {value!r}")
+    check_cache_url(value)
     return value
 
 
@@ -281,8 +338,9 @@ _KINDS: dict[str, Kind] = {
     "enabled": BOOL,
     "providers": Kind(LIST.parse, _check_providers, lambda v: ",".join(p.name for p in v)),
     "api_tokens": BOOL,
-    "token_store": Kind(STRING.parse, _check_token_store),
+    "token_store": Kind(STRING.parse, _check_token_store, mask_url),
     "token_store_timeout": seconds_between(0, 300),
+    "token_cache_ttl": duration_at_least(0),
     "token_max_per_user": int_at_least(0),
     "token_max_lifetime": duration_at_least(1),
     "token_default_lifetime": duration_at_least(1),
@@ -291,7 +349,8 @@ _KINDS: dict[str, Kind] = {
     "allow_preflight": BOOL,
     "trust_remote_user": BOOL,
     "realm": Kind(STRING.parse, _check_realm),
-    "cache": Kind(STRING.parse, _check_cache),
+    "cache": Kind(STRING.parse, _check_cache, mask_url),
+    "cache_timeout": seconds_between(0, 10),
     "cache_max_entries": int_at_least(100),
     "negative_cache_ttl": duration_at_least(0),
     "allow_http": BOOL,

@@ -17,3 +17,8 @@ def hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterab
 
 #: hello world behind the middleware, settings from RESTAUTH_* of the server's environment.
 application = RestAuthMiddleware(hello)
+
+
+def create_hello() -> Callable[..., Iterable[bytes]]:
+    """An application factory, for ``wrap("tests.apps:create_hello()")``."""
+    return hello

@@ -7,15 +7,17 @@ with Basic, the user must be the token's owner.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import time
 from collections.abc import Callable
 
+from restauth_wsgi.cache import ExpiringMap
 from restauth_wsgi.credentials import Credentials
 from restauth_wsgi.errors import InvalidCredentials, InvalidToken
 from restauth_wsgi.identity import Identity
 from restauth_wsgi.tokens import format as token_format
-from restauth_wsgi.tokens.store import TokenStore
+from restauth_wsgi.tokens.store import TokenRecord, TokenStore
 
 #: A token's last-used time is written at most this often (seconds).
 LAST_USED_INTERVAL = 60
@@ -32,9 +34,23 @@ class ApiTokenAuthenticator:
 
     schemes = frozenset({"Bearer", "Basic"})
 
-    def __init__(self, store: TokenStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: TokenStore,
+        *,
+        cache_ttl: float = 0,
+        cache_entries: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
         self._clock = clock
+        self.cache_ttl = cache_ttl
+        # Only when the administrator trades immediate revocation for fewer
+        # store reads (RESTAUTH_TOKEN_CACHE_TTL): a revoked token then works
+        # here for at most cache_ttl seconds.
+        self._records: ExpiringMap[str, TokenRecord] | None = (
+            ExpiringMap(cache_entries, clock) if cache_ttl > 0 else None
+        )
 
     def authenticate(self, credentials: Credentials) -> Identity | None:
         """Return the token owner's identity; ``None`` if this is not an API token."""
@@ -49,7 +65,7 @@ class ApiTokenAuthenticator:
                 "The API token is malformed; check that it was copied whole.",
                 f"malformed API token: {exc}",
             ) from None
-        record = self.store.get(parsed.token_id)
+        record = self._record(parsed.token_id)
         stored_hash = _NO_HASH if record is None else record.secret_hash
         if not hmac.compare_digest(stored_hash, parsed.secret_hash) or record is None:
             raise self._refuse(
@@ -73,6 +89,11 @@ class ApiTokenAuthenticator:
             )
         if record.last_used_at is None or now - record.last_used_at >= LAST_USED_INTERVAL:
             self.store.touch(record.token_id, now=int(now), min_interval=LAST_USED_INTERVAL)
+            if self._records is not None:
+                # The cached copy must know of the write, or every request
+                # until it expires would attempt one.
+                used = dataclasses.replace(record, last_used_at=int(now))
+                self._records.put(record.token_id, used, self.cache_ttl)
         return Identity(
             username=record.owner,
             method="api_token",
@@ -80,6 +101,17 @@ class ApiTokenAuthenticator:
             token_id=record.token_id,
             expires_at=None if record.expires_at is None else float(record.expires_at),
         )
+
+    def _record(self, token_id: str) -> TokenRecord | None:
+        records = self._records
+        if records is None:
+            return self.store.get(token_id)
+        record = records.get(token_id)
+        if record is None:
+            record = self.store.get(token_id)
+            if record is not None:
+                records.put(token_id, record, self.cache_ttl)
+        return record
 
     @staticmethod
     def _refuse(credentials: Credentials, description: str, reason: str) -> InvalidCredentials:

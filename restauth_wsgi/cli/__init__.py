@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from restauth_wsgi import __version__
 from restauth_wsgi.errors import ConfigurationError, RestAuthError
 
-from . import check, config, demo, tokens, userinfo
+from . import check, config, demo, store, tokens, userinfo
 from .output import CommandError
 
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"restauth-wsgi {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     tokens.register(commands)
+    store.register(commands)
     check.register(commands)
     userinfo.register(commands)
     config.register(commands)

@@ -12,7 +12,7 @@ from restauth_wsgi.errors import ConfigurationError, TokenStoreUnavailable
 from restauth_wsgi.providers.build import Provider, Providers
 from restauth_wsgi.providers.config import ProviderConfig
 from restauth_wsgi.providers.keys import UnknownKey
-from restauth_wsgi.settings import PREFIX, Settings, field_problems, unknown_variables
+from restauth_wsgi.settings import Settings, field_problems, settings_environ, unknown_variables
 from restauth_wsgi.tokens.store import open_store
 from restauth_wsgi.upstream import UpstreamError
 
@@ -31,7 +31,7 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    environ = {k: v for k, v in os.environ.items() if k.startswith(PREFIX)}
+    environ = settings_environ(os.environ)
     try:
         settings = Settings.from_mapping(environ)
     except ConfigurationError as first:
@@ -41,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
         for variable in unknown_variables(environ):
             print(f"  {variable} is not a setting; is it misspelt?")
         return 2
-    print("Settings (* = set in the environment; secrets masked):")
+    print("Settings (* = set in the environment or RESTAUTH_SETTINGS_FILE; secrets masked):")
     for variable, value in settings.masked().items():
         mark = "*" if variable in environ else " "
         print(f"  {mark} {variable:<32} {value}")

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from restauth_wsgi.settings import Settings, unknown_variables
+from restauth_wsgi.settings import Settings, settings_environ, unknown_variables
 
 
 class CommandError(Exception):
@@ -18,10 +18,12 @@ class CommandError(Exception):
 
 
 def load_settings() -> Settings:
-    """The settings from the environment, warning about unknown variables on stderr."""
-    for variable in unknown_variables(os.environ):
+    """The settings from the environment (and ``RESTAUTH_SETTINGS_FILE``),
+    warning about unknown variables on stderr."""
+    applied = settings_environ(os.environ)
+    for variable in unknown_variables(applied):
         print(f"restauth: warning: {variable} is not a setting; is it misspelt?", file=sys.stderr)
-    return Settings.from_env()
+    return Settings.from_mapping(applied)
 
 
 def format_time(timestamp: float | None, *, never: str = "never") -> str:

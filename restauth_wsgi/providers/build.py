@@ -46,7 +46,7 @@ class Providers:
             backoff=settings.upstream_backoff,
         )
         self.shared: SharedCache = open_shared_cache(
-            settings.cache, max_entries=settings.cache_max_entries
+            settings.cache, max_entries=settings.cache_max_entries, timeout=settings.cache_timeout
         )
         flights: SingleFlight[LookupAnswer] = SingleFlight()
         configs = [resolve(p, allow_http=settings.allow_http) for p in settings.providers]

@@ -19,7 +19,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
@@ -114,16 +114,7 @@ class SQLiteTokenStore:
             try:
                 conn.execute(
                     f"INSERT INTO tokens ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.token_id,
-                        record.secret_hash,
-                        record.owner,
-                        record.name,
-                        record.created_at,
-                        record.expires_at,
-                        record.last_used_at,
-                        record.revoked_at,
-                    ),
+                    _row(record),
                 )
             except sqlite3.IntegrityError as exc:
                 raise TokenIdTaken(record.token_id) from exc
@@ -161,6 +152,20 @@ class SQLiteTokenStore:
                 (before, before),
             )
             return cursor.rowcount
+
+    def put_all(self, records: Iterable[TokenRecord]) -> int:
+        """Insert or overwrite ``records`` as they are (for ``restauth store migrate``)."""
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[1:])
+        count = 0
+        with self._transaction() as conn:
+            for record in records:
+                conn.execute(
+                    f"INSERT INTO tokens ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    f" ON CONFLICT (id) DO UPDATE SET {updates}",
+                    _row(record),
+                )
+                count += 1
+        return count
 
     def close(self) -> None:
         """Close this thread's connection, if it has one."""
@@ -250,6 +255,19 @@ class SQLiteTokenStore:
         """The schema version of the file (migrating it first if needed)."""
         (version,) = self._connection().execute("PRAGMA user_version").fetchone()
         return int(version)
+
+
+def _row(record: TokenRecord) -> tuple[object, ...]:
+    return (
+        record.token_id,
+        record.secret_hash,
+        record.owner,
+        record.name,
+        record.created_at,
+        record.expires_at,
+        record.last_used_at,
+        record.revoked_at,
+    )
 
 
 def _create_private_file(path: str) -> None:

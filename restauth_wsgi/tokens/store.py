@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 from restauth_wsgi.errors import ConfigurationError
+from restauth_wsgi.values import mask_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +68,14 @@ class TokenStore(Protocol):
         """Record a use, unless one was recorded less than ``min_interval``
         seconds ago. Best effort: a busy store skips the write."""
 
+    def put_all(self, records: Iterable[TokenRecord]) -> int:
+        """Insert or overwrite ``records`` exactly as given; return how many.
+
+        For copying a store (``restauth store migrate``): safe to repeat.
+        """
+
     def close(self) -> None:
-        """Close this thread's connection, if any."""
+        """Close this thread's (or process's) connections, if any."""
 
 
 class TokenIdTaken(Exception):
@@ -81,7 +90,14 @@ def check_store_url(url: str) -> None:
     if url.startswith("sqlite:"):
         sqlite_path(url)
         return
-    raise ValueError(f"{url!r} is not a supported store URL; use sqlite:///path/to/tokens.db")
+    if url.startswith(("postgresql://", "postgres://")):
+        if not urllib.parse.urlsplit(url).path.strip("/"):
+            raise ValueError(f"{mask_url(url)!r} names no database: postgresql://host/dbname")
+        return
+    raise ValueError(
+        f"{mask_url(url)!r} is not a supported store URL;"
+        " use sqlite:///path/to/tokens.db or postgresql://user@host/dbname"
+    )
 
 
 def open_store(url: str, *, timeout: float) -> TokenStore:
@@ -93,9 +109,18 @@ def open_store(url: str, *, timeout: float) -> TokenStore:
         check_store_url(url)
     except ValueError as exc:
         raise ConfigurationError("RESTAUTH_TOKEN_STORE", str(exc)) from None
-    from .sqlite import SQLiteTokenStore
+    if url.startswith("sqlite:"):
+        from .sqlite import SQLiteTokenStore
 
-    return SQLiteTokenStore(sqlite_path(url), timeout=timeout)
+        return SQLiteTokenStore(sqlite_path(url), timeout=timeout)
+    try:
+        from .postgres import PostgresTokenStore
+    except ImportError:
+        raise ConfigurationError(
+            "RESTAUTH_TOKEN_STORE",
+            "a PostgreSQL store needs psycopg: pip install 'restauth-wsgi[postgresql]'",
+        ) from None
+    return PostgresTokenStore(url, timeout=timeout)
 
 
 def sqlite_path(url: str) -> str:

@@ -1,0 +1,257 @@
+"""API tokens in PostgreSQL, for several hosts sharing one store.
+
+psycopg 3 with a connection pool per process (made on first use, so a
+pre-fork server's workers each get their own). The schema and its
+migrations mirror the SQLite store's; they run under an advisory lock, so
+hosts starting together migrate once. Tokens live in ``restauth_tokens``,
+so the store can share a database with the application.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
+from restauth_wsgi.per_thread import PerProcess
+from restauth_wsgi.values import mask_url
+
+from .store import TokenIdTaken, TokenRecord
+
+log = logging.getLogger(__name__)
+
+#: Each entry upgrades the schema by one version; never edit a released entry.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE restauth_tokens (
+            id TEXT PRIMARY KEY,
+            secret_hash TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            name TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT,
+            last_used_at BIGINT,
+            revoked_at BIGINT
+        )""",
+        "CREATE INDEX restauth_tokens_by_owner ON restauth_tokens (owner)",
+    ),
+)
+
+_COLUMNS = "id, secret_hash, owner, name, created_at, expires_at, last_used_at, revoked_at"
+_VALUES = "%s, %s, %s, %s, %s, %s, %s, %s"
+# pg_advisory_xact_lock key for migrations (any constant of our own).
+_MIGRATION_LOCK = 0x72657374  # "rest"
+
+
+class PostgresTokenStore:
+    """API tokens in a PostgreSQL database (see the module docstring)."""
+
+    migrations: Sequence[Sequence[str]] = MIGRATIONS
+
+    def __init__(self, url: str, *, timeout: float = 5.0, pool_size: int = 4) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.pool_size = pool_size
+        self._pool = PerProcess(self._open_pool)
+        self._schema_ready = False
+
+    # -- the hot path -----------------------------------------------------
+
+    def get(self, token_id: str) -> TokenRecord | None:
+        """Return the token with this id, or ``None``."""
+        # A read may meet a connection the server dropped (a restart): try
+        # once more on a fresh one before calling the store unavailable.
+        for attempt in (1, 2):
+            try:
+                with self._connection() as conn:
+                    row = conn.execute(
+                        f"SELECT {_COLUMNS} FROM restauth_tokens WHERE id = %s", (token_id,)
+                    ).fetchone()
+                return None if row is None else TokenRecord(*row)
+            except psycopg.OperationalError as exc:
+                if attempt == 2:
+                    raise self._unavailable(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def touch(self, token_id: str, *, now: int, min_interval: int) -> None:
+        """Record a use at most once per ``min_interval``; never fail the request for it."""
+        try:
+            with self._connection() as conn:
+                conn.execute(
+                    "UPDATE restauth_tokens SET last_used_at = %s WHERE id = %s"
+                    " AND (last_used_at IS NULL OR last_used_at <= %s)",
+                    (now, token_id, now - min_interval),
+                )
+        except (psycopg.Error, TokenStoreUnavailable) as exc:
+            log.debug("last-used time of token %s not recorded: %s", token_id, exc)
+
+    # -- administration -----------------------------------------------------
+
+    def add(self, record: TokenRecord, *, max_per_user: int | None, now: int) -> None:
+        """Insert ``record`` unless its owner is at ``max_per_user`` active tokens."""
+        with self._transaction() as conn:
+            if max_per_user is not None:
+                # One owner's creations run one at a time, so the count holds.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (record.owner,))
+                row = conn.execute(
+                    "SELECT count(*) FROM restauth_tokens WHERE owner = %s"
+                    " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > %s)",
+                    (record.owner, now),
+                ).fetchone()
+                active = int(row[0]) if row else 0
+                if active >= max_per_user:
+                    raise TokenLimitExceeded(
+                        f"{record.owner!r} already has {active} active tokens, the most"
+                        " allowed (RESTAUTH_TOKEN_MAX_PER_USER); revoke one first"
+                    )
+            try:
+                conn.execute(
+                    f"INSERT INTO restauth_tokens ({_COLUMNS}) VALUES ({_VALUES})",
+                    _row(record),
+                )
+            except psycopg.errors.UniqueViolation as exc:
+                raise TokenIdTaken(record.token_id) from exc
+
+    def list(self, owner: str | None = None) -> list[TokenRecord]:
+        """All tokens, or one owner's, oldest first."""
+        query = f"SELECT {_COLUMNS} FROM restauth_tokens"
+        params: tuple[str, ...] = ()
+        if owner is not None:
+            query += " WHERE owner = %s"
+            params = (owner,)
+        try:
+            with self._connection() as conn:
+                rows = conn.execute(query + " ORDER BY created_at, id", params).fetchall()
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+        return [TokenRecord(*row) for row in rows]
+
+    def revoke(self, token_id: str, *, now: int) -> TokenRecord | None:
+        """Mark the token revoked; return it, or ``None`` if unknown."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE restauth_tokens SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
+                (now, token_id),
+            )
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM restauth_tokens WHERE id = %s", (token_id,)
+            ).fetchone()
+        return None if row is None else TokenRecord(*row)
+
+    def prune(self, *, before: int) -> int:
+        """Delete tokens expired or revoked before ``before``; return the count."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM restauth_tokens WHERE expires_at < %s OR revoked_at < %s",
+                (before, before),
+            )
+            return cursor.rowcount
+
+    def put_all(self, records: Iterable[TokenRecord]) -> int:
+        """Insert or overwrite ``records`` as they are (for ``restauth store migrate``)."""
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS.split(", ")[1:])
+        count = 0
+        with self._transaction() as conn:
+            for record in records:
+                conn.execute(
+                    f"INSERT INTO restauth_tokens ({_COLUMNS}) VALUES ({_VALUES})"
+                    f" ON CONFLICT (id) DO UPDATE SET {updates}",
+                    _row(record),
+                )
+                count += 1
+        return count
+
+    def close(self) -> None:
+        """Close this process's pool, if it has one."""
+        pool = self._pool.discard()
+        if pool is not None:
+            pool.close()
+
+    # -- connections and schema ---------------------------------------------
+
+    def _open_pool(self) -> psycopg_pool.ConnectionPool[Any]:
+        pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.pool_size,
+            timeout=self.timeout,
+            kwargs={"autocommit": True, "connect_timeout": max(1, round(self.timeout))},
+            open=False,
+            name="restauth-tokens",
+        )
+        pool.open(wait=False)
+        return pool
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self._pool.get().connection() as conn:
+                if not self._schema_ready:
+                    self._migrate(conn)
+                yield conn
+        except psycopg_pool.PoolTimeout as exc:
+            raise self._unavailable(exc) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self._connection() as conn, conn.transaction():
+                yield conn
+        except psycopg.errors.UniqueViolation:
+            raise
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        target = len(self.migrations)
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS restauth_schema (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT version FROM restauth_schema").fetchone()
+            version = 0 if row is None else int(row[0])
+            if row is None:
+                conn.execute("INSERT INTO restauth_schema (version) VALUES (0)")
+            if version > target:
+                log.warning(
+                    "token store has schema %d, newer than this release's %d; carrying on"
+                    " (migrations are additive), but upgrade restauth-wsgi",
+                    version,
+                    target,
+                )
+            for number in range(version, target):
+                for statement in self.migrations[number]:
+                    conn.execute(statement)
+                log.info("token store migrated to schema %d", number + 1)
+            if version < target:
+                conn.execute("UPDATE restauth_schema SET version = %s", (target,))
+        self._schema_ready = True
+
+    def schema_version(self) -> int:
+        """The schema version of the database (migrating it first if needed)."""
+        with self._connection() as conn:
+            row = conn.execute("SELECT version FROM restauth_schema").fetchone()
+        return int(row[0]) if row else 0
+
+    def _unavailable(self, exc: Exception) -> TokenStoreUnavailable:
+        return TokenStoreUnavailable(
+            "The token store is unavailable; try again shortly.",
+            reason=f"token store {mask_url(self.url)}: {type(exc).__name__}: {exc}",
+        )
+
+
+def _row(record: TokenRecord) -> tuple[object, ...]:
+    return (
+        record.token_id,
+        record.secret_hash,
+        record.owner,
+        record.name,
+        record.created_at,
+        record.expires_at,
+        record.last_used_at,
+        record.revoked_at,
+    )

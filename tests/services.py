@@ -1,0 +1,186 @@
+"""Real Redis, memcached and PostgreSQL for the tests.
+
+Redis and memcached run as private processes on free ports, so a test can
+stop and restart them. PostgreSQL is the machine's server (127.0.0.1:5432);
+each run gets a fresh database, and a TCP proxy in front of it stands for a
+network path that can be cut.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import socket
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+
+from .helpers import free_port, need, wait_for_port
+
+POSTGRES_ADMIN = os.environ.get(
+    "RESTAUTH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+class ServerProcess:
+    """A server binary run on a free loopback port; stop and start at will."""
+
+    def __init__(self, command: list[str], port: int) -> None:
+        self.command = command
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for_port(self.port, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[ServerProcess]:
+    """A private Redis on a free port."""
+    binary = shutil.which("redis-server")
+    need(binary is not None, "redis-server is not installed")
+    port = free_port()
+    server = ServerProcess(
+        [
+            str(binary),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        port,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def memcached_server() -> Iterator[ServerProcess]:
+    """A private memcached on a free port (Debian's package: apt-get install memcached)."""
+    binary = shutil.which("memcached")
+    need(binary is not None, "memcached is not installed (apt-get install memcached)")
+    port = free_port()
+    server = ServerProcess(
+        [str(binary), "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "nobody"], port
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def postgres_available() -> str | None:
+    """Why PostgreSQL cannot be used here, or ``None``."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install 'restauth-wsgi[postgresql]')"
+    try:
+        with psycopg.connect(POSTGRES_ADMIN, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return f"no PostgreSQL at {POSTGRES_ADMIN}: {exc}"
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database for one test (or run); dropped afterwards. Yields its URL."""
+    import psycopg
+
+    why = postgres_available()
+    need(why is None, str(why))
+    name = f"restauth_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class TcpProxy:
+    """Forwards a loopback port to a target; :meth:`cut` drops every connection
+    and refuses new ones until :meth:`restore`, as a failed server or network would."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        with self._lock:
+            for sock in list(self._sockets):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._sockets.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets.update((client, upstream))
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        pair = {a: b, b: a}
+        try:
+            while True:
+                readable, _, _ = select.select(list(pair), [], [], 1.0)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    pair[sock].sendall(data)
+        except (OSError, ValueError):
+            return
+        finally:
+            with self._lock:
+                for sock in (a, b):
+                    self._sockets.discard(sock)
+                    with contextlib.suppress(OSError):
+                        sock.close()

@@ -1,0 +1,168 @@
+"""The shared cache, the same suite against every backend: memory, file,
+Redis (the machine's, then a private one that is stopped mid-run) and
+memcached (a private one from Debian's package)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from restauth_wsgi.cache import SharedCache, check_cache_url, open_shared_cache
+
+from .services import memcached_server, redis_server
+
+BACKENDS = ["memory", "file", "redis", "memcached"]
+
+
+class Planted:
+    """What an attacker with write access to a shared cache would store."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture(params=BACKENDS)
+def cache_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "memory":
+        yield "memory"
+    elif request.param == "file":
+        yield f"file://{tmp_path}/cache"
+    elif request.param == "redis":
+        with redis_server() as server:
+            yield f"redis://127.0.0.1:{server.port}/0"
+    else:
+        with memcached_server() as server:
+            yield f"memcached://127.0.0.1:{server.port}"
+
+
+_opened: list[SharedCache] = []
+
+
+def open_cache(url: str) -> SharedCache:
+    cache = open_shared_cache(url, max_entries=1000, timeout=0.5)
+    _opened.append(cache)
+    return cache
+
+
+@pytest.fixture(autouse=True)
+def _close_caches() -> Iterator[None]:
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
+def test_round_trip_and_expiry(cache_url: str) -> None:
+    cache = open_cache(cache_url)
+    secret = f"token-{uuid.uuid4()}"
+    assert cache.get("introspection:idp", secret) is None
+    cache.set("introspection:idp", secret, {"active": True, "claims": {"sub": "alice"}}, ttl=1)
+    assert cache.get("introspection:idp", secret) == {"active": True, "claims": {"sub": "alice"}}
+    assert cache.get("userinfo:idp", secret) is None, "kinds do not mix"
+    time.sleep(2.1)  # whole-second TTLs in memcached and Redis
+    assert cache.get("introspection:idp", secret) is None
+
+
+def test_keys_are_hashes_and_values_json(cache_url: str, tmp_path: Path) -> None:
+    cache = open_cache(cache_url)
+    secret = f"ya29.{uuid.uuid4()}"
+    cache.set("check:google", secret, {"active": True}, ttl=60)
+    key = cache.key("check:google", secret)
+    assert secret not in key
+    assert len(key) < 250
+    backend = cache.backend
+    if cache_url.startswith("redis"):
+        raw = backend._write_client.get(key)  # type: ignore[attr-defined]
+        assert raw.startswith(b'"'), "JSON text, not a pickle"
+        assert b"active" in raw
+    elif cache_url.startswith("file"):
+        contents = b"".join(p.read_bytes() for p in (tmp_path / "cache").iterdir())
+        assert b'{\\"active\\": true}' in contents, "JSON text, not a pickle"
+        assert secret.encode() not in contents
+    elif cache_url == "memory":
+        assert all(secret not in k for k in backend._cache)  # type: ignore[attr-defined]
+
+
+def test_a_planted_pickle_is_never_run(cache_url: str, tmp_path: Path) -> None:
+    marker = tmp_path / f"pwned-{uuid.uuid4().hex}"
+    payload = pickle.dumps(Planted(str(marker)))
+    cache = open_cache(cache_url)
+    key = cache.key("introspection:idp", "victim-token")
+    backend = cache.backend
+    if cache_url.startswith("redis"):
+        # cachelib's default Redis format: "!" + pickle.
+        backend._write_client.set(key, b"!" + payload)  # type: ignore[attr-defined]
+    elif cache_url.startswith("memcached"):
+        from pymemcache.client.base import Client
+
+        host, port = cache_url.removeprefix("memcached://").split(":")
+        raw = Client((host, int(port)))
+        raw.set(key, payload, flags=1)  # python-memcached's "pickled" flag
+        raw.close()
+    elif cache_url.startswith("file"):
+        filename = backend._get_filename(key)  # type: ignore[attr-defined]
+        Path(filename).write_bytes(int(time.time() + 60).to_bytes(4, "little") + payload)
+    else:
+        backend._cache[key] = (time.time() + 60, payload)  # type: ignore[attr-defined]
+    assert cache.get("introspection:idp", "victim-token") is None
+    assert not marker.exists()
+
+
+def test_outage_degrades_to_no_cache_and_recovers(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    for starter in (redis_server, memcached_server):
+        with starter() as server:
+            scheme = "redis" if starter is redis_server else "memcached"
+            cache = open_cache(f"{scheme}://127.0.0.1:{server.port}")
+            cache.retry_after = 0.5
+            cache.set("userinfo:idp", "t", {"v": 1}, ttl=60)
+            assert cache.get("userinfo:idp", "t") == {"v": 1}
+            server.stop()
+            with caplog.at_level(logging.WARNING):
+                assert cache.get("userinfo:idp", "t") is None  # no exception
+                cache.set("userinfo:idp", "t2", {"v": 2}, ttl=60)  # no exception
+            assert "shared cache unavailable" in caplog.text
+            server.start()
+            time.sleep(0.6)
+            cache.set("userinfo:idp", "t3", {"v": 3}, ttl=60)
+            assert cache.get("userinfo:idp", "t3") == {"v": 3}, "recovered by itself"
+
+
+def test_unwritable_file_cache_is_no_cache(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    cache = open_cache(f"file://{blocker}/cache")  # no error at construction
+    cache.set("userinfo:idp", "t", {"v": 1}, ttl=60)
+    assert cache.get("userinfo:idp", "t") is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "memory",
+        "file:///var/cache/restauth",
+        "redis://localhost:6379/0",
+        "rediss://:secret@cache.example:6380/1",
+        "memcached://a:11211,b:11211",
+    ],
+)
+def test_cache_urls(url: str) -> None:
+    check_cache_url(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["", "file://relative", "redis://", "memcached://host", "mongodb://x", "memcache"]
+)
+def test_bad_cache_urls(url: str) -> None:
+    with pytest.raises(ValueError, match="not a supported cache"):
+        check_cache_url(url)

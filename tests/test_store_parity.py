@@ -1,0 +1,181 @@
+"""One token-store suite, run against SQLite and PostgreSQL alike; the CLI
+against PostgreSQL; and tokens made on SQLite still working after
+``restauth store migrate`` to PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from werkzeug.test import Client
+
+from restauth_wsgi import RestAuthMiddleware, Settings
+from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
+from restauth_wsgi.tokens.issuing import TokenPolicy, issue_token
+from restauth_wsgi.tokens.store import TokenStore, open_store
+
+from .helpers import RESTAUTH, cli_env, echo_app
+from .services import TcpProxy, postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url_any(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite://{tmp_path}/tokens.db"
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+def any_store(store_url_any: str) -> Iterator[TokenStore]:
+    store = open_store(store_url_any, timeout=5)
+    yield store
+    store.close()
+
+
+POLICY = TokenPolicy()
+
+
+def test_lifecycle(any_store: TokenStore) -> None:
+    now = int(time.time())
+    _raw, record = issue_token(any_store, POLICY, owner="alice", name="ci", now=now)
+    assert any_store.get(record.token_id) == record
+    assert any_store.get("unknown00000") is None
+    assert [r.token_id for r in any_store.list("alice")] == [record.token_id]
+    assert any_store.list("bob") == []
+    any_store.touch(record.token_id, now=now + 100, min_interval=60)
+    any_store.touch(record.token_id, now=now + 130, min_interval=60)  # within the minute
+    touched = any_store.get(record.token_id)
+    assert touched is not None
+    assert touched.last_used_at == now + 100
+    revoked = any_store.revoke(record.token_id, now=now + 200)
+    assert revoked is not None
+    assert revoked.revoked_at == now + 200
+    again = any_store.revoke(record.token_id, now=now + 300)
+    assert again is not None
+    assert again.revoked_at == now + 200, "the first revocation stands"
+    assert any_store.revoke("unknown00000", now=now) is None
+    assert any_store.prune(before=now + 201) == 1
+    assert any_store.list() == []
+
+
+def test_limit_per_user_holds_under_concurrency(any_store: TokenStore) -> None:
+    policy = TokenPolicy(max_per_user=5)
+    made: list[str] = []
+    refused: list[str] = []
+    barrier = threading.Barrier(12)
+
+    def create() -> None:
+        barrier.wait()
+        try:
+            made.append(issue_token(any_store, policy, owner="shared")[1].token_id)
+        except TokenLimitExceeded:
+            refused.append("x")
+
+    threads = [threading.Thread(target=create) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert (len(made), len(refused)) == (5, 7)
+    assert len(any_store.list("shared")) == 5
+
+
+def test_put_all_is_an_idempotent_upsert(any_store: TokenStore) -> None:
+    _, record = issue_token(any_store, POLICY, owner="alice")
+    changed = dataclasses.replace(record, name="renamed", last_used_at=123)
+    assert any_store.put_all([changed, changed]) == 2
+    assert any_store.get(record.token_id) == changed
+    assert len(any_store.list()) == 1
+
+
+def test_middleware_on_either_store(store_url_any: str, any_store: TokenStore) -> None:
+    token, record = issue_token(any_store, POLICY, owner="alice")
+    client = Client(RestAuthMiddleware(echo_app, settings=Settings(token_store=store_url_any)))
+    assert client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    any_store.revoke(record.token_id, now=int(time.time()))
+    assert client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([RESTAUTH, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.slow
+def test_every_token_command_on_postgresql() -> None:
+    with postgres_database() as url:
+        env = cli_env(url)
+        created = run("token", "create", "--user", "alice", "--name", "ci", env=env)
+        assert created.returncode == 0, created.stderr
+        token = created.stdout.splitlines()[-1]
+        token_id = token.split("_")[1]
+        assert token_id in run("token", "list", env=env).stdout
+        assert run("check", "--bearer", token, env=env).returncode == 0
+        assert run("token", "revoke", token_id, env=env).returncode == 0
+        assert run("check", "--bearer", token, env=env).returncode == 1
+        assert "Deleted 0" in run("token", "prune", env=env).stdout
+        config = run("config", env=env)
+        assert config.returncode == 0
+        assert "1 token(s), 0 active" in config.stdout
+        assert "postgres@" in config.stdout
+
+
+@pytest.mark.slow
+def test_migrate_sqlite_to_postgresql_keeps_every_token(tmp_path: Path) -> None:
+    sqlite_url = f"sqlite://{tmp_path}/tokens.db"
+    env = cli_env(sqlite_url)
+    tokens = [
+        run("token", "create", "--user", user, env=env).stdout.splitlines()[-1]
+        for user in ("alice", "bob", "carol")
+    ]
+    run("token", "revoke", tokens[2].split("_")[1], env=env)
+    run("check", "--bearer", tokens[0], env=env)  # records a last-used time
+    before = {r.token_id: r for r in open_store(sqlite_url, timeout=5).list()}
+
+    with postgres_database() as pg_url:
+        migrated = run("store", "migrate", "--to", pg_url, env=env)
+        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        assert "Copied 3 token(s)" in migrated.stdout
+        assert "verified" in migrated.stdout
+        again = run("store", "migrate", "--to", pg_url, env=env)
+        assert again.returncode == 0, "safe to re-run"
+
+        target = open_store(pg_url, timeout=5)
+        after = {r.token_id: r for r in target.list()}
+        assert after == before, "hashes, owners, expiries, revocations, last-used: unchanged"
+        client = Client(RestAuthMiddleware(echo_app, settings=Settings(token_store=pg_url)))
+        for token, status in zip(tokens, (200, 200, 401), strict=True):
+            response = client.get("/", headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == status
+        target.close()
+
+
+@pytest.mark.slow
+def test_postgresql_outage_is_503_then_recovers() -> None:
+    with postgres_database() as url:
+        host, port = url.split("@", 1)[1].split("/", 1)[0].split(":")
+        proxy = TcpProxy(host, int(port))
+        via_proxy = url.replace(f"{host}:{port}", f"127.0.0.1:{proxy.port}")
+        store = open_store(via_proxy, timeout=2)
+        token, _ = issue_token(store, POLICY, owner="alice")
+        client = Client(
+            RestAuthMiddleware(
+                echo_app, settings=Settings(token_store=via_proxy, token_store_timeout=2)
+            )
+        )
+        assert client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        proxy.cut()
+        response = client.get("/", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+        with pytest.raises(TokenStoreUnavailable):
+            store.list()
+        proxy.restore()
+        assert client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        store.close()
