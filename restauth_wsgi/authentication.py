@@ -88,6 +88,14 @@ class Authentication:
             negative_ttl=settings.negative_cache_ttl,
         )
 
+    def close(self) -> None:
+        """Close the connections the authenticators hold (store, shared cache)."""
+        for authenticator in self.authenticators:
+            if isinstance(authenticator, ApiTokenAuthenticator):
+                authenticator.store.close()
+        if self.providers is not None:
+            self.providers.shared.close()
+
     def authenticate(self, header: str | None) -> Identity:
         """Return the identity the ``Authorization`` header proves.
 

@@ -97,6 +97,12 @@ class RestAuthMiddleware:
             return response(environ, start_response)
         return self._call_app(environ, start_response, identity)
 
+    def close(self) -> None:
+        """Close this process's connections to the token store and the shared
+        cache (for a graceful shutdown, or tests). Safe to call more than once;
+        a later request opens them again."""
+        self.authentication.close()
+
     def _call_app(
         self, environ: WSGIEnvironment, start_response: StartResponse, identity: Identity
     ) -> Iterable[bytes]:

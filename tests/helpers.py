@@ -118,3 +118,12 @@ def raw_request(port: int, request: bytes) -> bytes:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    """Wait until ``check()`` holds: for recoveries, whose speed is not the point."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.2)

@@ -19,7 +19,7 @@ from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
 from restauth_wsgi.tokens.issuing import TokenPolicy, issue_token
 from restauth_wsgi.tokens.store import TokenStore, open_store
 
-from .helpers import RESTAUTH, cli_env, echo_app
+from .helpers import RESTAUTH, cli_env, echo_app, eventually
 from .services import TcpProxy, postgres_database
 
 
@@ -97,10 +97,12 @@ def test_put_all_is_an_idempotent_upsert(any_store: TokenStore) -> None:
 
 def test_middleware_on_either_store(store_url_any: str, any_store: TokenStore) -> None:
     token, record = issue_token(any_store, POLICY, owner="alice")
-    client = Client(RestAuthMiddleware(echo_app, settings=Settings(token_store=store_url_any)))
+    middleware = RestAuthMiddleware(echo_app, settings=Settings(token_store=store_url_any))
+    client = Client(middleware)
     assert client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     any_store.revoke(record.token_id, now=int(time.time()))
     assert client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    middleware.close()
 
 
 def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -149,10 +151,12 @@ def test_migrate_sqlite_to_postgresql_keeps_every_token(tmp_path: Path) -> None:
         target = open_store(pg_url, timeout=5)
         after = {r.token_id: r for r in target.list()}
         assert after == before, "hashes, owners, expiries, revocations, last-used: unchanged"
-        client = Client(RestAuthMiddleware(echo_app, settings=Settings(token_store=pg_url)))
+        middleware = RestAuthMiddleware(echo_app, settings=Settings(token_store=pg_url))
+        client = Client(middleware)
         for token, status in zip(tokens, (200, 200, 401), strict=True):
             response = client.get("/", headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == status
+        middleware.close()
         target.close()
 
 
@@ -164,11 +168,10 @@ def test_postgresql_outage_is_503_then_recovers() -> None:
         via_proxy = url.replace(f"{host}:{port}", f"127.0.0.1:{proxy.port}")
         store = open_store(via_proxy, timeout=2)
         token, _ = issue_token(store, POLICY, owner="alice")
-        client = Client(
-            RestAuthMiddleware(
-                echo_app, settings=Settings(token_store=via_proxy, token_store_timeout=2)
-            )
+        middleware = RestAuthMiddleware(
+            echo_app, settings=Settings(token_store=via_proxy, token_store_timeout=2)
         )
+        client = Client(middleware)
         assert client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
         proxy.cut()
         response = client.get("/", headers={"Authorization": f"Bearer {token}"})
@@ -177,5 +180,11 @@ def test_postgresql_outage_is_503_then_recovers() -> None:
         with pytest.raises(TokenStoreUnavailable):
             store.list()
         proxy.restore()
-        assert client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        eventually(
+            lambda: (
+                client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+            ),
+            "the store recovers",
+        )
+        middleware.close()
         store.close()

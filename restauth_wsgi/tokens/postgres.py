@@ -180,6 +180,10 @@ class PostgresTokenStore:
             min_size=1,
             max_size=self.pool_size,
             timeout=self.timeout,
+            # The pool's background reconnection backs off for up to five
+            # minutes by default; give it up quickly instead, so that after an
+            # outage the next request connects on demand.
+            reconnect_timeout=max(self.timeout, 1.0),
             kwargs={"autocommit": True, "connect_timeout": max(1, round(self.timeout))},
             open=False,
             name="restauth-tokens",
