@@ -21,6 +21,7 @@ from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
 from restauth_wsgi.per_thread import PerProcess
 from restauth_wsgi.values import mask_url
 
+from .sql import Queries, row
 from .store import TokenIdTaken, TokenRecord
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 
-_COLUMNS = "id, secret_hash, owner, name, created_at, expires_at, last_used_at, revoked_at"
-_VALUES = "%s, %s, %s, %s, %s, %s, %s, %s"
+_SQL = Queries.render("restauth_tokens", "%s")
 # pg_advisory_xact_lock key for migrations (any constant of our own).
 _MIGRATION_LOCK = 0x72657374  # "rest"
 
@@ -69,10 +69,8 @@ class PostgresTokenStore:
         for attempt in (1, 2):
             try:
                 with self._connection() as conn:
-                    row = conn.execute(
-                        f"SELECT {_COLUMNS} FROM restauth_tokens WHERE id = %s", (token_id,)
-                    ).fetchone()
-                return None if row is None else TokenRecord(*row)
+                    found = conn.execute(_SQL.select_one, (token_id,)).fetchone()
+                return None if found is None else TokenRecord(*found)
             except psycopg.OperationalError as exc:
                 if attempt == 2:
                     raise self._unavailable(exc) from exc
@@ -82,11 +80,7 @@ class PostgresTokenStore:
         """Record a use at most once per ``min_interval``; never fail the request for it."""
         try:
             with self._connection() as conn:
-                conn.execute(
-                    "UPDATE restauth_tokens SET last_used_at = %s WHERE id = %s"
-                    " AND (last_used_at IS NULL OR last_used_at <= %s)",
-                    (now, token_id, now - min_interval),
-                )
+                conn.execute(_SQL.touch, (now, token_id, now - min_interval))
         except (psycopg.Error, TokenStoreUnavailable) as exc:
             log.debug("last-used time of token %s not recorded: %s", token_id, exc)
 
@@ -98,71 +92,48 @@ class PostgresTokenStore:
             if max_per_user is not None:
                 # One owner's creations run one at a time, so the count holds.
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (record.owner,))
-                row = conn.execute(
-                    "SELECT count(*) FROM restauth_tokens WHERE owner = %s"
-                    " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > %s)",
-                    (record.owner, now),
-                ).fetchone()
-                active = int(row[0]) if row else 0
+                counted = conn.execute(_SQL.count_active, (record.owner, now)).fetchone()
+                active = int(counted[0]) if counted else 0
                 if active >= max_per_user:
                     raise TokenLimitExceeded(
                         f"{record.owner!r} already has {active} active tokens, the most"
                         " allowed (RESTAUTH_TOKEN_MAX_PER_USER); revoke one first"
                     )
             try:
-                conn.execute(
-                    f"INSERT INTO restauth_tokens ({_COLUMNS}) VALUES ({_VALUES})",
-                    _row(record),
-                )
+                conn.execute(_SQL.insert, row(record))
             except psycopg.errors.UniqueViolation as exc:
                 raise TokenIdTaken(record.token_id) from exc
 
     def list(self, owner: str | None = None) -> list[TokenRecord]:
         """All tokens, or one owner's, oldest first."""
-        query = f"SELECT {_COLUMNS} FROM restauth_tokens"
-        params: tuple[str, ...] = ()
-        if owner is not None:
-            query += " WHERE owner = %s"
-            params = (owner,)
         try:
             with self._connection() as conn:
-                rows = conn.execute(query + " ORDER BY created_at, id", params).fetchall()
+                if owner is None:
+                    rows = conn.execute(_SQL.select_all).fetchall()
+                else:
+                    rows = conn.execute(_SQL.select_owner, (owner,)).fetchall()
         except psycopg.Error as exc:
             raise self._unavailable(exc) from exc
-        return [TokenRecord(*row) for row in rows]
+        return [TokenRecord(*values) for values in rows]
 
     def revoke(self, token_id: str, *, now: int) -> TokenRecord | None:
         """Mark the token revoked; return it, or ``None`` if unknown."""
         with self._transaction() as conn:
-            conn.execute(
-                "UPDATE restauth_tokens SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
-                (now, token_id),
-            )
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM restauth_tokens WHERE id = %s", (token_id,)
-            ).fetchone()
-        return None if row is None else TokenRecord(*row)
+            conn.execute(_SQL.revoke, (now, token_id))
+            found = conn.execute(_SQL.select_one, (token_id,)).fetchone()
+        return None if found is None else TokenRecord(*found)
 
     def prune(self, *, before: int) -> int:
         """Delete tokens expired or revoked before ``before``; return the count."""
         with self._transaction() as conn:
-            cursor = conn.execute(
-                "DELETE FROM restauth_tokens WHERE expires_at < %s OR revoked_at < %s",
-                (before, before),
-            )
-            return cursor.rowcount
+            return conn.execute(_SQL.prune, (before, before)).rowcount
 
     def put_all(self, records: Iterable[TokenRecord]) -> int:
         """Insert or overwrite ``records`` as they are (for ``restauth store migrate``)."""
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS.split(", ")[1:])
         count = 0
         with self._transaction() as conn:
             for record in records:
-                conn.execute(
-                    f"INSERT INTO restauth_tokens ({_COLUMNS}) VALUES ({_VALUES})"
-                    f" ON CONFLICT (id) DO UPDATE SET {updates}",
-                    _row(record),
-                )
+                conn.execute(_SQL.upsert, row(record))
                 count += 1
         return count
 
@@ -246,16 +217,3 @@ class PostgresTokenStore:
             "The token store is unavailable; try again shortly.",
             reason=f"token store {mask_url(self.url)}: {type(exc).__name__}: {exc}",
         )
-
-
-def _row(record: TokenRecord) -> tuple[object, ...]:
-    return (
-        record.token_id,
-        record.secret_hash,
-        record.owner,
-        record.name,
-        record.created_at,
-        record.expires_at,
-        record.last_used_at,
-        record.revoked_at,
-    )

@@ -25,6 +25,7 @@ from contextlib import contextmanager, suppress
 from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
 from restauth_wsgi.per_thread import PerThread
 
+from .sql import Queries, row
 from .store import TokenIdTaken, TokenRecord
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 
-_COLUMNS = "id, secret_hash, owner, name, created_at, expires_at, last_used_at, revoked_at"
+_SQL = Queries.render("tokens", "?")
 # Writes that record a use must not hold a request up behind a long writer.
 _TOUCH_BUSY_MS = 50
 
@@ -69,14 +70,10 @@ class SQLiteTokenStore:
     def get(self, token_id: str) -> TokenRecord | None:
         """Return the token with this id, or ``None``."""
         try:
-            row = (
-                self._connection()
-                .execute(f"SELECT {_COLUMNS} FROM tokens WHERE id = ?", (token_id,))
-                .fetchone()
-            )
+            found = self._connection().execute(_SQL.select_one, (token_id,)).fetchone()
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
-        return None if row is None else TokenRecord(*row)
+        return None if found is None else TokenRecord(*found)
 
     def touch(self, token_id: str, *, now: int, min_interval: int) -> None:
         """Record a use at most once per ``min_interval``; skip if the file is busy."""
@@ -84,11 +81,7 @@ class SQLiteTokenStore:
             conn = self._connection()
             conn.execute(f"PRAGMA busy_timeout = {_TOUCH_BUSY_MS}")
             try:
-                conn.execute(
-                    "UPDATE tokens SET last_used_at = ? WHERE id = ?"
-                    " AND (last_used_at IS NULL OR last_used_at <= ?)",
-                    (now, token_id, now - min_interval),
-                )
+                conn.execute(_SQL.touch, (now, token_id, now - min_interval))
             finally:
                 conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         except sqlite3.Error as exc:
@@ -101,69 +94,46 @@ class SQLiteTokenStore:
         """Insert ``record`` unless its owner is at ``max_per_user`` active tokens."""
         with self._transaction() as conn:
             if max_per_user is not None:
-                (active,) = conn.execute(
-                    "SELECT count(*) FROM tokens WHERE owner = ? AND revoked_at IS NULL"
-                    " AND (expires_at IS NULL OR expires_at > ?)",
-                    (record.owner, now),
-                ).fetchone()
+                (active,) = conn.execute(_SQL.count_active, (record.owner, now)).fetchone()
                 if active >= max_per_user:
                     raise TokenLimitExceeded(
                         f"{record.owner!r} already has {active} active tokens, the most"
                         " allowed (RESTAUTH_TOKEN_MAX_PER_USER); revoke one first"
                     )
             try:
-                conn.execute(
-                    f"INSERT INTO tokens ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    _row(record),
-                )
+                conn.execute(_SQL.insert, row(record))
             except sqlite3.IntegrityError as exc:
                 raise TokenIdTaken(record.token_id) from exc
 
     def list(self, owner: str | None = None) -> list[TokenRecord]:
         """All tokens, or one owner's, oldest first."""
-        query = f"SELECT {_COLUMNS} FROM tokens"
-        params: tuple[str, ...] = ()
-        if owner is not None:
-            query += " WHERE owner = ?"
-            params = (owner,)
         try:
-            rows = self._connection().execute(query + " ORDER BY created_at, id", params)
-            return [TokenRecord(*row) for row in rows]
+            if owner is None:
+                rows = self._connection().execute(_SQL.select_all)
+            else:
+                rows = self._connection().execute(_SQL.select_owner, (owner,))
+            return [TokenRecord(*values) for values in rows]
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
 
     def revoke(self, token_id: str, *, now: int) -> TokenRecord | None:
         """Mark the token revoked; return it, or ``None`` if unknown."""
         with self._transaction() as conn:
-            conn.execute(
-                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (now, token_id),
-            )
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM tokens WHERE id = ?", (token_id,)
-            ).fetchone()
-        return None if row is None else TokenRecord(*row)
+            conn.execute(_SQL.revoke, (now, token_id))
+            found = conn.execute(_SQL.select_one, (token_id,)).fetchone()
+        return None if found is None else TokenRecord(*found)
 
     def prune(self, *, before: int) -> int:
         """Delete tokens expired or revoked before ``before``; return the count."""
         with self._transaction() as conn:
-            cursor = conn.execute(
-                "DELETE FROM tokens WHERE expires_at < ? OR revoked_at < ?",
-                (before, before),
-            )
-            return cursor.rowcount
+            return conn.execute(_SQL.prune, (before, before)).rowcount
 
     def put_all(self, records: Iterable[TokenRecord]) -> int:
         """Insert or overwrite ``records`` as they are (for ``restauth store migrate``)."""
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[1:])
         count = 0
         with self._transaction() as conn:
             for record in records:
-                conn.execute(
-                    f"INSERT INTO tokens ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                    f" ON CONFLICT (id) DO UPDATE SET {updates}",
-                    _row(record),
-                )
+                conn.execute(_SQL.upsert, row(record))
                 count += 1
         return count
 
@@ -255,19 +225,6 @@ class SQLiteTokenStore:
         """The schema version of the file (migrating it first if needed)."""
         (version,) = self._connection().execute("PRAGMA user_version").fetchone()
         return int(version)
-
-
-def _row(record: TokenRecord) -> tuple[object, ...]:
-    return (
-        record.token_id,
-        record.secret_hash,
-        record.owner,
-        record.name,
-        record.created_at,
-        record.expires_at,
-        record.last_used_at,
-        record.revoked_at,
-    )
 
 
 def _create_private_file(path: str) -> None:
