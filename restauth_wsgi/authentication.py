@@ -9,10 +9,13 @@ import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from . import metrics
 from .authenticators import Authenticator
 from .authenticators.api_token import ApiTokenAuthenticator
-from .cache import RecentAnswers, Refusal
-from .credentials import parse_authorization
+from .authenticators.password import REMEMBER_FOR as PASSWORD_REMEMBERED_FOR
+from .authenticators.password import PasswordAuthenticator, PasswordFile
+from .cache import RecentAnswers, Refusal, SharedCache, open_shared_cache
+from .credentials import Credentials, parse_authorization
 from .errors import (
     AuthenticationError,
     InvalidCredentials,
@@ -20,8 +23,10 @@ from .errors import (
     MissingCredentials,
     ServiceUnavailable,
     TokenNotRecognised,
+    TooManyFailures,
 )
 from .identity import Identity
+from .lockout import Lockout
 from .providers.build import Providers
 from .settings import Settings
 from .tokens.store import open_store
@@ -33,10 +38,11 @@ _SCHEME_ORDER = ("Bearer", "Basic")
 class Authentication:
     """Runs the configured authenticators over one request's credentials.
 
-    :param recent: where provider answers are remembered (the hot path for a
-        token seen before); ``None`` when no provider is configured.
-    :param cache_ttls: per provider name, how long its identities are remembered.
-    :param negative_ttl: how long a provider's refusal is remembered.
+    :param recent: where provider and password answers are remembered (the
+        hot path for credentials seen before); ``None`` when there are none.
+    :param cache_ttls: per provider name (or ``password``), how long its
+        identities are remembered.
+    :param negative_ttl: how long a provider's or password's refusal is remembered.
     """
 
     def __init__(
@@ -65,8 +71,19 @@ class Authentication:
         self._clock = clock
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Authentication:
-        """Build the chain the settings describe, without any I/O."""
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        shared: SharedCache | None = None,
+        lockout: Lockout | None = None,
+    ) -> Authentication:
+        """Build the chain the settings describe, without any network I/O.
+
+        :param shared: the shared cache (one is opened from the settings if not given).
+        :param lockout: checked before passwords are, when lockout is on.
+        :raises ConfigurationError: for a password file that cannot be used.
+        """
         authenticators: list[Authenticator] = []
         if settings.api_tokens:
             store = open_store(settings.token_store, timeout=settings.token_store_timeout)
@@ -77,14 +94,26 @@ class Authentication:
                     cache_entries=settings.cache_max_entries,
                 )
             )
-        if not settings.providers:
-            return cls(authenticators)
-        providers = Providers(settings)
+        ttls: dict[str, float] = {}
+        if settings.password_file:
+            passwords = PasswordFile.load(settings.password_file)
+            authenticators.append(PasswordAuthenticator(passwords, lockout))
+            ttls["password"] = PASSWORD_REMEMBERED_FOR
+        providers = None
+        if settings.providers:
+            shared = shared or open_shared_cache(
+                settings.cache,
+                max_entries=settings.cache_max_entries,
+                timeout=settings.cache_timeout,
+            )
+            providers = Providers(settings, shared)
+            authenticators += providers.authenticators()
+            ttls.update(providers.cache_ttls())
         return cls(
-            [*authenticators, *providers.authenticators()],
+            authenticators,
             providers=providers,
-            recent=RecentAnswers(settings.cache_max_entries),
-            cache_ttls=providers.cache_ttls(),
+            recent=RecentAnswers(settings.cache_max_entries) if ttls else None,
+            cache_ttls=ttls,
             negative_ttl=settings.negative_cache_ttl,
         )
 
@@ -110,6 +139,7 @@ class Authentication:
             return self._run_chain(header, None)
         key = hashlib.sha256(header.encode("utf-8", "surrogatepass")).digest()
         remembered = recent.get(key)
+        metrics.METRICS.cache("recent", remembered is not None)
         if remembered is None:
             return self._run_chain(header, key)
         if isinstance(remembered, Identity):
@@ -118,6 +148,13 @@ class Authentication:
 
     def _run_chain(self, header: str, key: bytes | None) -> Identity:
         credentials = parse_authorization(header, self._accepted)
+        try:
+            return self._check(credentials, key)
+        except AuthenticationError as exc:
+            _annotate(exc, credentials)
+            raise
+
+    def _check(self, credentials: Credentials, key: bytes | None) -> Identity:
         chain = self._by_scheme.get(credentials.scheme)
         if chain is None:
             offered = " or ".join(self.schemes) or "nothing"
@@ -129,17 +166,17 @@ class Authentication:
         for authenticator in chain:
             try:
                 identity = authenticator.authenticate(credentials)
+            except ServiceUnavailable as exc:
+                # Another provider may still vouch for the token; if none
+                # does, the answer is 503, not 401: this one might have.
+                unavailable = unavailable or exc
+                continue
+            except TokenNotRecognised as exc:
+                not_recognised = not_recognised or exc
+                continue
             except AuthenticationError as exc:
-                exc.scheme = exc.scheme or credentials.scheme
-                if isinstance(exc, ServiceUnavailable):
-                    # Another provider may still vouch for the token; if none
-                    # does, the answer is 503, not 401: this one might have.
-                    unavailable = unavailable or exc
-                    continue
-                if isinstance(exc, TokenNotRecognised):
-                    not_recognised = not_recognised or exc
-                    continue
                 if getattr(authenticator, "remembers", False):
+                    _annotate(exc, credentials)  # before it is remembered
                     self._remember_refusal(key, exc)
                 raise
             if identity is not None:
@@ -159,17 +196,27 @@ class Authentication:
         raise InvalidCredentials(
             "The username or password is invalid.",
             reason="no authenticator accepted the Basic credentials",
-            scheme=credentials.scheme,
         )
 
     def _remember(self, key: bytes | None, identity: Identity) -> None:
-        if key is None or self._recent is None or identity.provider is None:
+        if key is None or self._recent is None:
             return
-        ttl = self._cache_ttls.get(identity.provider, 0.0)
+        # Provider tokens by provider, passwords by method; API tokens are
+        # never remembered here (the store decides, for immediate revocation).
+        ttl = self._cache_ttls.get(identity.provider or identity.method, 0.0)
+        if ttl <= 0:
+            return
         if identity.expires_at is not None:
             ttl = min(ttl, identity.expires_at - self._clock())
         self._recent.put(key, identity, ttl)
 
     def _remember_refusal(self, key: bytes | None, error: AuthenticationError) -> None:
-        if key is not None and self._recent is not None:
+        # A lockout ends on its own schedule: never answer it from memory.
+        if key is not None and self._recent is not None and not isinstance(error, TooManyFailures):
             self._recent.put(key, Refusal.of(error), self._negative_ttl)
+
+
+def _annotate(error: AuthenticationError, credentials: Credentials) -> None:
+    """Tell the refusal which scheme and Basic user it was about (challenges, lockout)."""
+    error.scheme = error.scheme or credentials.scheme
+    error.username = credentials.username

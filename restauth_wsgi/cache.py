@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Hashable
@@ -27,6 +28,7 @@ from typing import Any, Generic, TypeVar
 from cachelib import BaseCache, FileSystemCache, MemcachedCache, RedisCache, SimpleCache
 from cachelib.serializers import JSONSerializer
 
+from . import metrics
 from .errors import AuthenticationError
 from .identity import Identity
 from .per_thread import PerProcess
@@ -43,17 +45,20 @@ class Refusal:
     description: str
     reason: str
     scheme: str | None
+    username: str | None
 
     @classmethod
     def of(cls, error: AuthenticationError) -> Refusal:
         """Remember ``error``."""
-        return cls(type(error), error.description, error.reason, error.scheme)
+        return cls(type(error), error.description, error.reason, error.scheme, error.username)
 
     def error(self) -> AuthenticationError:
-        """The refusal as a new exception."""
-        return self.error_type(
+        """The refusal as a new exception (a remembered failure still counts)."""
+        error = self.error_type(
             self.description, reason=f"{self.reason} (remembered)", scheme=self.scheme
         )
+        error.username = self.username
+        return error
 
 
 K = TypeVar("K", bound=Hashable)
@@ -124,6 +129,7 @@ class SharedCache:
         self.namespace = namespace
         self.retry_after = retry_after
         self._down_until = 0.0
+        self._count_lock = threading.Lock()
 
     @property
     def backend(self) -> BaseCache:
@@ -148,13 +154,15 @@ class SharedCache:
         except Exception as exc:
             self._failed(exc)
             return None
-        if not isinstance(raw, str | bytes):
-            return None
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
+        value = None
+        if isinstance(raw, str | bytes):
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = None
+        hit = isinstance(value, dict)
+        metrics.METRICS.cache("shared", hit)
+        return value if hit else None
 
     def set(self, kind: str, secret: str, value: dict[str, Any], ttl: float) -> None:
         """Store ``value`` as JSON for ``ttl`` seconds (whole seconds, at least one)."""
@@ -166,6 +174,50 @@ class SharedCache:
             )
         except Exception as exc:
             self._failed(exc)
+
+    def incr(self, kind: str, secret: str, ttl: float) -> int | None:
+        """Add one to a counter that lives ``ttl`` seconds from its first count.
+
+        Atomic across processes and hosts on Redis and memcached; within one
+        process on the memory and file caches. ``None`` when the backend fails.
+        """
+        if self._down_until > time.monotonic():
+            return None
+        key, seconds = self.key(kind, secret), max(1, int(ttl))
+        try:
+            backend = self._backend.get()
+            if isinstance(backend, RedisCache):
+                count = int(backend._write_client.incr(key))
+                if count == 1:  # the first count starts the window (EXPIRE NX needs Redis 7)
+                    backend._write_client.expire(key, seconds)
+                return count
+            if isinstance(backend, MemcachedCache):
+                client = backend._client
+                client.add(key, b"0", expire=seconds, noreply=False)
+                return int(client.incr(key, 1, noreply=False) or 0)
+            with self._count_lock:
+                count = self.count(kind, secret) + 1
+                backend.set(key, json.dumps(count), timeout=seconds)
+            return count
+        except Exception as exc:
+            self._failed(exc)
+            return None
+
+    def count(self, kind: str, secret: str) -> int:
+        """A counter's value (0 when absent or the backend fails)."""
+        if self._down_until > time.monotonic():
+            return 0
+        try:
+            raw = self._backend.get().get(self.key(kind, secret))
+        except Exception as exc:
+            self._failed(exc)
+            return 0
+        if isinstance(raw, int):  # Redis counters come back decoded
+            return raw
+        try:
+            return int(json.loads(raw)) if raw is not None else 0
+        except (TypeError, ValueError):
+            return 0
 
     def delete(self, kind: str, secret: str) -> None:
         """Forget an answer (best effort)."""

@@ -47,6 +47,8 @@ class AuthenticationError(RestAuthError):
         #: The scheme the refused credentials used (``Bearer``, ``Basic``), if any:
         #: only that scheme's challenge carries the ``error`` attribute.
         self.scheme = scheme
+        #: The Basic username of the refused credentials, for lockout and audit.
+        self.username: str | None = None
         super().__init__(self.reason)
 
 
@@ -84,6 +86,35 @@ class TokenNotRecognised(InvalidToken):
     The chain tries the next provider and answers with this only if none
     accepts the token.
     """
+
+
+class Forbidden(AuthenticationError):
+    """The caller is known but may not do this (a rule, a group, a network)."""
+
+    status = 403
+    code = "forbidden"
+
+
+class InsufficientScope(Forbidden):
+    """The token lacks a scope the resource needs (RFC 6750 ``insufficient_scope``)."""
+
+    code = "insufficient_scope"
+
+    def __init__(self, description: str, *, scopes: tuple[str, ...], reason: str | None = None):
+        super().__init__(description, reason=reason, scheme="Bearer")
+        #: The scopes the resource needs, for the challenge's ``scope`` attribute.
+        self.scopes = scopes
+
+
+class TooManyFailures(AuthenticationError):
+    """Too many failed attempts from this client (or for this user): try later."""
+
+    status = 429
+    code = "too_many_failures"
+
+    def __init__(self, description: str, *, retry_after: int, reason: str | None = None):
+        super().__init__(description, reason=reason)
+        self.retry_after = retry_after
 
 
 class ServiceUnavailable(AuthenticationError):

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .restrictions import TokenRestrictions
+
 
 @dataclass(frozen=True, slots=True)
 class Identity:
@@ -26,6 +28,7 @@ class Identity:
     :param groups: groups or roles of the user, if known.
     :param expires_at: when the credentials stop being valid (Unix time).
     :param claims: the token's claims or the provider's answer, as JSON data.
+    :param restrictions: what an API token may do, if its administrator limited it.
     """
 
     username: str
@@ -37,6 +40,7 @@ class Identity:
     groups: frozenset[str] = frozenset()
     expires_at: float | None = None
     claims: Mapping[str, Any] = field(default_factory=dict)
+    restrictions: TokenRestrictions | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the identity as JSON-compatible data (for caches and output)."""
@@ -50,6 +54,7 @@ class Identity:
             "groups": sorted(self.groups),
             "expires_at": self.expires_at,
             "claims": dict(self.claims),
+            "restrictions": None if self.restrictions is None else self.restrictions.describe(),
         }
 
     @classmethod

@@ -8,20 +8,34 @@ Wrap any WSGI application::
 The application reads ``REMOTE_USER`` (and ``AUTH_TYPE``, and the full
 :class:`~restauth_wsgi.identity.Identity` at ``environ["restauth.identity"]``).
 Requests that cannot be let through are answered here with a JSON error and
-``WWW-Authenticate`` challenges; the application never sees them.
+``WWW-Authenticate`` challenges; the application never sees them. Every
+decision is written to the audit log and counted in the metrics.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from . import audit, metrics
+from .access import AccessPolicy, load_rules
+from .audit import Decision
 from .authentication import Authentication
-from .errors import AuthenticationError, ServiceUnavailable
+from .cache import open_shared_cache
+from .client_address import IPAddress, client_address
+from .errors import (
+    AuthenticationError,
+    Forbidden,
+    InvalidCredentials,
+    MalformedCredentials,
+    MissingCredentials,
+    ServiceUnavailable,
+    TooManyFailures,
+)
 from .identity import Identity
+from .lockout import Lockout
 from .paths import PathGlobs
 from .responses import error_response
 from .settings import Settings, settings_environ, unknown_variables
@@ -47,6 +61,9 @@ SPOOFABLE_HEADERS = (
     "HTTP_X_AUTH_REQUEST_USER",
     "HTTP_X_AUTH_REQUEST_EMAIL",
 )
+# The refusals that count towards a lockout: credentials that were wrong or
+# garbled. Not missing credentials (anonymous callers) and not outages.
+_FAILURES = (InvalidCredentials, MalformedCredentials)
 
 
 class RestAuthMiddleware:
@@ -67,9 +84,34 @@ class RestAuthMiddleware:
             for variable in unknown_variables(applied):
                 log.warning("%s is not a restauth-wsgi setting; is it misspelt?", variable)
         self.settings = settings
-        self.authentication = Authentication.from_settings(settings)
-        self._public = PathGlobs(settings.public_paths)
+        shared = open_shared_cache(
+            settings.cache, max_entries=settings.cache_max_entries, timeout=settings.cache_timeout
+        )
+        self.lockout = (
+            Lockout(shared, threshold=settings.lockout_threshold, window=settings.lockout_window)
+            if settings.lockout_threshold
+            else None
+        )
+        self.authentication = Authentication.from_settings(
+            settings, shared=shared, lockout=self.lockout
+        )
+        self.access = AccessPolicy(
+            public=settings.public_paths,
+            protected=settings.protected_paths,
+            optional=settings.optional_paths,
+            default=settings.default_access,
+            networks=settings.allowed_networks,
+            read_only_groups=settings.read_only_groups,
+            rules=load_rules(settings.rules_file) if settings.rules_file else (),
+        )
+        self._password_paths = PathGlobs(settings.basic_password_paths)
+        self._password_users = frozenset(settings.basic_password_users)
         self._hinted_mod_wsgi = False
+        audit.configure(settings.audit_log)
+        self._metrics_app = None
+        if settings.metrics:
+            metrics.enable()
+            self._metrics_app = metrics.exposition_app()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Authenticate the request, then call the application or answer it here."""
@@ -79,37 +121,117 @@ class RestAuthMiddleware:
             environ.pop(spoofable, None)
         environ.pop(IDENTITY_KEY, None)
         upstream_user = environ.pop("REMOTE_USER", None)
-        if upstream_user is not None:
-            if self.settings.trust_remote_user:
-                return self._call_app(environ, start_response, _upstream(environ, upstream_user))
+        upstream_type = environ.pop("AUTH_TYPE", None)
+        if upstream_user is not None and not self.settings.trust_remote_user:
             environ[UNTRUSTED_REMOTE_USER_KEY] = upstream_user
-        environ.pop("AUTH_TYPE", None)
-        if self._passes_unauthenticated(environ):
-            return self.app(environ, start_response)
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "")
         header: str | None = environ.get("HTTP_AUTHORIZATION")
+        address: IPAddress | None = None
+        if (
+            self.access.needs_address
+            or self.lockout is not None
+            or audit.log.isEnabledFor(logging.INFO)
+        ):
+            address = client_address(environ, self.settings.trusted_proxies)
+
+        if upstream_user is not None and self.settings.trust_remote_user:
+            decision = Decision("allowed", _upstream(upstream_user, upstream_type))
+        else:
+            decision = self._decide(environ, method, path, header, address)
+
+        audit.emit(decision, method=method, path=path, client=address, header=header)
+        identity = decision.identity
+        metrics.METRICS.decision(
+            decision.outcome,
+            identity.method if identity else "-",
+            (identity.provider or "-") if identity else "-",
+        )
+        if decision.error is not None:
+            self._log_refusal(method, path, header, decision.error)
+            response = error_response(
+                decision.error, self.authentication.schemes, self.settings.realm
+            )
+            return response(environ, start_response)
+        if identity is not None:
+            environ["REMOTE_USER"] = identity.username
+            environ["AUTH_TYPE"] = identity.auth_type
+            environ[IDENTITY_KEY] = identity
+        elif self._metrics_app is not None and path == self.settings.metrics_path:
+            return self._metrics_app(environ, start_response)
+        return self.app(environ, start_response)
+
+    def _decide(
+        self,
+        environ: WSGIEnvironment,
+        method: str,
+        path: str,
+        header: str | None,
+        address: IPAddress | None,
+    ) -> Decision:
+        """Who is asking, and may they: the whole of the middleware's judgement."""
+        if self._is_preflight(environ, method):
+            return Decision("public")
+        level = self.access.level(path)
+        if level == "public":
+            return Decision("public")
+        try:
+            self.access.check_network(address)
+            if self.lockout is not None and address is not None:
+                self.lockout.check("address", str(address))
+        except AuthenticationError as error:
+            return _refusal(error)
+        if level == "optional" and (header is None or not header.strip()):
+            return Decision("anonymous")
         if header is None and not self._hinted_mod_wsgi and "mod_wsgi.version" in environ:
             self._hint_mod_wsgi()
         try:
             identity = self.authentication.authenticate(header)
+            if identity.method == "password":
+                self._check_password_allowed(identity, path)
+            self.access.authorize(identity, method, path, address)
         except AuthenticationError as error:
-            self._log_refusal(environ, header, error)
-            response = error_response(error, self.authentication.schemes, self.settings.realm)
-            return response(environ, start_response)
-        return self._call_app(environ, start_response, identity)
+            if isinstance(error, _FAILURES) and self.lockout is not None:
+                self._count_failure(error, address)
+            return _refusal(error)
+        return Decision("allowed", identity)
+
+    def _check_password_allowed(self, identity: Identity, path: str) -> None:
+        if (
+            self.settings.block_basic_passwords
+            and identity.username not in self._password_users
+            and not self._password_paths.matches(path)
+        ):
+            error = InvalidCredentials(
+                "Basic authentication with a password is not allowed here; use an API token.",
+                reason=f"{identity.username!r} used a password (RESTAUTH_BLOCK_BASIC_PASSWORDS)",
+                scheme="Basic",
+            )
+            error.username = identity.username
+            raise error
+
+    def _count_failure(self, error: AuthenticationError, address: IPAddress | None) -> None:
+        assert self.lockout is not None
+        if address is not None:
+            self.lockout.failed("address", str(address))
+        if error.username:
+            self.lockout.failed("user", error.username)
+
+    def _is_preflight(self, environ: WSGIEnvironment, method: str) -> bool:
+        return (
+            self.settings.allow_preflight
+            and method == "OPTIONS"
+            and "HTTP_ORIGIN" in environ
+            and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+        )
 
     def close(self) -> None:
         """Close this process's connections to the token store and the shared
         cache (for a graceful shutdown, or tests). Safe to call more than once;
         a later request opens them again."""
         self.authentication.close()
-
-    def _call_app(
-        self, environ: WSGIEnvironment, start_response: StartResponse, identity: Identity
-    ) -> Iterable[bytes]:
-        environ["REMOTE_USER"] = identity.username
-        environ["AUTH_TYPE"] = identity.auth_type
-        environ[IDENTITY_KEY] = identity
-        return self.app(environ, start_response)
+        if self.lockout is not None:
+            self.lockout.shared.close()
 
     def _hint_mod_wsgi(self) -> None:
         # Apache drops Authorization unless told not to; a deployment that
@@ -121,40 +243,34 @@ class RestAuthMiddleware:
             " configuration (without it Apache drops the header)"
         )
 
-    def _passes_unauthenticated(self, environ: WSGIEnvironment) -> bool:
-        if (
-            self.settings.allow_preflight
-            and environ.get("REQUEST_METHOD") == "OPTIONS"
-            and "HTTP_ORIGIN" in environ
-            and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
-        ):
-            return True
-        return self._public.matches(environ.get("PATH_INFO", ""))
-
     def _log_refusal(
-        self, environ: WSGIEnvironment, header: str | None, error: AuthenticationError
+        self, method: str, path: str, header: str | None, error: AuthenticationError
     ) -> None:
         level = logging.WARNING if isinstance(error, ServiceUnavailable) else logging.INFO
         if log.isEnabledFor(level):
             log.log(
                 level,
                 "refused %s %r: %s (%s) credentials=%s",
-                environ.get("REQUEST_METHOD", ""),
-                environ.get("PATH_INFO", ""),
+                method,
+                path[:200],
                 error.code,
                 error.reason,
-                fingerprint(header),
+                audit.credential_tag(None, header) or "-",
             )
 
 
-def fingerprint(secret: str | None) -> str:
-    """A short, non-reversible tag of a secret for logs: never the secret itself."""
-    if not secret:
-        return "-"
-    digest = hashlib.sha256(secret.encode("latin-1", "replace")).hexdigest()
-    return f"sha256:{digest[:12]}"
+def _refusal(error: AuthenticationError) -> Decision:
+    outcome = "refused"
+    if isinstance(error, ServiceUnavailable):
+        outcome = "unavailable"
+    elif isinstance(error, TooManyFailures):
+        outcome = "locked"
+    elif isinstance(error, Forbidden):
+        outcome = "forbidden"
+    elif isinstance(error, MissingCredentials):
+        outcome = "unauthenticated"
+    return Decision(outcome, error=error)
 
 
-def _upstream(environ: WSGIEnvironment, username: str) -> Identity:
-    auth_type = environ.get("AUTH_TYPE") or "upstream"
-    return Identity(username=username, method="remote_user", auth_type=str(auth_type))
+def _upstream(username: str, auth_type: object) -> Identity:
+    return Identity(username=username, method="remote_user", auth_type=str(auth_type or "upstream"))

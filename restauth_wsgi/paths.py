@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import posixpath
 import re
 from collections.abc import Iterable
 
@@ -21,7 +22,25 @@ class PathGlobs:
         self._regex = re.compile(pattern) if pattern else None
 
     def matches(self, path: str) -> bool:
-        """Whether ``path`` (a WSGI ``PATH_INFO``) matches one of the globs."""
+        """Whether ``path`` (a WSGI ``PATH_INFO``) matches one of the globs.
+
+        For globs that *relax* checks (public paths): a path with empty, ``.``
+        or ``..`` segments never matches.
+        """
         if self._regex is None or self._regex.match(path) is None:
             return False
         return "//" not in path and not any(s in (".", "..") for s in path.split("/"))
+
+    def covers(self, path: str) -> bool:
+        """Whether ``path`` or any spelling of it matches one of the globs.
+
+        For globs that *add* checks (rules, protected paths): ``/admin/../x``,
+        ``//admin`` and ``/admin/`` are tried as ``/x``, ``/admin`` and
+        ``/admin`` too, so that no spelling escapes a rule however the
+        application's router reads it.
+        """
+        if self._regex is None:
+            return False
+        normal = posixpath.normpath("/" + path.lstrip("/")) if path else "/"
+        candidates = {path, normal, normal.rstrip("/") or "/", path.rstrip("/") or "/"}
+        return any(self._regex.match(candidate) for candidate in candidates)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from werkzeug.wrappers import Response
 
-from .errors import AuthenticationError, ServiceUnavailable
+from .errors import AuthenticationError, InsufficientScope, ServiceUnavailable, TooManyFailures
 
 # The errors RFC 6750 section 3.1 defines; only these go into a Bearer challenge.
 _BEARER_ERRORS = frozenset({"invalid_request", "invalid_token", "insufficient_scope"})
@@ -41,6 +41,8 @@ def challenges(
         elif error is not None and error.scheme == "Bearer" and error.code in _BEARER_ERRORS:
             description = _NOT_DESCRIPTION.sub("", error.description)
             value += f', error="{error.code}", error_description="{description}"'
+            if isinstance(error, InsufficientScope):
+                value += f', scope="{_NOT_DESCRIPTION.sub("", " ".join(error.scopes))}"'
         values.append(value)
     return values
 
@@ -51,9 +53,12 @@ def error_response(error: AuthenticationError, schemes: Sequence[str], realm: st
     response = Response(body, status=error.status, content_type="application/json")
     # An authentication answer is about this request's credentials only.
     response.headers["Cache-Control"] = "no-store"
-    if isinstance(error, ServiceUnavailable):
+    if isinstance(error, ServiceUnavailable | TooManyFailures):
         response.headers["Retry-After"] = str(error.retry_after)
-    else:
+    elif error.status != 403 or isinstance(error, InsufficientScope):
+        # 401 and 400 offer every scheme; of the 403s only insufficient_scope
+        # is a matter of credentials (a token with more scope would do).
+        schemes = ("Bearer",) if isinstance(error, InsufficientScope) else schemes
         for value in challenges(schemes, realm, error):
             response.headers.add("WWW-Authenticate", value)
     return response

@@ -31,6 +31,7 @@ from .values import (
     duration_at_least,
     int_at_least,
     mask_url,
+    one_of,
     seconds_between,
 )
 
@@ -137,6 +138,38 @@ class Settings:
     token_allow_no_expiry: bool = False
     #: RESTAUTH_PUBLIC_PATHS: path globs that need no authentication.
     public_paths: tuple[str, ...] = ()
+    #: RESTAUTH_PROTECTED_PATHS: path globs that always need authentication.
+    protected_paths: tuple[str, ...] = ()
+    #: RESTAUTH_OPTIONAL_PATHS: path globs where anonymous requests pass (credentials checked).
+    optional_paths: tuple[str, ...] = ()
+    #: RESTAUTH_DEFAULT_ACCESS: ``required``, ``optional`` or ``public`` for other paths.
+    default_access: str = "required"
+    #: RESTAUTH_ALLOWED_NETWORKS: CIDRs clients must come from (empty: any).
+    allowed_networks: tuple[str, ...] = ()
+    #: RESTAUTH_TRUSTED_PROXIES: reverse proxies in front whose X-Forwarded-For counts.
+    trusted_proxies: int = 0
+    #: RESTAUTH_READ_ONLY_GROUPS: groups whose members may only GET, HEAD and OPTIONS.
+    read_only_groups: tuple[str, ...] = ()
+    #: RESTAUTH_RULES_FILE: a TOML file of per-path rules.
+    rules_file: str | None = None
+    #: RESTAUTH_PASSWORD_FILE: an htpasswd-style file of service accounts (bcrypt/argon2).
+    password_file: str | None = None
+    #: RESTAUTH_BLOCK_BASIC_PASSWORDS: refuse Basic with a password (API tokens still work).
+    block_basic_passwords: bool = False
+    #: RESTAUTH_BASIC_PASSWORD_PATHS: path globs where passwords still work when blocked.
+    basic_password_paths: tuple[str, ...] = ()
+    #: RESTAUTH_BASIC_PASSWORD_USERS: users whose passwords still work when blocked.
+    basic_password_users: tuple[str, ...] = ()
+    #: RESTAUTH_LOCKOUT_THRESHOLD: failures in a window before 429 (0: no lockout).
+    lockout_threshold: int = 10
+    #: RESTAUTH_LOCKOUT_WINDOW: the window failures are counted in, seconds.
+    lockout_window: int = 300
+    #: RESTAUTH_AUDIT_LOG: ``stderr`` or a file for the audit log (else: the logger only).
+    audit_log: str | None = None
+    #: RESTAUTH_METRICS: keep Prometheus metrics (the ``metrics`` extra).
+    metrics: bool = False
+    #: RESTAUTH_METRICS_PATH: the path the metrics are served at, when kept.
+    metrics_path: str = "/metrics"
     #: RESTAUTH_ALLOW_PREFLIGHT: let CORS preflight requests through unauthenticated.
     allow_preflight: bool = True
     #: RESTAUTH_TRUST_REMOTE_USER: keep a REMOTE_USER set by the server in front.
@@ -297,6 +330,20 @@ def _check_paths(value: object) -> tuple[str, ...]:
     return paths
 
 
+def _check_path(value: object) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ValueError(f"{value!r} is not a path; it must start with '/'")
+    return value
+
+
+def _check_networks(value: object) -> tuple[str, ...]:
+    from .access import parse_networks
+
+    networks = check_str_tuple(value)
+    parse_networks(networks)
+    return networks
+
+
 def _check_token_store(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a store URL, got {value!r}")
@@ -346,6 +393,22 @@ _KINDS: dict[str, Kind] = {
     "token_default_lifetime": duration_at_least(1),
     "token_allow_no_expiry": BOOL,
     "public_paths": Kind(LIST.parse, _check_paths, ",".join),
+    "protected_paths": Kind(LIST.parse, _check_paths, ",".join),
+    "optional_paths": Kind(LIST.parse, _check_paths, ",".join),
+    "default_access": one_of("required", "optional", "public"),
+    "allowed_networks": Kind(LIST.parse, _check_networks, ",".join),
+    "trusted_proxies": int_at_least(0),
+    "read_only_groups": LIST,
+    "rules_file": OPTIONAL_STRING,
+    "password_file": OPTIONAL_STRING,
+    "block_basic_passwords": BOOL,
+    "basic_password_paths": Kind(LIST.parse, _check_paths, ",".join),
+    "basic_password_users": LIST,
+    "lockout_threshold": int_at_least(0),
+    "lockout_window": duration_at_least(1),
+    "audit_log": OPTIONAL_STRING,
+    "metrics": BOOL,
+    "metrics_path": Kind(STRING.parse, _check_path),
     "allow_preflight": BOOL,
     "trust_remote_user": BOOL,
     "realm": Kind(STRING.parse, _check_realm),

@@ -23,6 +23,7 @@ from typing import Any
 import requests
 from requests.auth import AuthBase
 
+from . import metrics
 from .per_thread import PerThread
 from .values import check_url
 
@@ -115,6 +116,27 @@ class UpstreamClient:
             raise UpstreamError(f"{origin} failed moments ago; not asked again yet")
         with self._lock:
             self.calls[where] += 1
+        started = time.monotonic()
+        try:
+            answer = self._call(method, url, where, origin, headers, data, json_body, auth, params)
+        except UpstreamError:
+            metrics.METRICS.upstream(where, "failed", time.monotonic() - started)
+            raise
+        metrics.METRICS.upstream(where, "ok", time.monotonic() - started)
+        return answer
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        where: str,
+        origin: str,
+        headers: Mapping[str, str] | None,
+        data: Mapping[str, str] | None,
+        json_body: Any,
+        auth: tuple[str, str] | AuthBase | None,
+        params: Mapping[str, str] | None,
+    ) -> Answer:
         deadline = time.monotonic() + self.timeout
         try:
             response = self._sessions.get().request(

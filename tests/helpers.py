@@ -127,3 +127,23 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = 20) -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
         time.sleep(0.2)
+
+
+def claims_token(**claims: Any) -> str:
+    """An opaque token that :func:`serve_claims` answers with these claims."""
+    import base64
+
+    return "claims-" + base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+
+
+def serve_claims(request: Any) -> Any:
+    """A userinfo handler for a fake provider: the claims a :func:`claims_token` carries."""
+    import base64
+
+    from .fake_provider import Reply
+
+    token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if not token.startswith("claims-"):
+        return Reply(401, {"error": "invalid_token"})
+    encoded = token.removeprefix("claims-")
+    return Reply(200, json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))))

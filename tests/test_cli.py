@@ -272,6 +272,7 @@ def test_list_json_has_no_secrets(
         "expires_at",
         "last_used_at",
         "revoked_at",
+        "restrictions",
     }
     assert token.split("_")[2] not in line
 

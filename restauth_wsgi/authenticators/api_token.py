@@ -94,12 +94,15 @@ class ApiTokenAuthenticator:
                 # until it expires would attempt one.
                 used = dataclasses.replace(record, last_used_at=int(now))
                 self._records.put(record.token_id, used, self.cache_ttl)
+        restrictions = record.restrictions
         return Identity(
             username=record.owner,
             method="api_token",
             auth_type=credentials.scheme,
             token_id=record.token_id,
+            scopes=frozenset(restrictions.scopes) if restrictions else frozenset(),
             expires_at=None if record.expires_at is None else float(record.expires_at),
+            restrictions=restrictions,
         )
 
     def _record(self, token_id: str) -> TokenRecord | None:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from restauth_wsgi import __version__
 from restauth_wsgi.errors import ConfigurationError, RestAuthError
 
-from . import check, config, demo, store, tokens, userinfo
+from . import check, config, demo, lockout, store, tokens, userinfo
 from .output import CommandError
 
 
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     store.register(commands)
     check.register(commands)
     userinfo.register(commands)
+    lockout.register(commands)
     config.register(commands)
     demo.register(commands)
     return parser

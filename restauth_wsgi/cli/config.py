@@ -8,6 +8,8 @@ import time
 from contextlib import suppress
 from typing import Any
 
+from restauth_wsgi.access import load_rules
+from restauth_wsgi.authenticators.password import PasswordFile
 from restauth_wsgi.errors import ConfigurationError, TokenStoreUnavailable
 from restauth_wsgi.providers.build import Provider, Providers
 from restauth_wsgi.providers.config import ProviderConfig
@@ -41,6 +43,18 @@ def _run(args: argparse.Namespace) -> int:
         for variable in unknown_variables(environ):
             print(f"  {variable} is not a setting; is it misspelt?")
         return 2
+    files = []
+    try:
+        if settings.rules_file:
+            files.append(
+                f"Rules: {len(load_rules(settings.rules_file))} rule(s) in {settings.rules_file}"
+            )
+        if settings.password_file:
+            passwords = PasswordFile.load(settings.password_file)
+            files.append(f"Passwords: {len(passwords.hashes)} user(s) in {settings.password_file}")
+    except ConfigurationError as exc:
+        print(f"Invalid settings:\n  {exc}")
+        return 2
     print("Settings (* = set in the environment or RESTAUTH_SETTINGS_FILE; secrets masked):")
     for variable, value in settings.masked().items():
         mark = "*" if variable in environ else " "
@@ -64,6 +78,8 @@ def _run(args: argparse.Namespace) -> int:
             now = time.time()
             active = sum(1 for r in records if r.status(now) == "active")
             print(f"Token store: {store.url}: {len(records)} token(s), {active} active")
+    for line in files:
+        print(line)
     if settings.providers:
         providers = Providers(settings)
         for provider in providers.by_name.values():

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from restauth_wsgi.durations import parse_duration
+from restauth_wsgi.restrictions import TokenRestrictions
 from restauth_wsgi.settings import Settings
 from restauth_wsgi.tokens import format as token_format
 from restauth_wsgi.tokens.issuing import NEVER, issue_token
@@ -37,6 +38,30 @@ def register(commands: Any) -> None:
         metavar="DURATION",
         help="lifetime such as 30d, 12h or 1y, or 'never' where allowed"
         " (default: RESTAUTH_TOKEN_DEFAULT_LIFETIME)",
+    )
+    create.add_argument(
+        "--read-only", action="store_true", help="only GET, HEAD and OPTIONS requests"
+    )
+    create.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="'METHOD /PATH-GLOB'",
+        help="only requests like this ('GET /rest/api/*', '* /health'); repeatable",
+    )
+    create.add_argument(
+        "--network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="only from this network (10.0.0.0/8, 2001:db8::/32); repeatable",
+    )
+    create.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help="a scope the token grants, for rules that require scopes; repeatable",
     )
     create.set_defaults(run=_create)
 
@@ -89,6 +114,7 @@ def _create(args: argparse.Namespace) -> int:
             owner=args.user,
             name=args.name,
             lifetime=args.expires,
+            restrictions=_restrictions(args),
         )
     except ValueError as exc:
         raise CommandError(str(exc), exit_code=2) from None
@@ -96,9 +122,26 @@ def _create(args: argparse.Namespace) -> int:
         f"Created API token {record.token_id} for {record.owner!r}"
         f" (name {record.name!r}, expires {format_time(record.expires_at)})."
     )
+    if record.restrictions is not None:
+        print(f"Restricted to: {record.restrictions.describe()}.")
     print("Copy it now: it is stored only as a hash and cannot be shown again.")
     print(raw)
     return 0
+
+
+def _restrictions(args: argparse.Namespace) -> TokenRestrictions | None:
+    allow = []
+    for pattern in args.allow:
+        method, _, glob = pattern.strip().partition(" ")
+        allow.append((method.upper(), glob.strip()))
+    if not (args.read_only or allow or args.network or args.scope):
+        return None
+    return TokenRestrictions(
+        read_only=args.read_only,
+        allow=tuple(allow),
+        networks=tuple(args.network),
+        scopes=tuple(args.scope),
+    )
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -108,7 +151,7 @@ def _list(args: argparse.Namespace) -> int:
         for record in records:
             print(json.dumps(_as_json(record, now)))
         return 0
-    rows = [("ID", "USER", "NAME", "STATUS", "CREATED", "EXPIRES", "LAST USED")]
+    rows = [("ID", "USER", "NAME", "STATUS", "CREATED", "EXPIRES", "LAST USED", "RESTRICTIONS")]
     rows += [
         (
             r.token_id,
@@ -118,6 +161,7 @@ def _list(args: argparse.Namespace) -> int:
             format_time(r.created_at),
             format_time(r.expires_at),
             format_time(r.last_used_at, never="-"),
+            r.restrictions.describe() if r.restrictions else "-",
         )
         for r in records
     ]
@@ -138,6 +182,9 @@ def _as_json(record: TokenRecord, now: float) -> dict[str, Any]:
         "expires_at": record.expires_at,
         "last_used_at": record.last_used_at,
         "revoked_at": record.revoked_at,
+        "restrictions": None
+        if record.restrictions is None
+        else json.loads(record.restrictions.to_json()),
     }
 
 

@@ -38,14 +38,14 @@ class Providers:
     Nothing is fetched here: discovery and keys wait for the first token.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, shared: SharedCache | None = None) -> None:
         self.http = UpstreamClient(
             timeout=settings.http_timeout,
             ca_bundle=settings.ca_bundle,
             allow_http=settings.allow_http,
             backoff=settings.upstream_backoff,
         )
-        self.shared: SharedCache = open_shared_cache(
+        self.shared: SharedCache = shared or open_shared_cache(
             settings.cache, max_entries=settings.cache_max_entries, timeout=settings.cache_timeout
         )
         flights: SingleFlight[LookupAnswer] = SingleFlight()

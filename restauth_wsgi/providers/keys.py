@@ -21,6 +21,7 @@ from typing import Any
 from jwt import PyJWK
 from jwt.exceptions import InvalidKeyError, PyJWKError
 
+from restauth_wsgi import metrics
 from restauth_wsgi.cache import SharedCache
 from restauth_wsgi.upstream import UpstreamClient, UpstreamError
 
@@ -130,11 +131,13 @@ class KeySet:
                 jwks = self._fetch()
                 self._install(jwks, now)
             except UpstreamError:
+                metrics.METRICS.jwks_refresh("failed")
                 self._attempt_failed = True
                 if self._fetched_at is None:
                     raise
                 log.warning("key set refresh failed; keeping the last good one")
                 return
+            metrics.METRICS.jwks_refresh("ok")
             self._attempt_failed = False
             self.shared.set("jwks", self._locate(), {"fetched_at": now, "jwks": jwks}, self.max_age)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from restauth_wsgi.durations import format_duration
 from restauth_wsgi.errors import TokenLimitExceeded
+from restauth_wsgi.restrictions import TokenRestrictions
 
 from . import format as token_format
 from .store import TokenIdTaken, TokenRecord, TokenStore
@@ -40,11 +41,13 @@ def issue_token(
     name: str | None = None,
     lifetime: int | None = None,
     now: int | None = None,
+    restrictions: TokenRestrictions | None = None,
 ) -> tuple[str, TokenRecord]:
     """Create and store a new token; return the raw token (shown once) and its record.
 
     :param lifetime: seconds until expiry; ``None`` for the policy's default,
         :data:`NEVER` for no expiry.
+    :param restrictions: what the token may do (all it may, when ``None``).
     :raises ValueError: for an owner or name that cannot be used.
     :raises TokenLimitExceeded: when a limit of ``policy`` forbids the token.
     :raises TokenStoreUnavailable: when the store cannot be written.
@@ -69,6 +72,7 @@ def issue_token(
             name=name,
             created_at=now,
             expires_at=expires_at,
+            restrictions=restrictions,
         )
         try:
             store.add(record, max_per_user=policy.max_per_user or None, now=now)

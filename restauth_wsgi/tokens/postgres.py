@@ -21,7 +21,7 @@ from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
 from restauth_wsgi.per_thread import PerProcess
 from restauth_wsgi.values import mask_url
 
-from .sql import Queries, row
+from .sql import Queries, from_row, to_row
 from .store import TokenIdTaken, TokenRecord
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX restauth_tokens_by_owner ON restauth_tokens (owner)",
     ),
+    # 2: per-token restrictions (read-only, allowed requests, networks, scopes), as JSON.
+    ("ALTER TABLE restauth_tokens ADD COLUMN restrictions TEXT",),
 )
 
 _SQL = Queries.render("restauth_tokens", "%s")
@@ -70,7 +72,7 @@ class PostgresTokenStore:
             try:
                 with self._connection() as conn:
                     found = conn.execute(_SQL.select_one, (token_id,)).fetchone()
-                return None if found is None else TokenRecord(*found)
+                return None if found is None else from_row(found)
             except psycopg.OperationalError as exc:
                 if attempt == 2:
                     raise self._unavailable(exc) from exc
@@ -100,7 +102,7 @@ class PostgresTokenStore:
                         " allowed (RESTAUTH_TOKEN_MAX_PER_USER); revoke one first"
                     )
             try:
-                conn.execute(_SQL.insert, row(record))
+                conn.execute(_SQL.insert, to_row(record))
             except psycopg.errors.UniqueViolation as exc:
                 raise TokenIdTaken(record.token_id) from exc
 
@@ -114,14 +116,14 @@ class PostgresTokenStore:
                     rows = conn.execute(_SQL.select_owner, (owner,)).fetchall()
         except psycopg.Error as exc:
             raise self._unavailable(exc) from exc
-        return [TokenRecord(*values) for values in rows]
+        return [from_row(values) for values in rows]
 
     def revoke(self, token_id: str, *, now: int) -> TokenRecord | None:
         """Mark the token revoked; return it, or ``None`` if unknown."""
         with self._transaction() as conn:
             conn.execute(_SQL.revoke, (now, token_id))
             found = conn.execute(_SQL.select_one, (token_id,)).fetchone()
-        return None if found is None else TokenRecord(*found)
+        return None if found is None else from_row(found)
 
     def prune(self, *, before: int) -> int:
         """Delete tokens expired or revoked before ``before``; return the count."""
@@ -133,7 +135,7 @@ class PostgresTokenStore:
         count = 0
         with self._transaction() as conn:
             for record in records:
-                conn.execute(_SQL.upsert, row(record))
+                conn.execute(_SQL.upsert, to_row(record))
                 count += 1
         return count
 

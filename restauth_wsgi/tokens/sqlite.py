@@ -19,13 +19,14 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
 from restauth_wsgi.per_thread import PerThread
 
-from .sql import Queries, row
+from .sql import Queries, from_row, to_row
 from .store import TokenIdTaken, TokenRecord
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         "CREATE INDEX tokens_by_owner ON tokens (owner)",
     ),
+    # 2: per-token restrictions (read-only, allowed requests, networks, scopes), as JSON.
+    ("ALTER TABLE tokens ADD COLUMN restrictions TEXT",),
 )
 
 _SQL = Queries.render("tokens", "?")
@@ -73,7 +76,7 @@ class SQLiteTokenStore:
             found = self._connection().execute(_SQL.select_one, (token_id,)).fetchone()
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
-        return None if found is None else TokenRecord(*found)
+        return None if found is None else from_row(found)
 
     def touch(self, token_id: str, *, now: int, min_interval: int) -> None:
         """Record a use at most once per ``min_interval``; skip if the file is busy."""
@@ -101,7 +104,7 @@ class SQLiteTokenStore:
                         " allowed (RESTAUTH_TOKEN_MAX_PER_USER); revoke one first"
                     )
             try:
-                conn.execute(_SQL.insert, row(record))
+                conn.execute(_SQL.insert, to_row(record))
             except sqlite3.IntegrityError as exc:
                 raise TokenIdTaken(record.token_id) from exc
 
@@ -112,7 +115,7 @@ class SQLiteTokenStore:
                 rows = self._connection().execute(_SQL.select_all)
             else:
                 rows = self._connection().execute(_SQL.select_owner, (owner,))
-            return [TokenRecord(*values) for values in rows]
+            return [from_row(values) for values in rows]
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
 
@@ -121,7 +124,7 @@ class SQLiteTokenStore:
         with self._transaction() as conn:
             conn.execute(_SQL.revoke, (now, token_id))
             found = conn.execute(_SQL.select_one, (token_id,)).fetchone()
-        return None if found is None else TokenRecord(*found)
+        return None if found is None else from_row(found)
 
     def prune(self, *, before: int) -> int:
         """Delete tokens expired or revoked before ``before``; return the count."""
@@ -133,7 +136,7 @@ class SQLiteTokenStore:
         count = 0
         with self._transaction() as conn:
             for record in records:
-                conn.execute(_SQL.upsert, row(record))
+                conn.execute(_SQL.upsert, to_row(record))
                 count += 1
         return count
 
@@ -154,9 +157,9 @@ class SQLiteTokenStore:
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
             )
-            # WAL: readers never wait for a writer; NORMAL sync is durable
-            # across application crashes, which is what a token store needs.
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._use_wal(conn)
+            # NORMAL sync is durable across application crashes, which is
+            # what a token store needs, and cheaper than FULL under WAL.
             conn.execute("PRAGMA synchronous = NORMAL")
         except (OSError, sqlite3.Error) as exc:
             raise self._unavailable(exc) from exc
@@ -166,6 +169,26 @@ class SQLiteTokenStore:
                     self._migrate(conn)
                     self._schema_ready = True
         return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Put the file in WAL mode (readers never wait for a writer), once.
+
+        The mode is kept in the file, so this only changes anything the first
+        time. Switching needs the file to itself and may answer "locked" at
+        once, without the busy timeout, when processes open a new file
+        together: retry until the timeout.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+                if mode != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         target = len(self.migrations)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from restauth_wsgi.errors import ConfigurationError
+from restauth_wsgi.restrictions import TokenRestrictions
 from restauth_wsgi.values import mask_url
 
 
@@ -23,6 +24,7 @@ class TokenRecord:
     expires_at: int | None
     last_used_at: int | None = None
     revoked_at: int | None = None
+    restrictions: TokenRestrictions | None = None
 
     def status(self, now: float) -> str:
         """``revoked``, ``expired`` or ``active`` at time ``now``."""

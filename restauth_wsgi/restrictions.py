@@ -1,0 +1,103 @@
+"""Restrictions an administrator puts on one API token.
+
+Set with ``restauth token create`` (``--read-only``, ``--allow 'GET /api/*'``,
+``--network 10.0.0.0/8``, ``--scope read``), stored with the token as JSON,
+and enforced on every request the token makes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from .client_address import IPAddress
+
+#: Methods a read-only token (or a member of a read-only group) may use.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_METHOD = re.compile(r"\*|[A-Z]{1,20}")
+
+
+@dataclass(frozen=True)
+class TokenRestrictions:
+    """What one token may do.
+
+    :param read_only: only GET, HEAD and OPTIONS.
+    :param allow: ``(method, path glob)`` pairs, ``*`` for any method; when
+        given, a request must match one.
+    :param networks: CIDRs the client address must be in, when given.
+    :param scopes: scopes the token grants (for rules that require scopes).
+    """
+
+    read_only: bool = False
+    allow: tuple[tuple[str, str], ...] = ()
+    networks: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for method, glob in self.allow:
+            if not _METHOD.fullmatch(method) or not glob.startswith("/"):
+                raise ValueError(f"{method} {glob!r} is not 'METHOD /path-glob' (or '* /glob')")
+        for network in self.networks:
+            ipaddress.ip_network(network, strict=False)  # raises ValueError if not one
+
+    def refusal(self, method: str, path: str, address: IPAddress | None) -> str | None:
+        """Why this request is outside the restrictions, or ``None`` if it is within."""
+        if self.read_only and method not in READ_METHODS:
+            return f"the token is read-only and the method is {method}"
+        if self.allow and not any(
+            (m in ("*", method)) and _glob(g).match(path) for m, g in self.allow
+        ):
+            return f"the token is not allowed {method} {path[:80]!r}"
+        if self.networks and (
+            address is None or not any(address in _network(n) for n in self.networks)
+        ):
+            return f"the token may not be used from {address}"
+        return None
+
+    def to_json(self) -> str:
+        """For the token store."""
+        return json.dumps(
+            {
+                "read_only": self.read_only,
+                "allow": [list(pair) for pair in self.allow],
+                "networks": list(self.networks),
+                "scopes": list(self.scopes),
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | None) -> TokenRestrictions | None:
+        """Back from the store (``None`` for a token without restrictions)."""
+        if not text:
+            return None
+        data: dict[str, Any] = json.loads(text)
+        return cls(
+            read_only=bool(data.get("read_only", False)),
+            allow=tuple((str(m), str(g)) for m, g in data.get("allow", ())),
+            networks=tuple(map(str, data.get("networks", ()))),
+            scopes=tuple(map(str, data.get("scopes", ()))),
+        )
+
+    def describe(self) -> str:
+        """A short human summary for ``restauth token list``."""
+        parts = ["read-only"] if self.read_only else []
+        parts += [f"{m} {g}" for m, g in self.allow]
+        parts += [f"from {n}" for n in self.networks]
+        parts += [f"scope {s}" for s in self.scopes]
+        return "; ".join(parts)
+
+
+@lru_cache(maxsize=512)
+def _glob(glob: str) -> re.Pattern[str]:
+    return re.compile(fnmatch.translate(glob))
+
+
+@lru_cache(maxsize=512)
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(cidr, strict=False)

@@ -1,0 +1,97 @@
+"""The token stores' SQL, written once and rendered for each database.
+
+SQLite and PostgreSQL differ here only in the parameter marker (``?`` or
+``%s``) and the table's name (the PostgreSQL table may share a database
+with the application, so it is prefixed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from restauth_wsgi.restrictions import TokenRestrictions
+
+from .store import TokenRecord
+
+#: The columns, in TokenRecord's field order.
+COLUMNS = (
+    "id",
+    "secret_hash",
+    "owner",
+    "name",
+    "created_at",
+    "expires_at",
+    "last_used_at",
+    "revoked_at",
+    "restrictions",
+)
+
+
+@dataclass(frozen=True)
+class Queries:
+    """Every statement the stores run, for one table and parameter marker."""
+
+    select_one: str
+    select_all: str
+    select_owner: str
+    count_active: str
+    insert: str
+    upsert: str
+    touch: str
+    revoke: str
+    prune: str
+
+    @classmethod
+    def render(cls, table: str, marker: str) -> Queries:
+        """The statements for ``table`` with parameters written as ``marker``."""
+        columns = ", ".join(COLUMNS)
+        values = ", ".join([marker] * len(COLUMNS))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
+        select = f"SELECT {columns} FROM {table}"
+        return cls(
+            select_one=f"{select} WHERE id = {marker}",
+            select_all=f"{select} ORDER BY created_at, id",
+            select_owner=f"{select} WHERE owner = {marker} ORDER BY created_at, id",
+            count_active=f"SELECT count(*) FROM {table} WHERE owner = {marker}"
+            f" AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > {marker})",
+            insert=f"INSERT INTO {table} ({columns}) VALUES ({values})",
+            upsert=f"INSERT INTO {table} ({columns}) VALUES ({values})"
+            f" ON CONFLICT (id) DO UPDATE SET {updates}",
+            touch=f"UPDATE {table} SET last_used_at = {marker} WHERE id = {marker}"
+            f" AND (last_used_at IS NULL OR last_used_at <= {marker})",
+            revoke=f"UPDATE {table} SET revoked_at = {marker}"
+            f" WHERE id = {marker} AND revoked_at IS NULL",
+            prune=f"DELETE FROM {table} WHERE expires_at < {marker} OR revoked_at < {marker}",
+        )
+
+
+def to_row(record: TokenRecord) -> tuple[object, ...]:
+    """A record's values in column order."""
+    return (
+        record.token_id,
+        record.secret_hash,
+        record.owner,
+        record.name,
+        record.created_at,
+        record.expires_at,
+        record.last_used_at,
+        record.revoked_at,
+        None if record.restrictions is None else record.restrictions.to_json(),
+    )
+
+
+def from_row(values: Sequence[Any]) -> TokenRecord:
+    """A record from a row in column order."""
+    return TokenRecord(
+        token_id=values[0],
+        secret_hash=values[1],
+        owner=values[2],
+        name=values[3],
+        created_at=values[4],
+        expires_at=values[5],
+        last_used_at=values[6],
+        revoked_at=values[7],
+        restrictions=TokenRestrictions.from_json(values[8]),
+    )

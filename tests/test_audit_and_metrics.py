@@ -1,0 +1,202 @@
+"""The audit log (one JSON line per decision, no secret anywhere in it) and the
+Prometheus metrics scraped from a running gunicorn with several workers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import bcrypt
+import pytest
+import requests
+from werkzeug.test import Client
+
+from restauth_wsgi import RestAuthMiddleware, Settings
+from restauth_wsgi.providers.settings import ProviderSettings
+from restauth_wsgi.tokens.store import TokenRecord
+
+from .fake_provider import FakeProvider
+from .helpers import (
+    ROOT,
+    claims_token,
+    cli_env,
+    echo_app,
+    free_port,
+    gunicorn_command,
+    serve_claims,
+    server_process,
+)
+
+Issue = Callable[..., tuple[str, TokenRecord]]
+FIELDS = {
+    "time",
+    "outcome",
+    "status",
+    "method",
+    "path",
+    "client",
+    "username",
+    "auth",
+    "provider",
+    "token",
+    "error",
+    "reason",
+}
+
+
+def basic(user: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
+
+
+def test_audit_lines_are_json_and_hold_no_secret(
+    tmp_path: Path,
+    store_url: str,
+    issue: Issue,
+    fake_provider: FakeProvider,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake_provider.route("/me", serve_claims)
+    passwords = tmp_path / "htpasswd"
+    passwords.write_text(f"svc:{bcrypt.hashpw(b'pw-123456', bcrypt.gensalt(rounds=4)).decode()}\n")
+    settings = Settings(
+        token_store=store_url,
+        public_paths=("/health",),
+        password_file=str(passwords),
+        providers=(ProviderSettings("idp", type="oauth2", userinfo_url=f"{fake_provider.url}/me"),),
+        rules_file=None,
+        lockout_threshold=0,
+    )
+    client = Client(RestAuthMiddleware(echo_app, settings=settings))
+    token, record = issue("alice")
+    provider_token = claims_token(sub="bob", scope="read")
+    secrets = [
+        token,
+        token.split("_")[2],
+        provider_token,
+        "pw-123456",
+        "wrong-password",
+        "opaque-never-seen",
+        token[:-4] + "AAAA",
+    ]
+    requests_made = [
+        ("/api", {"Authorization": f"Bearer {token}"}),
+        ("/api", {"Authorization": basic("alice", token)}),
+        ("/api", {"Authorization": f"Bearer {provider_token}"}),
+        ("/api", {"Authorization": basic("svc", "pw-123456")}),
+        ("/api", {"Authorization": basic("svc", "wrong-password")}),
+        ("/api", {"Authorization": "Bearer opaque-never-seen"}),
+        ("/api", {"Authorization": f"Bearer {token[:-4]}AAAA"}),
+        ("/api", {}),
+        ("/health", {"Authorization": "Bearer opaque-never-seen"}),
+    ]
+    with caplog.at_level(logging.INFO, logger="restauth.audit"):
+        for path, headers in requests_made:
+            client.get(path, headers=headers, environ_overrides={"REMOTE_ADDR": "192.0.2.44"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "restauth.audit"]
+    assert len(lines) == len(requests_made), "one line per decision"
+    entries = [json.loads(line) for line in lines]
+    for entry in entries:
+        assert set(entry) == FIELDS
+        assert entry["client"] == "192.0.2.44"
+        assert entry["method"] == "GET"
+    outcomes = [(e["outcome"], e["username"], e["auth"], e["status"]) for e in entries]
+    assert outcomes == [
+        ("allowed", "alice", "api_token", None),
+        ("allowed", "alice", "api_token", None),
+        ("allowed", "bob", "userinfo", None),
+        ("allowed", "svc", "password", None),
+        ("refused", "svc", None, 401),
+        ("refused", None, None, 401),
+        ("refused", None, None, 401),
+        ("unauthenticated", None, None, 401),
+        ("public", None, None, None),
+    ]
+    assert entries[0]["token"] == entries[1]["token"] == f"id:{record.token_id}"
+    assert entries[2]["provider"] == "idp"
+    assert re.fullmatch(r"sha256:[0-9a-f]{12}", entries[5]["token"])
+    assert entries[6]["error"] == "invalid_token"
+    everything = "\n".join(lines) + caplog.text
+    for secret in secrets:
+        assert secret not in everything, "no secret in the audit log or any log"
+
+
+def test_audit_log_setting_writes_a_file(tmp_path: Path, store_url: str) -> None:
+    target = tmp_path / "audit.jsonl"
+    logger = logging.getLogger("restauth.audit")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    try:
+        client = Client(
+            RestAuthMiddleware(
+                echo_app, settings=Settings(token_store=store_url, audit_log=str(target))
+            )
+        )
+        client.get("/", headers={"Authorization": "Bearer nope"})
+        for handler in logger.handlers:
+            handler.flush()
+        (line,) = target.read_text().splitlines()
+        assert json.loads(line)["outcome"] == "refused"
+    finally:
+        for handler in logger.handlers[:]:
+            if handler not in handlers:
+                logger.removeHandler(handler)
+                handler.close()
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+@pytest.mark.slow
+def test_metrics_from_gunicorn_with_several_workers(
+    tmp_path: Path,
+    store_url: str,
+    issue: Issue,
+    fake_provider: FakeProvider,
+) -> None:
+    fake_provider.route("/me", serve_claims)
+    prometheus_dir = tmp_path / "prometheus"
+    prometheus_dir.mkdir()
+    env = cli_env(
+        store_url,
+        RESTAUTH_METRICS="true",
+        RESTAUTH_PUBLIC_PATHS="/metrics",
+        RESTAUTH_PROVIDERS="idp",
+        RESTAUTH_IDP_TYPE="oauth2",
+        RESTAUTH_IDP_USERINFO_URL=f"{fake_provider.url}/me",
+        PROMETHEUS_MULTIPROC_DIR=str(prometheus_dir),
+    )
+    token, _ = issue("alice")
+    port = free_port()
+    command = gunicorn_command("tests.apps:application", port, "--workers", "3")
+    with server_process(command, port, env, cwd=ROOT) as url:
+        for _ in range(9):
+            assert (
+                requests.get(
+                    url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+                ).status_code
+                == 200
+            )
+        for _ in range(4):
+            requests.get(url, headers={"Authorization": "Bearer restauth_wrong"}, timeout=10)
+        provider_token = claims_token(sub="bob")
+        for _ in range(3):
+            requests.get(url, headers={"Authorization": f"Bearer {provider_token}"}, timeout=10)
+        text = requests.get(f"{url}/metrics", timeout=10).text
+
+    def value(pattern: str) -> float:
+        total = 0.0
+        for line in text.splitlines():
+            if re.match(pattern, line):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    assert value(r'restauth_decisions_total\{.*method="api_token".*outcome="allowed"') == 9
+    assert value(r'restauth_decisions_total\{.*outcome="refused"') == 4
+    assert value(r'restauth_decisions_total\{.*provider="idp"') == 3
+    assert value(r'restauth_upstream_requests_total\{.*result="ok"') >= 1
+    assert value(r"restauth_upstream_seconds_count") >= 1
+    assert value(r'restauth_cache_requests_total\{.*cache="recent"') >= 3
+    for secret in (token, provider_token):
+        assert secret not in text
