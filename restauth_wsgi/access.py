@@ -166,15 +166,19 @@ class AccessPolicy:
         self._public = PathGlobs(public)
         self._protected = PathGlobs(protected)
         self._optional = PathGlobs(optional)
+        self._any_globs = bool(self._public.globs or self._protected.globs or self._optional.globs)
         self.default = default
         self.networks = parse_networks(networks)
         self.read_only_groups = frozenset(read_only_groups)
         self.rules = rules
+        self._checks_identities = bool(self.read_only_groups or rules)
         #: Whether anything needs the client address (so it is worked out only then).
         self.needs_address = bool(self.networks) or any(r.networks for r in rules)
 
     def level(self, path: str) -> str:
         """``public``, ``optional`` or ``required`` for this path."""
+        if not self._any_globs:
+            return self.default
         if self._public.matches(path):
             return "public"
         if self._protected.covers(path):
@@ -196,6 +200,8 @@ class AccessPolicy:
     ) -> None:
         """Raise :class:`Forbidden` (or :class:`InsufficientScope`) if the
         identity may not make this request."""
+        if identity.restrictions is None and not self._checks_identities:
+            return
         if identity.restrictions is not None:
             refusal = identity.restrictions.refusal(method, path, address)
             if refusal is not None:

@@ -20,9 +20,9 @@ import hashlib
 import json
 import logging
 import sys
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from .client_address import IPAddress
+from .client_address import ClientAddress
 from .credentials import parse_authorization
 from .errors import AuthenticationError
 from .identity import Identity
@@ -31,8 +31,7 @@ from .tokens import format as token_format
 log = logging.getLogger("restauth.audit")
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """What the middleware decided about one request."""
 
     outcome: str
@@ -45,12 +44,10 @@ def emit(
     *,
     method: str,
     path: str,
-    client: IPAddress | None,
+    client: ClientAddress | None,
     header: str | None,
 ) -> None:
-    """Write the decision's line (only if the logger would keep it)."""
-    if not log.isEnabledFor(logging.INFO):
-        return
+    """Write the decision's line (the caller checks that the logger keeps INFO)."""
     identity, error = decision.identity, decision.error
     line = {
         "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
@@ -58,7 +55,7 @@ def emit(
         "status": None if error is None else error.status,
         "method": method,
         "path": path[:500],
-        "client": None if client is None else str(client),
+        "client": None if client is None else client.text,
         "username": identity.username if identity else getattr(error, "username", None),
         "auth": identity.method if identity else None,
         "provider": identity.provider if identity else None,

@@ -29,6 +29,7 @@ from .identity import Identity
 from .lockout import Lockout
 from .providers.build import Providers
 from .settings import Settings
+from .tokens import format as token_format
 from .tokens.store import open_store
 
 # The order challenges are sent in: the scheme we recommend first.
@@ -135,7 +136,9 @@ class Authentication:
                 "Authentication is required: send 'Authorization: Bearer <token>'."
             )
         recent = self._recent
-        if recent is None:
+        # API tokens are never remembered here (the store decides every time),
+        # so a Bearer API token skips the hash and the lookup.
+        if recent is None or header.find(token_format.PREFIX, 0, 24) != -1:
             return self._run_chain(header, None)
         key = hashlib.sha256(header.encode("utf-8", "surrogatepass")).digest()
         remembered = recent.get(key)

@@ -10,15 +10,12 @@ here is RFC 7235 / RFC 6750 (``b64token``) / RFC 7617 (UTF-8 Basic).
 
 from __future__ import annotations
 
-import base64
 import binascii
-import json
 import re
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
 
+from . import jws
 from .errors import InvalidCredentials, InvalidToken, MalformedCredentials
+from .jws import ParsedJwt
 
 #: Credentials longer than this are refused before any parsing or lookup.
 #: Far above any real token (large Azure/Keycloak JWTs are 4-8 KB), far
@@ -28,35 +25,6 @@ MAX_CREDENTIALS_LENGTH = 16 * 1024
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
-@dataclass(frozen=True)
-class UnverifiedJwt:
-    """A JWT's header and claims as the token states them, before any check.
-
-    Only for routing a token to its provider; never trusted.
-    """
-
-    header: dict[str, Any]
-    claims: dict[str, Any]
-
-
-def peek_jwt(token: str) -> UnverifiedJwt | None:
-    """The header and claims of a token shaped like a signed JWT, else ``None``."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        header, claims = (
-            json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-            for part in parts[:2]
-        )
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        return None
-    return UnverifiedJwt(header, claims)
-
-
-@dataclass(frozen=True)
 class Credentials:
     """Credentials from one ``Authorization`` header.
 
@@ -66,14 +34,25 @@ class Credentials:
     :param username: the Basic user; ``None`` for other schemes.
     """
 
-    scheme: str
-    secret: str = ""
-    username: str | None = None
+    # A plain slotted class: built on every request, read by every
+    # authenticator; the JWT parse happens at most once, when first asked for.
+    __slots__ = ("_jwt", "scheme", "secret", "username")
 
-    @cached_property
-    def unverified_jwt(self) -> UnverifiedJwt | None:
-        """A bearer token's JWT header and claims, unverified; parsed once per request."""
-        return peek_jwt(self.secret) if self.scheme == "Bearer" else None
+    def __init__(self, scheme: str, secret: str = "", username: str | None = None) -> None:
+        self.scheme = scheme
+        self.secret = secret
+        self.username = username
+        self._jwt: ParsedJwt | bool | None = False
+
+    @property
+    def unverified_jwt(self) -> ParsedJwt | None:
+        """A bearer token parsed as a JWT (not yet verified), once per request."""
+        if self._jwt is False:
+            self._jwt = jws.parse(self.secret) if self.scheme == "Bearer" else None
+        return self._jwt  # type: ignore[return-value]
+
+    def __repr__(self) -> str:  # never the secret
+        return f"Credentials(scheme={self.scheme!r}, username={self.username!r})"
 
 
 def parse_authorization(header: str, accepted: frozenset[str]) -> Credentials:

@@ -6,16 +6,20 @@ The middleware stores it under ``environ["restauth.identity"]`` and copies
 
 from __future__ import annotations
 
+import types
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .restrictions import TokenRestrictions
 
+_NO_CLAIMS: Mapping[str, Any] = types.MappingProxyType({})
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+
+class Identity(NamedTuple):
     """Who made the request and how that was established.
+
+    Immutable (a remembered identity is shared by later requests with the same
+    credentials), and a named tuple because it is built on every request.
 
     :param username: the value that becomes ``REMOTE_USER``.
     :param method: how the credentials were checked: ``api_token``, ``jwt``,
@@ -39,7 +43,7 @@ class Identity:
     scopes: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
     expires_at: float | None = None
-    claims: Mapping[str, Any] = field(default_factory=dict)
+    claims: Mapping[str, Any] = _NO_CLAIMS
     restrictions: TokenRestrictions | None = None
 
     def to_json(self) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from .access import AccessPolicy, load_rules
 from .audit import Decision
 from .authentication import Authentication
 from .cache import open_shared_cache
-from .client_address import IPAddress, client_address
+from .client_address import ClientAddress, client_address
 from .errors import (
     AuthenticationError,
     Forbidden,
@@ -107,6 +107,12 @@ class RestAuthMiddleware:
         self._password_paths = PathGlobs(settings.basic_password_paths)
         self._password_users = frozenset(settings.basic_password_users)
         self._hinted_mod_wsgi = False
+        # The address is only worked out when something will use it.
+        self._needs_address = self.access.needs_address or self.lockout is not None
+        self._enabled = settings.enabled
+        self._trust_remote_user = settings.trust_remote_user
+        self._trusted_proxies = settings.trusted_proxies
+        self._allow_preflight = settings.allow_preflight
         audit.configure(settings.audit_log)
         self._metrics_app = None
         if settings.metrics:
@@ -115,38 +121,42 @@ class RestAuthMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Authenticate the request, then call the application or answer it here."""
-        if not self.settings.enabled:
+        # The hot path: every request comes through here, so settings are read
+        # from attributes set once in the constructor.
+        if not self._enabled:
             return self.app(environ, start_response)
+        pop = environ.pop
         for spoofable in SPOOFABLE_HEADERS:
-            environ.pop(spoofable, None)
-        environ.pop(IDENTITY_KEY, None)
-        upstream_user = environ.pop("REMOTE_USER", None)
-        upstream_type = environ.pop("AUTH_TYPE", None)
-        if upstream_user is not None and not self.settings.trust_remote_user:
+            pop(spoofable, None)
+        pop(IDENTITY_KEY, None)
+        upstream_user = pop("REMOTE_USER", None)
+        upstream_type = pop("AUTH_TYPE", None)
+        if upstream_user is not None and not self._trust_remote_user:
             environ[UNTRUSTED_REMOTE_USER_KEY] = upstream_user
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "")
         header: str | None = environ.get("HTTP_AUTHORIZATION")
-        address: IPAddress | None = None
-        if (
-            self.access.needs_address
-            or self.lockout is not None
-            or audit.log.isEnabledFor(logging.INFO)
-        ):
-            address = client_address(environ, self.settings.trusted_proxies)
+        auditing = audit.log.isEnabledFor(logging.INFO)
+        address = (
+            client_address(environ, self._trusted_proxies)
+            if self._needs_address or auditing
+            else None
+        )
 
-        if upstream_user is not None and self.settings.trust_remote_user:
+        if upstream_user is not None and self._trust_remote_user:
             decision = Decision("allowed", _upstream(upstream_user, upstream_type))
         else:
             decision = self._decide(environ, method, path, header, address)
 
-        audit.emit(decision, method=method, path=path, client=address, header=header)
+        if auditing:
+            audit.emit(decision, method=method, path=path, client=address, header=header)
         identity = decision.identity
-        metrics.METRICS.decision(
-            decision.outcome,
-            identity.method if identity else "-",
-            (identity.provider or "-") if identity else "-",
-        )
+        if self._metrics_app is not None:
+            metrics.METRICS.decision(
+                decision.outcome,
+                identity.method if identity else "-",
+                (identity.provider or "-") if identity else "-",
+            )
         if decision.error is not None:
             self._log_refusal(method, path, header, decision.error)
             response = error_response(
@@ -167,29 +177,30 @@ class RestAuthMiddleware:
         method: str,
         path: str,
         header: str | None,
-        address: IPAddress | None,
+        address: ClientAddress | None,
     ) -> Decision:
         """Who is asking, and may they: the whole of the middleware's judgement."""
         if self._is_preflight(environ, method):
-            return Decision("public")
+            return _PUBLIC
         level = self.access.level(path)
         if level == "public":
-            return Decision("public")
+            return _PUBLIC
+        ip = None if address is None else address.ip
         try:
-            self.access.check_network(address)
+            self.access.check_network(ip)
             if self.lockout is not None and address is not None:
-                self.lockout.check("address", str(address))
+                self.lockout.check("address", address.text)
         except AuthenticationError as error:
             return _refusal(error)
         if level == "optional" and (header is None or not header.strip()):
-            return Decision("anonymous")
+            return _ANONYMOUS
         if header is None and not self._hinted_mod_wsgi and "mod_wsgi.version" in environ:
             self._hint_mod_wsgi()
         try:
             identity = self.authentication.authenticate(header)
             if identity.method == "password":
                 self._check_password_allowed(identity, path)
-            self.access.authorize(identity, method, path, address)
+            self.access.authorize(identity, method, path, ip)
         except AuthenticationError as error:
             if isinstance(error, _FAILURES) and self.lockout is not None:
                 self._count_failure(error, address)
@@ -210,17 +221,17 @@ class RestAuthMiddleware:
             error.username = identity.username
             raise error
 
-    def _count_failure(self, error: AuthenticationError, address: IPAddress | None) -> None:
+    def _count_failure(self, error: AuthenticationError, address: ClientAddress | None) -> None:
         assert self.lockout is not None
         if address is not None:
-            self.lockout.failed("address", str(address))
+            self.lockout.failed("address", address.text)
         if error.username:
             self.lockout.failed("user", error.username)
 
     def _is_preflight(self, environ: WSGIEnvironment, method: str) -> bool:
         return (
-            self.settings.allow_preflight
-            and method == "OPTIONS"
+            method == "OPTIONS"
+            and self._allow_preflight
             and "HTTP_ORIGIN" in environ
             and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
         )
@@ -257,6 +268,10 @@ class RestAuthMiddleware:
                 error.reason,
                 audit.credential_tag(None, header) or "-",
             )
+
+
+_PUBLIC = Decision("public")
+_ANONYMOUS = Decision("anonymous")
 
 
 def _refusal(error: AuthenticationError) -> Decision:

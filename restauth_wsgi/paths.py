@@ -7,6 +7,9 @@ import posixpath
 import re
 from collections.abc import Iterable
 
+# An empty, "." or ".." segment: such a path never matches a relaxing glob.
+_ABNORMAL = re.compile(r"//|(?:^|/)\.{1,2}(?:/|$)")
+
 
 class PathGlobs:
     """A set of path globs (``/health``, ``/static/*``), compiled once.
@@ -29,7 +32,7 @@ class PathGlobs:
         """
         if self._regex is None or self._regex.match(path) is None:
             return False
-        return "//" not in path and not any(s in (".", "..") for s in path.split("/"))
+        return _ABNORMAL.search(path) is None
 
     def covers(self, path: str) -> bool:
         """Whether ``path`` or any spelling of it matches one of the globs.

@@ -4,7 +4,6 @@ against PostgreSQL; and tokens made on SQLite still working after
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import threading
 import time
@@ -89,7 +88,7 @@ def test_limit_per_user_holds_under_concurrency(any_store: TokenStore) -> None:
 
 def test_put_all_is_an_idempotent_upsert(any_store: TokenStore) -> None:
     _, record = issue_token(any_store, POLICY, owner="alice")
-    changed = dataclasses.replace(record, name="renamed", last_used_at=123)
+    changed = record._replace(name="renamed", last_used_at=123)
     assert any_store.put_all([changed, changed]) == 2
     assert any_store.get(record.token_id) == changed
     assert len(any_store.list()) == 1

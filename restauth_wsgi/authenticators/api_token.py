@@ -7,7 +7,6 @@ with Basic, the user must be the token's owner.
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from restauth_wsgi.tokens.store import TokenRecord, TokenStore
 LAST_USED_INTERVAL = 60
 # Compared against when the id is unknown, so that case costs the same.
 _NO_HASH = "0" * 64
+_NO_SCOPES: frozenset[str] = frozenset()
 
 
 class ApiTokenAuthenticator:
@@ -55,7 +55,7 @@ class ApiTokenAuthenticator:
     def authenticate(self, credentials: Credentials) -> Identity | None:
         """Return the token owner's identity; ``None`` if this is not an API token."""
         raw = credentials.secret
-        if not token_format.looks_like_token(raw):
+        if not raw.startswith(token_format.PREFIX):
             return None
         try:
             parsed = token_format.parse(raw)
@@ -80,8 +80,10 @@ class ApiTokenAuthenticator:
                 f"API token {record.token_id} does not belong to the Basic user",
             )
         now = self._clock()
-        status = record.status(now)
-        if status != "active":
+        if record.revoked_at is not None or (
+            record.expires_at is not None and now >= record.expires_at
+        ):
+            status = record.status(now)
             raise self._refuse(
                 credentials,
                 f"The API token has {'been revoked' if status == 'revoked' else 'expired'}.",
@@ -92,7 +94,7 @@ class ApiTokenAuthenticator:
             if self._records is not None:
                 # The cached copy must know of the write, or every request
                 # until it expires would attempt one.
-                used = dataclasses.replace(record, last_used_at=int(now))
+                used = record._replace(last_used_at=int(now))
                 self._records.put(record.token_id, used, self.cache_ttl)
         restrictions = record.restrictions
         return Identity(
@@ -100,8 +102,8 @@ class ApiTokenAuthenticator:
             method="api_token",
             auth_type=credentials.scheme,
             token_id=record.token_id,
-            scopes=frozenset(restrictions.scopes) if restrictions else frozenset(),
-            expires_at=None if record.expires_at is None else float(record.expires_at),
+            scopes=frozenset(restrictions.scopes) if restrictions else _NO_SCOPES,
+            expires_at=record.expires_at,
             restrictions=restrictions,
         )
 

@@ -1,34 +1,39 @@
 """JWT access tokens, validated locally (RFC 8725 and RFC 9068 practice).
 
-A token is routed to its provider by its unverified ``iss``; then PyJWT
-checks the signature with the provider's key for the token's ``kid``, with
+A token is routed to its provider by its unverified ``iss``; then its
+signature is checked with the provider's key for the token's ``kid``, with
 ``alg`` from an allow-list (asymmetric only unless HMAC is configured,
-never ``none``), ``iss`` exact, the audience, ``exp`` required, ``nbf`` and
-``iat`` with leeway. Keys come only from the provider's JWKS URL: ``jku``,
-``x5u``, ``x5c`` and ``jwk`` headers are never looked at.
+never ``none``), and its claims: ``iss`` exact, the audience, ``exp``
+required, ``nbf`` and ``iat`` with leeway. Keys come only from the
+provider's JWKS URL: ``jku``, ``x5u``, ``x5c`` and ``jwk`` headers are
+never looked at, and a ``crit`` header (an extension we do not implement)
+is refused. The token is parsed once (:mod:`restauth_wsgi.jws`); the
+signature is verified by PyJWT's algorithm objects.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import jwt
+from jwt.algorithms import get_default_algorithms
 
-from restauth_wsgi.credentials import Credentials, UnverifiedJwt
+from restauth_wsgi import jws
+from restauth_wsgi.credentials import Credentials
 from restauth_wsgi.errors import InvalidToken, ProviderUnavailable
 from restauth_wsgi.identity import Identity
+from restauth_wsgi.jws import InvalidJwt, ParsedJwt
 from restauth_wsgi.providers.config import ProviderConfig
 from restauth_wsgi.providers.keys import KeySet, UnknownKey
 from restauth_wsgi.providers.settings import HMAC_ALGORITHMS
 from restauth_wsgi.upstream import UpstreamError
 
 _INVALID = "The access token is invalid."
-# PyJWT's errors, as the caller is told them (a caller holding a token may
-# learn why it fails; nothing here says anything about other users).
-_DESCRIPTIONS: dict[type[Exception], str] = {
-    jwt.ExpiredSignatureError: "The access token has expired.",
-    jwt.ImmatureSignatureError: "The access token is not valid yet.",
-    jwt.InvalidAudienceError: "The access token was issued for another audience.",
+# How refusals read to the caller (a caller holding a token may learn why it
+# fails; nothing here says anything about other users).
+_DESCRIPTIONS = {
+    "ExpiredSignatureError": "The access token has expired.",
+    "ImmatureSignatureError": "The access token is not valid yet.",
+    "InvalidAudienceError": "The access token was issued for another audience.",
 }
 
 
@@ -40,26 +45,26 @@ class JwtValidator:
         self.keys = keys
         self._algorithms = frozenset(config.algorithms)
         self._types = frozenset(t.lower() for t in config.access_token_types)
-        audience_in_aud = config.audience_claim == "aud"
-        self._options: dict[str, Any] = {
-            "require": ["exp", "iss", *(["aud"] if audience_in_aud else [])],
-            "verify_aud": audience_in_aud,
-            "enforce_minimum_key_length": True,
-        }
+        self._audience = config.audience if config.audience_claim == "aud" else None
+        self._hmac: dict[str, tuple[Any, Any]] = {}
+        if config.hmac_secret:
+            for name in HMAC_ALGORITHMS:
+                algorithm = get_default_algorithms()[name]
+                self._hmac[name] = (algorithm, algorithm.prepare_key(config.hmac_secret))
 
-    def validate(self, token: str, unverified: UnverifiedJwt) -> Identity:
+    def validate(self, token: str, parsed: ParsedJwt) -> Identity:
         """The identity the token proves.
 
         :raises InvalidToken: for any token that is not one of this provider's
             valid access tokens for this API, or that maps to no user.
         :raises ServiceUnavailable: when no key set can be had.
         """
-        claims = self.verified_claims(token, unverified)
+        claims = self.verified_claims(parsed)
         return self.config.mapping.identity(
             claims, method="jwt", provider=self.config.name, expires_at=float(claims["exp"])
         )
 
-    def verified_claims(self, token: str, unverified: UnverifiedJwt) -> dict[str, Any]:
+    def verified_claims(self, parsed: ParsedJwt) -> dict[str, Any]:
         """The token's claims once its signature and claims are checked.
 
         :raises InvalidToken: for any token that is not one of this provider's
@@ -67,10 +72,12 @@ class JwtValidator:
         :raises ServiceUnavailable: when no key set can be had.
         """
         config = self.config
-        header = unverified.header
+        header = parsed.header
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._algorithms:
             raise _refuse(f"algorithm {str(alg)[:20]!r} is not allowed")
+        if "crit" in header or header.get("b64") is False:
+            raise _refuse("the token needs a JWS extension (crit, b64) that is not supported")
         if config.refuse_nonce_header and "nonce" in header:
             raise _refuse(
                 "a token with a nonce header (Microsoft Graph's) cannot be verified;"
@@ -78,35 +85,35 @@ class JwtValidator:
             )
         if self._types and str(header.get("typ", "")).lower() not in self._types:
             raise _refuse(f"typ {str(header.get('typ'))[:20]!r} is not an access token type")
-        key = self._key(header, alg)
+        algorithm, key = self._key(header, alg)
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key=key,
-                algorithms=[alg],
-                audience=list(config.audience) if config.audience_claim == "aud" else None,
-                issuer=list(config.issuers),
+            jws.verify_signature(parsed, algorithm, key)
+            jws.check_claims(
+                parsed.claims,
+                issuers=config.issuers,
+                audience=self._audience,
                 leeway=config.leeway,
-                options=self._options,  # type: ignore[arg-type]
             )
-        except jwt.PyJWTError as exc:
-            description = _DESCRIPTIONS.get(type(exc), _INVALID)
-            raise _refuse(f"{type(exc).__name__}: {exc}", description) from None
-        self._check_claims(claims)
-        return claims
+        except InvalidJwt as exc:
+            reason = str(exc)
+            description = _DESCRIPTIONS.get(reason.split(":", 1)[0], _INVALID)
+            raise _refuse(reason, description) from None
+        self._check_claims(parsed.claims)
+        return parsed.claims
 
-    def _key(self, header: dict[str, Any], alg: str) -> Any:
+    def _key(self, header: dict[str, Any], alg: str) -> tuple[Any, Any]:
         if alg in HMAC_ALGORITHMS:
-            return self.config.hmac_secret
+            return self._hmac[alg]
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise _refuse("the kid header is not a string")
         try:
-            return self.keys.key(kid, alg)
+            key = self.keys.key(kid, alg)
         except UnknownKey as exc:
             raise _refuse(str(exc)) from None
         except UpstreamError as exc:
             raise ProviderUnavailable(self.config.name, exc) from None
+        return key.Algorithm, key.key
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
         config = self.config
@@ -114,7 +121,7 @@ class JwtValidator:
         if config.audience_claim != "aud" and audience not in config.audience:
             raise _refuse(
                 f"{config.audience_claim} {str(audience)[:60]!r} is not an accepted audience",
-                _DESCRIPTIONS[jwt.InvalidAudienceError],
+                _DESCRIPTIONS["InvalidAudienceError"],
             )
         for rule in config.claim_rules:
             if rule.issuer is not None and claims.get("iss") != rule.issuer:
@@ -144,14 +151,14 @@ class JwtAuthenticator:
 
     def authenticate(self, credentials: Credentials) -> Identity | None:
         """The identity, or ``None`` if this is not a JWT of a configured issuer."""
-        unverified = credentials.unverified_jwt
-        if unverified is None:
+        parsed = credentials.unverified_jwt
+        if parsed is None:
             return None
-        issuer = unverified.claims.get("iss")
+        issuer = parsed.claims.get("iss")
         validator = self.validators.get(issuer) if isinstance(issuer, str) else None
         if validator is None:
             return None
-        return validator.validate(credentials.secret, unverified)
+        return validator.validate(credentials.secret, parsed)
 
 
 def _refuse(reason: str, description: str = _INVALID) -> InvalidToken:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any
 
 from restauth_wsgi.tokens.store import TokenRecord, open_store
@@ -37,8 +36,7 @@ def merge(source: TokenRecord, target: TokenRecord | None) -> TokenRecord:
         return source
     revoked = [t for t in (source.revoked_at, target.revoked_at) if t is not None]
     used = [t for t in (source.last_used_at, target.last_used_at) if t is not None]
-    return dataclasses.replace(
-        source,
+    return source._replace(
         revoked_at=min(revoked) if revoked else None,
         last_used_at=max(used) if used else None,
     )

@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from restauth_wsgi.credentials import peek_jwt
+from restauth_wsgi import jws
 from restauth_wsgi.errors import AuthenticationError, InvalidToken
 from restauth_wsgi.mapping import claim
 from restauth_wsgi.providers.build import Provider, Providers
@@ -83,10 +83,10 @@ def _claims(provider: Provider, token: str) -> dict[str, Any]:
     it maps to a user: finding the right attribute is what this is for.
     """
     if provider.validator is not None:
-        unverified = peek_jwt(token)
-        if unverified is None:
+        parsed = jws.parse(token)
+        if parsed is None:
             raise InvalidToken("not a JWT", reason="the token is not a JWT")
-        return provider.validator.verified_claims(token, unverified)
+        return provider.validator.verified_claims(parsed)
     assert provider.lookup is not None
     answer = provider.lookup(token)
     if not answer.active:

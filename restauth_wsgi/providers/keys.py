@@ -107,6 +107,11 @@ class KeySet:
         except (PyJWKError, InvalidKeyError, ValueError, TypeError) as exc:
             log.info("key %r cannot verify %s: %s", kid, alg, exc)
             return None
+        # Checked once, when the key is loaded, not on every token.
+        weak = key.Algorithm.check_key_length(key.key)
+        if weak:
+            log.warning("key %r is refused: %s", kid, weak)
+            return None
         self._keys[(kid, alg)] = key
         return key
 

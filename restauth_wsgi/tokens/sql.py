@@ -83,15 +83,16 @@ def to_row(record: TokenRecord) -> tuple[object, ...]:
 
 
 def from_row(values: Sequence[Any]) -> TokenRecord:
-    """A record from a row in column order."""
+    """A record from a row in column order (on the hot path: kept lean)."""
+    restrictions = values[8]
     return TokenRecord(
-        token_id=values[0],
-        secret_hash=values[1],
-        owner=values[2],
-        name=values[3],
-        created_at=values[4],
-        expires_at=values[5],
-        last_used_at=values[6],
-        revoked_at=values[7],
-        restrictions=TokenRestrictions.from_json(values[8]),
+        values[0],
+        values[1],
+        values[2],
+        values[3],
+        values[4],
+        values[5],
+        values[6],
+        values[7],
+        TokenRestrictions.from_json(restrictions) if restrictions else None,
     )

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from restauth_wsgi.errors import ConfigurationError
 from restauth_wsgi.restrictions import TokenRestrictions
 from restauth_wsgi.values import mask_url
 
 
-@dataclass(frozen=True, slots=True)
-class TokenRecord:
+class TokenRecord(NamedTuple):
     """One stored API token. Holds the hash of the token, never the token."""
 
     token_id: str

@@ -1,0 +1,127 @@
+"""What the benchmarks share: timing, the hello app, keys, tables, docs output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """The bare app every case wraps."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+    return None
+
+
+def interleaved(*calls: Callable[[], object], rounds: int = 15, budget: float = 0.8) -> list[float]:
+    """Seconds per call of each, timed in alternating batches so that drift in
+    the machine's speed (a shared 2-core machine drifts) hits all alike; the
+    best batch of each is kept, the least disturbed."""
+    slowest = calls[-1]
+    count = 1
+    while True:
+        started = time.perf_counter()
+        for _ in range(count):
+            slowest()
+        elapsed = time.perf_counter() - started
+        if elapsed > 0.002:
+            break
+        count *= 4
+    per = elapsed / count
+    batch = max(1, int(budget / rounds / len(calls) / max(per, 1e-9)))
+    best = [float("inf")] * len(calls)
+    for _ in range(rounds):
+        for index, call in enumerate(calls):
+            started = time.perf_counter()
+            for _ in range(batch):
+                call()
+            best[index] = min(best[index], (time.perf_counter() - started) / batch)
+    return best
+
+
+def wsgi_call(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> Callable[[], None]:
+    """One request to ``app``; the environ is copied, since WSGI apps may change it."""
+
+    def call() -> None:
+        body = app(dict(environ), _start_response)
+        for _ in body:
+            pass
+
+    return call
+
+
+def environ(authorization: str | None = None, **extra: str) -> dict[str, Any]:
+    """A plain GET environ."""
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/api/thing",
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+    }
+    if authorization is not None:
+        env["HTTP_AUTHORIZATION"] = authorization
+    env.update(extra)
+    return env
+
+
+def versions(*packages: str) -> dict[str, str]:
+    """The versions of the packages a run used."""
+    found = {"python": platform.python_version()}
+    for package in packages:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def machine() -> str:
+    """A line describing the machine."""
+    return f"{os.cpu_count()} cores, {platform.machine()}, {platform.system()} {platform.release()}"
+
+
+def table(rows: list[list[str]]) -> str:
+    """A Markdown table; the first row is the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in rows
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def save(name: str, data: dict[str, Any]) -> Path:
+    """Write a run's figures as JSON under benchmarks/results (read by docs/performance.md)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    data = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        **data,
+    }
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

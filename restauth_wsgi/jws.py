@@ -1,0 +1,127 @@
+"""Compact JWS (a signed JWT): parsed once, strictly; verified with PyJWT's
+algorithm objects; its registered claims checked as RFC 7519 and RFC 8725 ask.
+
+Why not ``jwt.decode``: it parses the token again after we read it to find
+its provider and key, and its parse checks each base64url character in
+Python, which together cost more than the RSA verification itself. The
+cryptography here is still PyJWT's (``PyJWK.Algorithm.verify``, on keys
+``PyJWK`` loaded); what is ours is one strict parse and the claim rules,
+which the hostile-token table and the mutation corpus test.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+from collections.abc import Collection
+from typing import Any, NamedTuple
+
+_SEGMENT = re.compile(rb"[A-Za-z0-9_-]*")
+
+
+class ParsedJwt(NamedTuple):
+    """A token shaped like a signed JWT, parsed but not yet trusted."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+
+class InvalidJwt(ValueError):
+    """The token is not a valid JWT for us; the message says why (for logs)."""
+
+
+def _segment(raw: bytes) -> bytes:
+    """Decode one base64url segment, refusing anything but its one canonical spelling."""
+    stripped = raw.rstrip(b"=")
+    padding = len(raw) - len(stripped)
+    if padding > 2 or (padding and len(raw) % 4) or len(stripped) % 4 == 1:
+        raise ValueError("bad padding")
+    if _SEGMENT.fullmatch(stripped) is None:
+        raise ValueError("not base64url")
+    decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
+    # Different last characters can decode to the same bytes (unused bits):
+    # only the canonical spelling is the signed token.
+    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped:
+        raise ValueError("not canonical base64url")
+    return decoded
+
+
+def parse(token: str) -> ParsedJwt | None:
+    """The header, claims and signature of a compact JWS, or ``None`` if it is not one."""
+    try:
+        raw = token.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    parts = raw.split(b".")
+    if len(parts) != 3:
+        return None
+    try:
+        header = json.loads(_segment(parts[0]))
+        claims = json.loads(_segment(parts[1]))
+        signature = _segment(parts[2])
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        return None
+    return ParsedJwt(header, claims, raw[: len(parts[0]) + 1 + len(parts[1])], signature)
+
+
+def verify_signature(parsed: ParsedJwt, algorithm: Any, key: Any) -> None:
+    """Check the signature with a PyJWT algorithm object and a prepared key.
+
+    :raises InvalidJwt: if it does not verify.
+    """
+    if not algorithm.verify(parsed.signing_input, key, parsed.signature):
+        raise InvalidJwt("InvalidSignatureError: Signature verification failed")
+
+
+def check_claims(
+    claims: dict[str, Any],
+    *,
+    issuers: Collection[str],
+    audience: Collection[str] | None,
+    leeway: int,
+    now: float | None = None,
+) -> None:
+    """``exp`` required and not past, ``nbf`` and ``iat`` not in the future (with
+    leeway), ``iss`` one of ``issuers``, and, unless ``audience`` is ``None``,
+    ``aud`` present and naming one of them.
+
+    :raises InvalidJwt: saying which claim fails, in PyJWT's words.
+    """
+    now = time.time() if now is None else now
+    exp = claims.get("exp")
+    if exp is None:
+        raise InvalidJwt('MissingRequiredClaimError: Token is missing the "exp" claim')
+    if not _number(exp):
+        raise InvalidJwt("DecodeError: Expiration Time claim (exp) must be a number")
+    if exp <= now - leeway:
+        raise InvalidJwt("ExpiredSignatureError: Signature has expired")
+    for name in ("nbf", "iat"):
+        value = claims.get(name)
+        if value is None:
+            continue
+        if not _number(value):
+            raise InvalidJwt(f"DecodeError: {name} must be a number")
+        if value > now + leeway:
+            raise InvalidJwt(f"ImmatureSignatureError: The token is not yet valid ({name})")
+    if claims.get("iss") not in issuers:
+        raise InvalidJwt("InvalidIssuerError: Invalid issuer")
+    if audience is not None:
+        aud = claims.get("aud")
+        if aud is None:
+            raise InvalidJwt('MissingRequiredClaimError: Token is missing the "aud" claim')
+        given = [aud] if isinstance(aud, str) else aud
+        if not isinstance(given, list) or not all(isinstance(a, str) for a in given):
+            raise InvalidJwt("InvalidAudienceError: Invalid claim format in token")
+        if not set(given) & set(audience):
+            raise InvalidJwt("InvalidAudienceError: Audience doesn't match")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,122 @@
+"""The one strict JWT parse and the registered-claim rules (restauth_wsgi.jws)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from restauth_wsgi import jws
+
+
+def b64(data: Any) -> str:
+    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+HEADER = b64({"alg": "RS256"})
+CLAIMS = b64({"iss": "i", "exp": 2})
+SIGNATURE = b64(b"\x01\x02\x03\x04")
+
+
+@pytest.mark.parametrize(
+    ("token", "parses"),
+    [
+        pytest.param(f"{HEADER}.{CLAIMS}.{SIGNATURE}", True, id="plain"),
+        pytest.param(f"{HEADER}.{CLAIMS}.", True, id="empty-signature"),
+        pytest.param(f"{HEADER}.{CLAIMS}.{SIGNATURE}==", True, id="correct-padding"),
+        pytest.param(f"{HEADER}.{CLAIMS}.{SIGNATURE}=", False, id="padding-on-wrong-length"),
+        pytest.param(f"{HEADER}.{CLAIMS}.{SIGNATURE}===", False, id="too-much-padding"),
+        pytest.param(f"{HEADER}.{CLAIMS}", False, id="two-segments"),
+        pytest.param(f"{HEADER}.{CLAIMS}.{SIGNATURE}.x", False, id="four-segments"),
+        pytest.param(f"{HEADER}.{CLAIMS}.{SIGNATURE[:-1]}B", False, id="non-canonical-last-char"),
+        pytest.param(f"{HEADER}.{CLAIMS}.ab+/", False, id="not-base64url"),
+        pytest.param(f"{HEADER}.{CLAIMS}.abcde", False, id="impossible-length"),
+        pytest.param(f"{HEADER}.{b64([1, 2])}.{SIGNATURE}", False, id="claims-not-an-object"),
+        pytest.param(f"{b64(b'not json')}.{CLAIMS}.{SIGNATURE}", False, id="header-not-json"),
+        pytest.param(f"{HEADER}.{b64(b'[' * 100_000)}.{SIGNATURE}", False, id="deep-nesting"),
+        pytest.param(f"{HEADER}.{CLAIMS}.{SIGNATURE}\u00e9", False, id="non-ascii"),
+    ],
+)
+def test_parse(token: str, parses: bool) -> None:
+    parsed = jws.parse(token)
+    assert (parsed is not None) == parses
+    if parsed is not None:
+        assert parsed.signing_input == token.rsplit(".", 1)[0].encode()
+
+
+def test_padded_segments_whose_length_allows_it_are_accepted() -> None:
+    padded = base64.urlsafe_b64encode(json.dumps({"alg": "RS256"}).encode()).decode()
+    assert padded.endswith("=")
+    assert jws.parse(f"{padded}.{CLAIMS}.{SIGNATURE}") is not None
+
+
+NOW = 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("claims", "audience", "error"),
+    [
+        pytest.param({"iss": "i", "exp": NOW + 10}, None, None, id="valid"),
+        pytest.param({"iss": "i", "exp": NOW - 30}, None, None, id="within-leeway"),
+        pytest.param({"iss": "i", "exp": NOW - 61}, None, "ExpiredSignatureError", id="expired"),
+        pytest.param({"iss": "i"}, None, "MissingRequiredClaimError", id="no-exp"),
+        pytest.param({"iss": "i", "exp": True}, None, "DecodeError", id="exp-bool"),
+        pytest.param({"iss": "i", "exp": "9999999999"}, None, "DecodeError", id="exp-string"),
+        pytest.param(
+            {"iss": "i", "exp": NOW + 10, "nbf": NOW + 61},
+            None,
+            "ImmatureSignatureError",
+            id="nbf-future",
+        ),
+        pytest.param(
+            {"iss": "i", "exp": NOW + 10, "nbf": NOW + 59}, None, None, id="nbf-within-leeway"
+        ),
+        pytest.param(
+            {"iss": "i", "exp": NOW + 10, "iat": NOW + 61},
+            None,
+            "ImmatureSignatureError",
+            id="iat-future",
+        ),
+        pytest.param(
+            {"iss": "i", "exp": NOW + 10, "nbf": "soon"}, None, "DecodeError", id="nbf-string"
+        ),
+        pytest.param({"iss": "j", "exp": NOW + 10}, None, "InvalidIssuerError", id="issuer"),
+        pytest.param({"exp": NOW + 10}, None, "InvalidIssuerError", id="no-issuer"),
+        pytest.param(
+            {"iss": "i", "exp": NOW + 10}, ("api",), "MissingRequiredClaimError", id="no-aud"
+        ),
+        pytest.param({"iss": "i", "exp": NOW + 10, "aud": "api"}, ("api",), None, id="aud"),
+        pytest.param(
+            {"iss": "i", "exp": NOW + 10, "aud": ["x", "api"]}, ("api",), None, id="aud-list"
+        ),
+        pytest.param(
+            {"iss": "i", "exp": NOW + 10, "aud": ["x"]},
+            ("api",),
+            "InvalidAudienceError",
+            id="aud-other",
+        ),
+        pytest.param(
+            {"iss": "i", "exp": NOW + 10, "aud": [1]},
+            ("api",),
+            "InvalidAudienceError",
+            id="aud-not-strings",
+        ),
+        pytest.param(
+            {"iss": "i", "exp": NOW + 10, "aud": {"api": 1}},
+            ("api",),
+            "InvalidAudienceError",
+            id="aud-object",
+        ),
+    ],
+)
+def test_check_claims(
+    claims: dict[str, Any], audience: tuple[str, ...] | None, error: str | None
+) -> None:
+    if error is None:
+        jws.check_claims(claims, issuers=("i",), audience=audience, leeway=60, now=NOW)
+    else:
+        with pytest.raises(jws.InvalidJwt, match=f"^{error}:"):
+            jws.check_claims(claims, issuers=("i",), audience=audience, leeway=60, now=NOW)
