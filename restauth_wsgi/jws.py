@@ -11,7 +11,6 @@ which the hostile-token table and the mutation corpus test.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import re
@@ -20,6 +19,16 @@ from collections.abc import Collection
 from typing import Any, NamedTuple
 
 _SEGMENT = re.compile(rb"[A-Za-z0-9_-]*")
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_VALUE = {
+    char: value
+    for value, char in enumerate(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    )
+}
+# JSON text in a JWT is UTF-8 (RFC 7519 section 7.2): decoded as such, strictly,
+# then parsed by the decoder itself (json.loads on bytes would also guess UTF-16/32).
+_decode_json = json.JSONDecoder().decode
 
 
 class ParsedJwt(NamedTuple):
@@ -39,16 +48,17 @@ def _segment(raw: bytes) -> bytes:
     """Decode one base64url segment, refusing anything but its one canonical spelling."""
     stripped = raw.rstrip(b"=")
     padding = len(raw) - len(stripped)
-    if padding > 2 or (padding and len(raw) % 4) or len(stripped) % 4 == 1:
+    tail = len(stripped) % 4
+    if padding > 2 or (padding and len(raw) % 4) or tail == 1:
         raise ValueError("bad padding")
     if _SEGMENT.fullmatch(stripped) is None:
         raise ValueError("not base64url")
-    decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
-    # Different last characters can decode to the same bytes (unused bits):
-    # only the canonical spelling is the signed token.
-    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped:
+    # Different last characters can decode to the same bytes when the last
+    # one has bits to spare (4 of them after 2 characters, 2 after 3): only
+    # the canonical spelling, those bits zero, is the signed token.
+    if tail and _VALUE[stripped[-1]] & (0x0F if tail == 2 else 0x03):
         raise ValueError("not canonical base64url")
-    return decoded
+    return binascii.a2b_base64(stripped.translate(_TO_STANDARD) + b"=" * (-tail % 4))
 
 
 def parse(token: str) -> ParsedJwt | None:
@@ -61,8 +71,8 @@ def parse(token: str) -> ParsedJwt | None:
     if len(parts) != 3:
         return None
     try:
-        header = json.loads(_segment(parts[0]))
-        claims = json.loads(_segment(parts[1]))
+        header = _decode_json(_segment(parts[0]).decode("utf-8"))
+        claims = _decode_json(_segment(parts[1]).decode("utf-8"))
         signature = _segment(parts[2])
     except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         return None

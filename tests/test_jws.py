@@ -53,6 +53,32 @@ def test_padded_segments_whose_length_allows_it_are_accepted() -> None:
     assert jws.parse(f"{padded}.{CLAIMS}.{SIGNATURE}") is not None
 
 
+@pytest.mark.parametrize("length", [1, 2, 3, 4, 5, 6])
+def test_only_the_canonical_spelling_of_a_segment_parses(length: int) -> None:
+    """Where the last character has spare bits, a spelling parses only if
+    those bits are zero: never two spellings of the same bytes."""
+    canonical = b64(bytes(range(7, 7 + length)))
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    parsed_to: dict[bytes, str] = {}
+    for char in alphabet:
+        spelling = canonical[:-1] + char
+        lenient = base64.urlsafe_b64decode(spelling + "=" * (-len(spelling) % 4))
+        parsed = jws.parse(f"{HEADER}.{CLAIMS}.{spelling}")
+        assert (parsed is not None) == (b64(lenient) == spelling), spelling
+        if parsed is not None:
+            assert parsed.signature == lenient
+            assert lenient not in parsed_to
+            parsed_to[lenient] = spelling
+    assert canonical in parsed_to.values()
+    assert len(parsed_to) == {1: 4, 2: 16, 0: 64}[length % 3]
+
+
+def test_json_in_another_unicode_encoding_is_refused() -> None:
+    """RFC 7519 asks for UTF-8; json.loads on bytes would also accept UTF-16."""
+    utf16 = base64.urlsafe_b64encode(json.dumps({"iss": "i", "exp": 2}).encode("utf-16")).decode()
+    assert jws.parse(f"{HEADER}.{utf16.rstrip('=')}.{SIGNATURE}") is None
+
+
 NOW = 1_000_000
 
 
