@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint system-deps
+.PHONY: demo test lint system-deps bench bench-deps
 
 # The real OpenID provider the tests start (oidc-provider, pinned in tests/oidc).
 tests/oidc/node_modules/.package-lock.json: tests/oidc/package-lock.json
@@ -39,3 +39,14 @@ lint: $(VENV)/.installed-test
 
 test: system-deps lint tests/oidc/node_modules/.package-lock.json $(VENV)/.installed-mod_wsgi
 	$(BIN)/pytest
+
+# The benchmarks (docs/performance.md): each prints its table and rewrites that page.
+BENCHMARKS := inprocess peers gunicorn_load upstream
+
+bench-deps: $(VENV)/.installed-bench
+	scripts/system-deps $(BIN)/python wrk
+
+bench-%: bench-deps
+	$(BIN)/python benchmarks/$*.py
+
+bench: $(addprefix bench-,$(BENCHMARKS))

@@ -1,0 +1,212 @@
+"""End to end: gunicorn serving the hello app, bare and wrapped, loaded by wrk.
+
+    python benchmarks/gunicorn_load.py [--seconds 2] [--rounds 20]
+
+One gunicorn per case, all started at once (an idle one costs nothing);
+wrk (Debian's ``wrk``) loads one at a time from a second process on
+loopback. Each round loads every case for ``--seconds``, in an order that
+rotates from round to round, and each wrapped case's ratio is its
+throughput over the bare app's, loaded with the same header, in the same
+round: short runs close
+together share the machine's speed, which on a shared machine drifts over
+minutes. The ratio given is the median of the rounds'; requests per second
+and latency percentiles are the medians of the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import ROOT, versions
+from benchmarks.fake_idp import FakeIdp
+from benchmarks.inprocess import ISSUER, keys
+from benchmarks.report import publish
+from restauth_wsgi import Settings
+from restauth_wsgi.tokens.issuing import issue_token
+from restauth_wsgi.tokens.store import open_store
+
+WORKERS = 2
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait(port: int) -> None:
+    for _ in range(200):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("gunicorn did not start")
+
+
+def run_wrk(url: str, header: str, seconds: int) -> dict[str, float]:
+    done = subprocess.run(
+        ["wrk", "-t1", "-c16", f"-d{seconds}s", "--latency", "-H", f"Authorization: {header}", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = done.stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"requests failed:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    latency = {}
+    for percent in ("50", "90", "99"):
+        value, unit = re.search(rf"\s{percent}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        latency[percent] = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    return {"rps": rps, "p50_ms": latency["50"], "p90_ms": latency["90"], "p99_ms": latency["99"]}
+
+
+@contextmanager
+def served(gunicorn: str, env: dict[str, str], app: str) -> Iterator[str]:
+    """Run gunicorn on ``app`` for the block; yield the URL to load."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            gunicorn,
+            "-w",
+            str(WORKERS),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--no-control-socket",
+            "--log-level",
+            "warning",
+            app,
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait(port)
+        yield f"http://127.0.0.1:{port}/api/thing"
+    finally:
+        server.terminate()
+        server.wait(15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=20)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    made = keys()
+    idp = FakeIdp(made["jwks"])
+    work = Path(tempfile.mkdtemp(prefix="restauth-load-"))
+    store_url = f"sqlite://{work}/tokens.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESTAUTH_")}
+    env.update(
+        RESTAUTH_TOKEN_STORE=store_url,
+        RESTAUTH_PROVIDERS="idp",
+        RESTAUTH_IDP_TYPE="oidc",
+        RESTAUTH_IDP_ISSUER=ISSUER,
+        RESTAUTH_IDP_AUDIENCE="api",
+        RESTAUTH_IDP_JWKS_URL=f"{idp.url}/jwks",
+        PYTHONPATH=str(ROOT),
+    )
+    settings = Settings(token_store=store_url)
+    api_token, _ = issue_token(
+        open_store(store_url, timeout=5), settings.token_policy(), owner="alice"
+    )
+    now = int(time.time())
+    seen_jwt = jwt.encode(
+        {"iss": ISSUER, "aud": "api", "sub": "alice", "iat": now, "exp": now + 3600},
+        made["rsa"],
+        "RS256",
+        {"kid": "rsa"},
+    )
+    cached_tokens = {**env, "RESTAUTH_TOKEN_CACHE_TTL": "5"}
+    # The bare app is loaded with each header a wrapped case sends: gunicorn
+    # parses headers in Python, and a JWT is ten times the length of an API
+    # token, so each wrapped case is compared with the bare app on its header.
+    bare_api, bare_jwt = "bare app, API token header", "bare app, JWT header"
+    cases = [
+        (bare_api, "benchmarks.apps:bare", f"Bearer {api_token}", env, bare_api),
+        (bare_jwt, "benchmarks.apps:bare", f"Bearer {seen_jwt}", env, bare_jwt),
+        (
+            "API token (SQLite, read every request)",
+            "benchmarks.apps:wrapped",
+            f"Bearer {api_token}",
+            env,
+            bare_api,
+        ),
+        (
+            "API token, RESTAUTH_TOKEN_CACHE_TTL=5",
+            "benchmarks.apps:wrapped",
+            f"Bearer {api_token}",
+            cached_tokens,
+            bare_api,
+        ),
+        ("JWT seen before", "benchmarks.apps:wrapped", f"Bearer {seen_jwt}", env, bare_jwt),
+    ]
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    samples: dict[str, list[dict[str, float]]] = {case[0]: [] for case in cases}
+    ratios: dict[str, list[float]] = {case[0]: [] for case in cases if case[0] != case[4]}
+    with ExitStack() as stack:
+        urls = [stack.enter_context(served(gunicorn, case[3], case[1])) for case in cases]
+        servers = list(zip(urls, cases, strict=True))
+        for url, case in servers:
+            run_wrk(url, case[2], 1)  # warm up: keys fetched, tokens seen, connections made
+        for round_ in range(args.rounds):
+            shift = round_ % len(cases)
+            measured: dict[str, dict[str, float]] = {}
+            for url, case in servers[shift:] + servers[:shift]:
+                measured[case[0]] = run_wrk(url, case[2], args.seconds)
+            for name, *_, baseline in cases:
+                samples[name].append(measured[name])
+                if name in ratios:
+                    ratios[name].append(measured[name]["rps"] / measured[baseline]["rps"])
+    rows: list[dict[str, Any]] = []
+    for name, *_ in cases:
+        runs = samples[name]
+        rows.append(
+            {
+                "case": name,
+                "rps": statistics.median(s["rps"] for s in runs),
+                "ratio": statistics.median(ratios[name]) if name in ratios else 1.0,
+                "round_ratios": [round(r, 3) for r in ratios.get(name, [])],
+                "p50_ms": statistics.median(s["p50_ms"] for s in runs),
+                "p90_ms": statistics.median(s["p90_ms"] for s in runs),
+                "p99_ms": statistics.median(s["p99_ms"] for s in runs),
+                "runs": [round(s["rps"]) for s in runs],
+            }
+        )
+    load = (
+        f"gunicorn -w {WORKERS} (sync workers); wrk -t1 -c16 -d{args.seconds}s;"
+        f" {args.rounds} rounds of every case in rotating order, each case's ratio"
+        " to the bare app taken within its round"
+    )
+    publish(
+        "gunicorn_load",
+        {"rows": rows, "load": load, "versions": versions("restauth-wsgi", "gunicorn")},
+    )
+    idp.stop()
+
+
+if __name__ == "__main__":
+    main()

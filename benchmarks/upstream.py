@@ -1,0 +1,180 @@
+"""Upstream discipline under load, and memory over a stream of bad tokens.
+
+    python benchmarks/upstream.py [--invalid 100000]
+
+1. A burst of 200 concurrent first requests for one new opaque token, the
+   provider slowed to 300 ms so that all 200 overlap: introspection calls
+   counted (one process).
+2. A stream of distinct invalid tokens (forged JWTs under unknown key ids,
+   opaque tokens the provider refuses, garbage API tokens), with the calls
+   to the provider counted and the process's resident memory sampled: every
+   cache is bounded, so memory must stay flat once they are full.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import secrets
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import environ, hello, versions, wsgi_call
+from benchmarks.fake_idp import FakeIdp
+from benchmarks.inprocess import ISSUER, keys
+from benchmarks.report import publish
+from restauth_wsgi import RestAuthMiddleware, Settings
+from restauth_wsgi.providers.settings import ProviderSettings
+
+
+def rss_mib() -> float:
+    """Resident memory of this process (Linux /proc)."""
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * 4096 / 2**20
+
+
+def middleware(idp: FakeIdp, work: Path, **changes: Any) -> RestAuthMiddleware:
+    providers = (
+        ProviderSettings(
+            "idp", type="oidc", issuer=ISSUER, audience=("api",), jwks_url=f"{idp.url}/jwks"
+        ),
+        ProviderSettings(
+            "opq",
+            type="oauth2",
+            introspection_url=f"{idp.url}/introspect",
+            client_id="rs",
+            client_secret="s",
+            issuer="https://opaque.test",
+        ),
+    )
+    settings = Settings(
+        token_store=f"sqlite://{work}/tokens.db",
+        providers=providers,
+        http_timeout=5,
+        upstream_backoff=0,
+        **changes,
+    )
+    return RestAuthMiddleware(hello, settings=settings)
+
+
+def burst(idp: FakeIdp, work: Path) -> dict[str, Any]:
+    wrapped = middleware(idp, work)
+    idp.delay = 0.3
+    token = "opaque-" + secrets.token_hex(16)
+    barrier = threading.Barrier(200)
+    statuses: list[str] = []
+
+    def request() -> None:
+        barrier.wait()
+        body = wrapped(environ(f"Bearer {token}"), lambda status, headers: statuses.append(status))
+        for _ in body:
+            pass
+
+    before = idp.calls.get("/introspect", 0)
+    threads = [threading.Thread(target=request) for _ in range(200)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    idp.delay = 0.0
+    wrapped.close()
+    return {
+        "requests": len(statuses),
+        "ok": statuses.count("200 OK"),
+        "introspection_calls": idp.calls.get("/introspect", 0) - before,
+        "seconds": elapsed,
+    }
+
+
+def stream(idp: FakeIdp, work: Path, count: int) -> dict[str, Any]:
+    wrapped = middleware(idp, work, jwks_cooldown=60)
+    made_keys = idp.signing
+    forger = made_keys["forger"]
+    now = int(time.time())
+    warm = jwt.encode(
+        {"iss": ISSUER, "aud": "api", "exp": now + 600}, made_keys["rsa"], "RS256", {"kid": "rsa"}
+    )
+    wsgi_call(wrapped, environ(f"Bearer {warm}"))()
+    calls_before = dict(idp.calls)
+    samples: list[tuple[int, float]] = []
+    opaque_sent = 0
+    started = time.monotonic()
+    for n in range(count):
+        kind = n % 10
+        if kind < 6:  # a forged JWT under an unknown kid: no fetch within the cooldown
+            token = jwt.encode(
+                {"iss": ISSUER, "aud": "api", "exp": now + 600, "n": n},
+                forger,
+                "RS256",
+                {"kid": secrets.token_hex(6)},
+            )
+        elif kind < 7:  # an opaque token the provider refuses: one introspection each
+            token = "bogus-" + secrets.token_hex(12)
+            opaque_sent += 1
+        else:  # a garbage API token: refused by its checksum, no store lookup
+            token = "restauth_" + secrets.token_urlsafe(37)[:50]
+        # From many clients, so that lockout (on, as by default) counts them
+        # all and its bounded counters are part of what is measured.
+        client = f"10.{n % 256}.{(n // 256) % 256}.{(n // 65536) % 256}"
+        wsgi_call(wrapped, environ(f"Bearer {token}", REMOTE_ADDR=client))()
+        if n % (count // 20) == 0:
+            gc.collect()
+            samples.append((n, rss_mib()))
+    gc.collect()
+    samples.append((count, rss_mib()))
+    seconds = time.monotonic() - started
+    settled = [m for n, m in samples if n >= count // 4]  # the caches are full by then
+    calls = {k: v - calls_before.get(k, 0) for k, v in idp.calls.items()}
+    wrapped.close()
+    return {
+        "tokens": count,
+        "seconds": seconds,
+        "samples": samples,
+        "rss_first_mib": settled[0],
+        "rss_max_mib": max(settled),
+        "growth": max(settled) / settled[0] - 1,
+        "jwks_fetches": calls.get("/jwks", 0),
+        "introspection_calls": calls.get("/introspect", 0),
+        "opaque_tokens_sent": opaque_sent,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--invalid", type=int, default=100_000)
+    args = parser.parse_args()
+    made = keys()
+    idp = FakeIdp(made["jwks"])
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    idp.signing = {
+        "rsa": made["rsa"],  # type: ignore[attr-defined]
+        "forger": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    }
+    work = Path(tempfile.mkdtemp(prefix="restauth-upstream-"))
+    burst_result = burst(idp, work)
+    stream_result = stream(idp, work, args.invalid)
+    publish(
+        "upstream",
+        {
+            "burst": burst_result,
+            "stream": stream_result,
+            "versions": versions("restauth-wsgi", "cachelib", "requests"),
+        },
+    )
+    idp.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Every benchmark runs, as a user types it, briefly (BENCH_QUICK=1).
+
+The figures of a quick run mean nothing and are written to a temporary
+directory (BENCH_OUTPUT), never over the recorded ones; what is checked is
+that each script still runs to the end, prints its table, saves its
+figures and renders its section of docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .helpers import ROOT, need
+
+pytestmark = pytest.mark.slow
+
+RUNS = {
+    "inprocess": ([], "## In-process cost per request"),
+    "peers": ([], "## Peers on the same work"),
+    "gunicorn_load": (["--seconds", "1", "--rounds", "1"], "## End to end: gunicorn"),
+    "upstream": (["--invalid", "400"], "## Upstream discipline and memory"),
+}
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_benchmark_runs_and_reports(name: str, tmp_path: Path) -> None:
+    arguments, heading = RUNS[name]
+    if name == "gunicorn_load":
+        need(shutil.which("wrk") is not None, "wrk is not installed (apt-get install wrk)")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RESTAUTH_")},
+        "BENCH_QUICK": "1",
+        "BENCH_OUTPUT": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, f"benchmarks/{name}.py", *arguments],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("|"), done.stdout  # the table comes first
+    assert f"figures written to {tmp_path / name}.json" in done.stdout
+    figures = json.loads((tmp_path / f"{name}.json").read_text())
+    assert figures["command"].endswith(" ".join([f"benchmarks/{name}.py", *arguments]))
+    page = (tmp_path / "performance.md").read_text()
+    assert heading in page
+    assert "## The targets" in page
