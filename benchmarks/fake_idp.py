@@ -10,9 +10,31 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from restauth_wsgi.providers.settings import ProviderSettings
+
+#: The issuer of the JWTs the benchmarks sign.
+ISSUER = "https://idp.bench.test"
+
 
 class FakeIdp:
     """Serves ``/jwks`` and ``/introspect`` on a free loopback port."""
+
+    def providers(self) -> tuple[ProviderSettings, ProviderSettings]:
+        """The providers it stands for: JWTs from :data:`ISSUER` for audience
+        ``api``, checked against its JWKS, and opaque tokens it introspects."""
+        return (
+            ProviderSettings(
+                "idp", type="oidc", issuer=ISSUER, audience=("api",), jwks_url=f"{self.url}/jwks"
+            ),
+            ProviderSettings(
+                "opq",
+                type="oauth2",
+                introspection_url=f"{self.url}/introspect",
+                client_id="rs",
+                client_secret="rs-secret",
+                issuer="https://opaque.test",
+            ),
+        )
 
     def __init__(self, jwks: dict[str, Any], delay: float = 0.0) -> None:
         self.jwks = jwks

@@ -35,8 +35,8 @@ import jwt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import ROOT, versions
-from benchmarks.fake_idp import FakeIdp
-from benchmarks.inprocess import ISSUER, keys
+from benchmarks.fake_idp import ISSUER, FakeIdp
+from benchmarks.inprocess import keys
 from benchmarks.report import publish
 from restauth_wsgi import Settings
 from restauth_wsgi.tokens.issuing import issue_token

@@ -36,14 +36,11 @@ from benchmarks.common import (
     versions,
     wsgi_call,
 )
-from benchmarks.fake_idp import FakeIdp
+from benchmarks.fake_idp import ISSUER, FakeIdp
 from benchmarks.report import publish
 from restauth_wsgi import RestAuthMiddleware, Settings
-from restauth_wsgi.providers.settings import ProviderSettings
 from restauth_wsgi.tokens.issuing import issue_token
 from restauth_wsgi.tokens.store import open_store
-
-ISSUER = "https://idp.bench.test"
 
 
 def keys() -> dict[str, Any]:
@@ -63,21 +60,10 @@ def main() -> None:
     store_url = f"sqlite://{work}/tokens.db"
     made = keys()
     idp = FakeIdp(made["jwks"])
-    providers = (
-        ProviderSettings(
-            "idp", type="oidc", issuer=ISSUER, audience=("api",), jwks_url=f"{idp.url}/jwks"
-        ),
-        ProviderSettings(
-            "opq",
-            type="oauth2",
-            introspection_url=f"{idp.url}/introspect",
-            client_id="rs",
-            client_secret="rs-secret",
-            issuer="https://opaque.test",
-        ),
-    )
     # The defaults otherwise: lockout on, audit off (no INFO handler), metrics off.
-    settings = Settings(token_store=store_url, providers=providers, public_paths=("/public/*",))
+    settings = Settings(
+        token_store=store_url, providers=idp.providers(), public_paths=("/public/*",)
+    )
     wrapped = RestAuthMiddleware(hello, settings=settings)
     store = open_store(store_url, timeout=5)
     api_token, _ = issue_token(store, settings.token_policy(), owner="alice")

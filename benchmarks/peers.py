@@ -32,11 +32,10 @@ from jwt.algorithms import RSAAlgorithm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import DISTINCT_TOKENS, environ, hello, interleaved, versions, wsgi_call
-from benchmarks.fake_idp import FakeIdp
-from benchmarks.inprocess import ISSUER, keys
+from benchmarks.fake_idp import ISSUER, FakeIdp
+from benchmarks.inprocess import keys
 from benchmarks.report import publish
 from restauth_wsgi import RestAuthMiddleware, Settings, jws
-from restauth_wsgi.providers.settings import ProviderSettings
 from restauth_wsgi.tokens.issuing import issue_token
 from restauth_wsgi.tokens.store import open_store
 
@@ -57,14 +56,7 @@ def main() -> None:
     idp = FakeIdp(made["jwks"])
     work = Path(tempfile.mkdtemp(prefix="restauth-peers-"))
     store_url = f"sqlite://{work}/tokens.db"
-    settings = Settings(
-        token_store=store_url,
-        providers=(
-            ProviderSettings(
-                "idp", type="oidc", issuer=ISSUER, audience=("api",), jwks_url=f"{idp.url}/jwks"
-            ),
-        ),
-    )
+    settings = Settings(token_store=store_url, providers=idp.providers()[:1])  # JWTs only
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": "api", "sub": "alice", "iat": now, "exp": now + 3600}
     tokens = [

@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import environ, hello, versions, wsgi_call
-from benchmarks.fake_idp import FakeIdp
-from benchmarks.inprocess import ISSUER, keys
+from benchmarks.fake_idp import ISSUER, FakeIdp
+from benchmarks.inprocess import keys
 from benchmarks.report import publish
 from restauth_wsgi import RestAuthMiddleware, Settings
-from restauth_wsgi.providers.settings import ProviderSettings
 
 
 def rss_mib() -> float:
@@ -43,22 +43,9 @@ def rss_mib() -> float:
 
 
 def middleware(idp: FakeIdp, work: Path, **changes: Any) -> RestAuthMiddleware:
-    providers = (
-        ProviderSettings(
-            "idp", type="oidc", issuer=ISSUER, audience=("api",), jwks_url=f"{idp.url}/jwks"
-        ),
-        ProviderSettings(
-            "opq",
-            type="oauth2",
-            introspection_url=f"{idp.url}/introspect",
-            client_id="rs",
-            client_secret="s",
-            issuer="https://opaque.test",
-        ),
-    )
     settings = Settings(
         token_store=f"sqlite://{work}/tokens.db",
-        providers=providers,
+        providers=idp.providers(),
         http_timeout=5,
         upstream_backoff=0,
         **changes,
@@ -97,14 +84,13 @@ def burst(idp: FakeIdp, work: Path) -> dict[str, Any]:
     }
 
 
-def stream(idp: FakeIdp, work: Path, count: int) -> dict[str, Any]:
+def stream(idp: FakeIdp, work: Path, count: int, signer: Any) -> dict[str, Any]:
+    """``signer`` is the provider's own key; forged tokens use another."""
     wrapped = middleware(idp, work, jwks_cooldown=60)
-    made_keys = idp.signing
-    forger = made_keys["forger"]
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = int(time.time())
-    warm = jwt.encode(
-        {"iss": ISSUER, "aud": "api", "exp": now + 600}, made_keys["rsa"], "RS256", {"kid": "rsa"}
-    )
+    claims = {"iss": ISSUER, "aud": "api", "exp": now + 600}
+    warm = jwt.encode(claims, signer, "RS256", {"kid": "rsa"})
     wsgi_call(wrapped, environ(f"Bearer {warm}"))()
     calls_before = dict(idp.calls)
     samples: list[tuple[int, float]] = []
@@ -156,15 +142,9 @@ def main() -> None:
     args = parser.parse_args()
     made = keys()
     idp = FakeIdp(made["jwks"])
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    idp.signing = {
-        "rsa": made["rsa"],  # type: ignore[attr-defined]
-        "forger": rsa.generate_private_key(public_exponent=65537, key_size=2048),
-    }
     work = Path(tempfile.mkdtemp(prefix="restauth-upstream-"))
     burst_result = burst(idp, work)
-    stream_result = stream(idp, work, args.invalid)
+    stream_result = stream(idp, work, args.invalid, made["rsa"])
     publish(
         "upstream",
         {
