@@ -10,7 +10,7 @@ so the store can share a database with the application.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,7 +21,7 @@ from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
 from restauth_wsgi.per_thread import PerProcess
 from restauth_wsgi.values import mask_url
 
-from .sql import Queries, from_row, to_row
+from .sql import Queries, SqlTokenWrites, from_row, to_row
 from .store import TokenIdTaken, TokenRecord
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,10 @@ _SQL = Queries.render("restauth_tokens", "%s")
 _MIGRATION_LOCK = 0x72657374  # "rest"
 
 
-class PostgresTokenStore:
+class PostgresTokenStore(SqlTokenWrites):
     """API tokens in a PostgreSQL database (see the module docstring)."""
+
+    sql = _SQL
 
     migrations: Sequence[Sequence[str]] = MIGRATIONS
 
@@ -117,27 +119,6 @@ class PostgresTokenStore:
         except psycopg.Error as exc:
             raise self._unavailable(exc) from exc
         return [from_row(values) for values in rows]
-
-    def revoke(self, token_id: str, *, now: int) -> TokenRecord | None:
-        """Mark the token revoked; return it, or ``None`` if unknown."""
-        with self._transaction() as conn:
-            conn.execute(_SQL.revoke, (now, token_id))
-            found = conn.execute(_SQL.select_one, (token_id,)).fetchone()
-        return None if found is None else from_row(found)
-
-    def prune(self, *, before: int) -> int:
-        """Delete tokens expired or revoked before ``before``; return the count."""
-        with self._transaction() as conn:
-            return conn.execute(_SQL.prune, (before, before)).rowcount
-
-    def put_all(self, records: Iterable[TokenRecord]) -> int:
-        """Insert or overwrite ``records`` as they are (for ``restauth store migrate``)."""
-        count = 0
-        with self._transaction() as conn:
-            for record in records:
-                conn.execute(_SQL.upsert, to_row(record))
-                count += 1
-        return count
 
     def close(self) -> None:
         """Close this process's pool, if it has one."""

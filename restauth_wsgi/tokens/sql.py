@@ -7,9 +7,10 @@ with the application, so it is prefixed).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from restauth_wsgi.restrictions import TokenRestrictions
 
@@ -96,3 +97,36 @@ def from_row(values: Sequence[Any]) -> TokenRecord:
         values[7],
         TokenRestrictions.from_json(restrictions) if restrictions else None,
     )
+
+
+class SqlTokenWrites:
+    """The administrative writes both SQL stores run alike, each in one of the
+    store's own transactions (which turn the driver's errors into
+    :class:`~restauth_wsgi.errors.TokenStoreUnavailable`)."""
+
+    #: The statements, rendered for the store's database.
+    sql: ClassVar[Queries]
+
+    def _transaction(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def revoke(self, token_id: str, *, now: int) -> TokenRecord | None:
+        """Mark the token revoked; return it, or ``None`` if unknown."""
+        with self._transaction() as conn:
+            conn.execute(self.sql.revoke, (now, token_id))
+            found = conn.execute(self.sql.select_one, (token_id,)).fetchone()
+        return None if found is None else from_row(found)
+
+    def prune(self, *, before: int) -> int:
+        """Delete tokens expired or revoked before ``before``; return the count."""
+        with self._transaction() as conn:
+            return int(conn.execute(self.sql.prune, (before, before)).rowcount)
+
+    def put_all(self, records: Iterable[TokenRecord]) -> int:
+        """Insert or overwrite ``records`` as they are (for ``restauth store migrate``)."""
+        count = 0
+        with self._transaction() as conn:
+            for record in records:
+                conn.execute(self.sql.upsert, to_row(record))
+                count += 1
+        return count

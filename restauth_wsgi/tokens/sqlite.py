@@ -20,13 +20,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
 from restauth_wsgi.per_thread import PerThread
 
-from .sql import Queries, from_row, to_row
+from .sql import Queries, SqlTokenWrites, from_row, to_row
 from .store import TokenIdTaken, TokenRecord
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,10 @@ _SQL = Queries.render("tokens", "?")
 _TOUCH_BUSY_MS = 50
 
 
-class SQLiteTokenStore:
+class SQLiteTokenStore(SqlTokenWrites):
     """API tokens in an SQLite file (see the module docstring)."""
+
+    sql = _SQL
 
     migrations: Sequence[Sequence[str]] = MIGRATIONS
 
@@ -118,27 +120,6 @@ class SQLiteTokenStore:
             return [from_row(values) for values in rows]
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
-
-    def revoke(self, token_id: str, *, now: int) -> TokenRecord | None:
-        """Mark the token revoked; return it, or ``None`` if unknown."""
-        with self._transaction() as conn:
-            conn.execute(_SQL.revoke, (now, token_id))
-            found = conn.execute(_SQL.select_one, (token_id,)).fetchone()
-        return None if found is None else from_row(found)
-
-    def prune(self, *, before: int) -> int:
-        """Delete tokens expired or revoked before ``before``; return the count."""
-        with self._transaction() as conn:
-            return conn.execute(_SQL.prune, (before, before)).rowcount
-
-    def put_all(self, records: Iterable[TokenRecord]) -> int:
-        """Insert or overwrite ``records`` as they are (for ``restauth store migrate``)."""
-        count = 0
-        with self._transaction() as conn:
-            for record in records:
-                conn.execute(_SQL.upsert, to_row(record))
-                count += 1
-        return count
 
     def close(self) -> None:
         """Close this thread's connection, if it has one."""
