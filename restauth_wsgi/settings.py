@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .cache import check_cache_url
+from .config_file import content_lines
 from .errors import ConfigurationError
 from .providers.settings import ProviderSettings
 from .tokens.issuing import TokenPolicy
@@ -85,25 +86,17 @@ def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
     :raises ConfigurationError: naming the file and line that cannot be read.
     """
     values: dict[str, str] = {}
-    try:
-        with open(path, encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                text = line.strip()
-                if not text or text.startswith("#"):
-                    continue
-                name, equals, value = text.removeprefix("export ").partition("=")
-                name, value = name.strip(), value.strip()
-                if not equals or not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
-                    raise ConfigurationError(
-                        f"{SETTINGS_FILE} ({path}, line {number})", "is not NAME=value"
-                    )
-                if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-                    value = value[1:-1]
-                values[name] = value
-    except OSError as exc:
-        raise ConfigurationError(
-            f"{SETTINGS_FILE} ({path})", f"cannot be read: {exc.strerror}"
-        ) from None
+    where = f"{SETTINGS_FILE} ({path})"
+    for number, text in content_lines(path, lambda problem: ConfigurationError(where, problem)):
+        name, equals, value = text.removeprefix("export ").partition("=")
+        name, value = name.strip(), value.strip()
+        if not equals or not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
+            raise ConfigurationError(
+                f"{SETTINGS_FILE} ({path}, line {number})", "is not NAME=value"
+            )
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
     return values
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from restauth_wsgi.config_file import content_lines
 from restauth_wsgi.credentials import Credentials
 from restauth_wsgi.errors import ConfigurationError, InvalidCredentials
 from restauth_wsgi.identity import Identity
@@ -41,26 +42,17 @@ class PasswordFile:
         :raises ConfigurationError: naming ``RESTAUTH_PASSWORD_FILE`` and the line.
         """
         hashes: dict[str, str] = {}
-        try:
-            with open(path, encoding="utf-8") as lines:
-                for number, line in enumerate(lines, 1):
-                    text = line.strip()
-                    if not text or text.startswith("#"):
-                        continue
-                    user, colon, hashed = text.partition(":")
-                    where = f"{path}, line {number}"
-                    if not colon or not user or not hashed:
-                        raise _invalid(f"{where} is not user:hash")
-                    if not hashed.startswith(_SCHEMES):
-                        raise _invalid(
-                            f"{where}: {user!r} has a hash that is not bcrypt or Argon2;"
-                            " make one with 'htpasswd -B' (MD5, SHA-1 and crypt are refused)"
-                        )
-                    hashes[user] = hashed
-        except OSError as exc:
-            raise _invalid(f"{path} cannot be read: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise _invalid(f"{path} is not UTF-8") from None
+        for number, text in content_lines(path, lambda problem: _invalid(f"{path} {problem}")):
+            user, colon, hashed = text.partition(":")
+            where = f"{path}, line {number}"
+            if not colon or not user or not hashed:
+                raise _invalid(f"{where} is not user:hash")
+            if not hashed.startswith(_SCHEMES):
+                raise _invalid(
+                    f"{where}: {user!r} has a hash that is not bcrypt or Argon2;"
+                    " make one with 'htpasswd -B' (MD5, SHA-1 and crypt are refused)"
+                )
+            hashes[user] = hashed
         return cls(path, hashes)
 
 
