@@ -23,10 +23,11 @@ $(VENV)/.installed-%: setup.cfg pyproject.toml | $(BIN)/python
 system-deps: | $(BIN)/python
 	scripts/system-deps $(BIN)/python
 
-# mod_wsgi compiles against this Python and needs Apache's headers (apxs).
+# mod_wsgi compiles against this Python and needs Apache's headers (apxs); a
+# cached wheel may have been built for another Python, hence --no-cache-dir.
 $(VENV)/.installed-mod_wsgi: | $(VENV)/.installed-test system-deps
 	if command -v apxs >/dev/null; then \
-		$(BIN)/python -m pip install -q mod_wsgi && touch $@; \
+		$(BIN)/python -m pip install -q --no-cache-dir mod_wsgi && touch $@; \
 	else echo "mod_wsgi not built: no apxs (apt-get install apache2-dev)"; fi
 
 demo: $(VENV)/.installed-demo
