@@ -33,6 +33,7 @@ class FakeIdp:
                 client_id="rs",
                 client_secret="rs-secret",
                 issuer="https://opaque.test",
+                audience=("api",),
             ),
         )
 
@@ -63,6 +64,7 @@ class FakeIdp:
                         {
                             "active": True,
                             "sub": "alice",
+                            "aud": "api",
                             "exp": int(time.time()) + 3600,
                             "scope": "read",
                         }

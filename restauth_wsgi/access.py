@@ -5,13 +5,18 @@
   credentials that are sent must be valid) and ``required``; from
   ``RESTAUTH_PUBLIC_PATHS``, ``RESTAUTH_PROTECTED_PATHS``,
   ``RESTAUTH_OPTIONAL_PATHS`` and ``RESTAUTH_DEFAULT_ACCESS``, in that order.
-* A network allow-list (``RESTAUTH_ALLOWED_NETWORKS``), checked before any
-  credentials are looked at.
+* A network allow-list (``RESTAUTH_ALLOWED_NETWORKS``), checked for every
+  request before anything else.
 * Read-only groups (``RESTAUTH_READ_ONLY_GROUPS``): GET, HEAD, OPTIONS only.
 * Rules from a TOML file (``RESTAUTH_RULES_FILE``), per path and method:
   required scopes (403 ``insufficient_scope``), allowed users and groups,
   allowed networks. Every rule that matches a request applies.
 * The restrictions an administrator put on an API token.
+
+Every check reads the one :class:`~restauth_wsgi.request.Request`: its path
+as the router sees it (globs that add checks cover every spelling, globs
+that relax them match only the canonical one) and the methods it is
+judged as (``HEAD`` as ``GET``, an override header's method too).
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .client_address import IPAddress
+from .client_address import ClientAddress, IPAddress
 from .errors import ConfigurationError, Forbidden, InsufficientScope
 from .identity import Identity
-from .paths import PathGlobs
+from .paths import PathGlobs, RequestPath
+from .request import Request, judged
 from .restrictions import READ_METHODS
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -63,9 +69,12 @@ class Rule:
     networks: tuple[Network, ...]
     where: str
 
-    def applies(self, method: str, path: str) -> bool:
-        """Whether the rule covers this request (any spelling of its path)."""
-        return (not self.methods or method in self.methods) and self.paths.covers(path)
+    def applies(self, request: Request) -> bool:
+        """Whether the rule covers this request: any of its judged methods,
+        any spelling of its path."""
+        return (not self.methods or not self.methods.isdisjoint(request.methods)) and (
+            self.paths.covers(request.path)
+        )
 
     def check(self, identity: Identity, address: IPAddress | None) -> None:
         """Raise if the identity may not make a request this rule covers."""
@@ -140,7 +149,8 @@ def _rule(entry: Mapping[str, Any], where: str) -> Rule:
         raise _invalid(f"{where}: {exc}") from None
     return Rule(
         paths=PathGlobs(paths),
-        methods=frozenset(m.upper() for m in strings("methods")),
+        # HEAD runs the GET view, so a rule on either covers both.
+        methods=frozenset(judged(m.upper()) for m in strings("methods")),
         scopes=strings("scopes"),
         groups=frozenset(strings("groups")),
         users=frozenset(strings("users")),
@@ -175,7 +185,7 @@ class AccessPolicy:
         #: Whether anything needs the client address (so it is worked out only then).
         self.needs_address = bool(self.networks) or any(r.networks for r in rules)
 
-    def level(self, path: str) -> str:
+    def level(self, path: RequestPath) -> str:
         """``public``, ``optional`` or ``required`` for this path."""
         if not self._any_globs:
             return self.default
@@ -187,30 +197,33 @@ class AccessPolicy:
             return "optional"
         return self.default
 
-    def check_network(self, address: IPAddress | None) -> None:
-        """Refuse a client outside the allow-list, before looking at its credentials."""
-        if self.networks and not _within(address, self.networks):
-            raise Forbidden(
-                "This service cannot be reached from your network.",
-                reason=f"{address} is not in RESTAUTH_ALLOWED_NETWORKS",
-            )
+    def check_network(self, client: ClientAddress | None) -> None:
+        """Refuse a client outside the allow-list, before anything else."""
+        if self.networks:
+            address = None if client is None else client.ip
+            if not _within(address, self.networks):
+                raise Forbidden(
+                    "This service cannot be reached from your network.",
+                    reason=f"{address} is not in RESTAUTH_ALLOWED_NETWORKS",
+                )
 
-    def authorize(
-        self, identity: Identity, method: str, path: str, address: IPAddress | None
-    ) -> None:
+    def authorize(self, identity: Identity, request: Request) -> None:
         """Raise :class:`Forbidden` (or :class:`InsufficientScope`) if the
         identity may not make this request."""
         if identity.restrictions is None and not self._checks_identities:
             return
+        address = None if request.client is None else request.client.ip
         if identity.restrictions is not None:
-            refusal = identity.restrictions.refusal(method, path, address)
+            refusal = identity.restrictions.refusal(request.methods, request.path, address)
             if refusal is not None:
                 raise Forbidden("This token may not be used for this request.", reason=refusal)
-        if method not in READ_METHODS and identity.groups & self.read_only_groups:
+        writes = request.methods - READ_METHODS
+        if writes and identity.groups & self.read_only_groups:
             raise Forbidden(
                 "You have read-only access.",
-                reason=f"{identity.username!r} is in a read-only group; method {method}",
+                reason=f"{identity.username!r} is in a read-only group; method"
+                f" {' and '.join(sorted(writes))}",
             )
         for rule in self.rules:
-            if rule.applies(method, path):
+            if rule.applies(request):
                 rule.check(identity, address)

@@ -1,16 +1,20 @@
-"""The audit log: one JSON line per decision, to the ``restauth.audit`` logger.
+"""The audit log: one JSON line per decision.
 
 Fields (docs/audit.md): ``time`` (UTC, ISO 8601), ``outcome`` (``allowed``,
-``anonymous``, ``public``, ``refused``, ``forbidden``, ``locked``,
-``unavailable``), ``status`` (the middleware's own answer, or ``null`` when
-the request went on to the application), ``method``, ``path``, ``client``
-(the address), ``username``, ``auth`` (how the credentials were checked),
-``provider``, ``token`` (``id:<public id>`` for an API token, else
-``sha256:<12 hex>`` of the credential: never the credential itself),
-``error`` (the JSON body's code) and ``reason``.
+``anonymous``, ``public``, ``refused``, ``unauthenticated``, ``forbidden``,
+``locked``, ``unavailable``, ``malformed``), ``status`` (the middleware's
+own answer, or ``null`` when the request went on to the application),
+``method``, ``path``, ``client`` (the address), ``username``, ``auth`` (how
+the credentials were checked), ``provider``, ``token`` (``id:<public id>``
+for an API token, ``sha256:<12 hex>`` of a bearer token; nothing for a
+password: no password-derived value is ever logged, not even a short hash,
+which would let anyone with the logs test guesses offline), ``error`` (the
+JSON body's code) and ``reason``.
 
-Lines go to the logger at INFO; configure it like any logger, or set
-``RESTAUTH_AUDIT_LOG=stderr`` (or a file path) to have a handler added.
+Lines go to the ``restauth.audit`` logger at INFO, to be configured like any
+logger; or ``RESTAUTH_AUDIT_LOG=stderr`` (or a file path) gives one
+middleware its own handler, without touching the shared logger (two
+middlewares in one process do not interfere).
 """
 
 from __future__ import annotations
@@ -20,54 +24,90 @@ import hashlib
 import json
 import logging
 import sys
-from typing import NamedTuple
 
 from .client_address import ClientAddress
 from .credentials import parse_authorization
+from .decision import Decision
 from .errors import AuthenticationError
 from .identity import Identity
 from .tokens import format as token_format
 
-log = logging.getLogger("restauth.audit")
+#: The logger audit lines go to unless a middleware has its own target.
+LOGGER_NAME = "restauth.audit"
 
 
-class Decision(NamedTuple):
-    """What the middleware decided about one request."""
+class AuditLog:
+    """Writes audit lines: to ``target`` (``stderr`` or a file) if given,
+    else to the ``restauth.audit`` logger."""
 
-    outcome: str
-    identity: Identity | None = None
-    error: AuthenticationError | None = None
+    def __init__(self, target: str | None = None) -> None:
+        if not target:
+            self.logger = logging.getLogger(LOGGER_NAME)
+            return
+        # A logger of our own, outside logging's registry: adding a handler
+        # here changes nothing for anyone else in the process.
+        self.logger = logging.Logger(LOGGER_NAME, logging.INFO)
+        handler: logging.Handler = (
+            logging.StreamHandler(sys.stderr) if target == "stderr" else logging.FileHandler(target)
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        self.logger.addHandler(handler)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether lines are kept (checked before any work is done for one)."""
+        return self.logger.isEnabledFor(logging.INFO)
+
+    def emit(
+        self,
+        decision: Decision,
+        *,
+        method: str,
+        path: str,
+        client: ClientAddress | None,
+        header: str | None,
+    ) -> None:
+        """Write the decision's line."""
+        identity, error = decision.identity, decision.error
+        line = {
+            "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+            "outcome": decision.outcome,
+            "status": None if error is None else error.status,
+            "method": method[:40],
+            "path": path[:500],
+            "client": None if client is None else client.text,
+            "username": identity.username if identity else getattr(error, "username", None),
+            "auth": _auth(identity, error),
+            "provider": identity.provider if identity else getattr(error, "provider", None),
+            "token": credential_tag(identity, header),
+            "error": None if error is None else error.code,
+            "reason": None if error is None else error.reason[:300],
+        }
+        # ensure_ascii: a method or path with control characters cannot
+        # forge or hide a line.
+        self.logger.info(json.dumps(line, ensure_ascii=True))
+
+    def close(self) -> None:
+        """Close a handler of our own (a file)."""
+        if self.logger.name == LOGGER_NAME and self.logger is not logging.getLogger(LOGGER_NAME):
+            for handler in self.logger.handlers:
+                handler.close()
 
 
-def emit(
-    decision: Decision,
-    *,
-    method: str,
-    path: str,
-    client: ClientAddress | None,
-    header: str | None,
-) -> None:
-    """Write the decision's line (the caller checks that the logger keeps INFO)."""
-    identity, error = decision.identity, decision.error
-    line = {
-        "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
-        "outcome": decision.outcome,
-        "status": None if error is None else error.status,
-        "method": method,
-        "path": path[:500],
-        "client": None if client is None else client.text,
-        "username": identity.username if identity else getattr(error, "username", None),
-        "auth": identity.method if identity else None,
-        "provider": identity.provider if identity else None,
-        "token": credential_tag(identity, header),
-        "error": None if error is None else error.code,
-        "reason": None if error is None else error.reason[:300],
-    }
-    log.info(json.dumps(line, ensure_ascii=True))
+def _auth(identity: Identity | None, error: AuthenticationError | None) -> str | None:
+    if identity is not None:
+        return identity.method
+    if error is not None and error.password:
+        return "password"
+    return None
 
 
 def credential_tag(identity: Identity | None, header: str | None) -> str | None:
-    """The API token's public id, or a fingerprint of the credential."""
+    """The API token's public id, or a fingerprint of a bearer token.
+
+    Never anything derived from a password (Basic credentials that are not
+    an API token get no tag: the username is logged on its own).
+    """
     if identity is not None and identity.token_id is not None:
         return f"id:{identity.token_id}"
     if not header:
@@ -75,28 +115,14 @@ def credential_tag(identity: Identity | None, header: str | None) -> str | None:
     try:
         credentials = parse_authorization(header, frozenset({"Bearer", "Basic"}))
     except AuthenticationError:
-        credentials = None
-    secret = credentials.secret if credentials is not None else header
-    if credentials is not None and token_format.looks_like_token(secret):
+        return None
+    secret = credentials.secret
+    if token_format.looks_like_token(secret):
         try:
             return f"id:{token_format.parse(secret).token_id}"
         except token_format.MalformedToken:
             pass
-    if not secret:
-        return None
+    if credentials.scheme != "Bearer" or not secret:
+        return None  # a Basic password, or what could be one
     digest = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
     return f"sha256:{digest[:12]}"
-
-
-def configure(target: str | None) -> None:
-    """Send audit lines to ``stderr`` or a file (``RESTAUTH_AUDIT_LOG``), once."""
-    if not target or any(getattr(h, "_restauth", False) for h in log.handlers):
-        return
-    handler: logging.Handler = (
-        logging.StreamHandler(sys.stderr) if target == "stderr" else logging.FileHandler(target)
-    )
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    handler._restauth = True  # type: ignore[attr-defined]
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False

@@ -1,36 +1,41 @@
 """The authenticator chain: from an ``Authorization`` header to an identity.
 
-The middleware and ``restauth check`` both run exactly this.
+It is one step of the decision (:mod:`restauth_wsgi.decision`), which the
+middleware and ``restauth check`` both run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 
 from . import metrics
-from .authenticators import Authenticator
+from .authenticators import UNGUARDED, Authenticator, Guard
 from .authenticators.api_token import ApiTokenAuthenticator
 from .authenticators.password import REMEMBER_FOR as PASSWORD_REMEMBERED_FOR
 from .authenticators.password import PasswordAuthenticator, PasswordFile
-from .cache import RecentAnswers, Refusal, SharedCache, open_shared_cache
+from .cache import RecentAnswers, Refusal, SharedCache
 from .credentials import Credentials, parse_authorization
 from .errors import (
     AuthenticationError,
     InvalidCredentials,
     InvalidToken,
     MissingCredentials,
+    PasswordsBlocked,
     ServiceUnavailable,
     TokenNotRecognised,
     TooManyFailures,
 )
 from .identity import Identity
-from .lockout import Lockout
 from .providers.build import Providers
+from .providers.routing import family_of
 from .settings import Settings
 from .tokens import format as token_format
 from .tokens.store import open_store
+
+log = logging.getLogger("restauth_wsgi")
 
 # The order challenges are sent in: the scheme we recommend first.
 _SCHEME_ORDER = ("Bearer", "Basic")
@@ -77,12 +82,10 @@ class Authentication:
         settings: Settings,
         *,
         shared: SharedCache | None = None,
-        lockout: Lockout | None = None,
     ) -> Authentication:
         """Build the chain the settings describe, without any network I/O.
 
         :param shared: the shared cache (one is opened from the settings if not given).
-        :param lockout: checked before passwords are, when lockout is on.
         :raises ConfigurationError: for a password file that cannot be used.
         """
         authenticators: list[Authenticator] = []
@@ -98,16 +101,14 @@ class Authentication:
         ttls: dict[str, float] = {}
         if settings.password_file:
             passwords = PasswordFile.load(settings.password_file)
-            authenticators.append(PasswordAuthenticator(passwords, lockout))
+            authenticators.append(PasswordAuthenticator(passwords))
             ttls["password"] = PASSWORD_REMEMBERED_FOR
         providers = None
         if settings.providers:
-            shared = shared or open_shared_cache(
-                settings.cache,
-                max_entries=settings.cache_max_entries,
-                timeout=settings.cache_timeout,
-            )
+            shared = shared or settings.shared_cache()
             providers = Providers(settings, shared)
+            for clash in providers.username_clashes():
+                log.warning("%s", clash)
             authenticators += providers.authenticators()
             ttls.update(providers.cache_ttls())
         return cls(
@@ -121,14 +122,15 @@ class Authentication:
     def close(self) -> None:
         """Close the connections the authenticators hold (store, shared cache)."""
         for authenticator in self.authenticators:
-            if isinstance(authenticator, ApiTokenAuthenticator):
-                authenticator.store.close()
+            authenticator.close()
         if self.providers is not None:
             self.providers.shared.close()
 
-    def authenticate(self, header: str | None) -> Identity:
+    def authenticate(self, header: str | None, guard: Guard = UNGUARDED) -> Identity:
         """Return the identity the ``Authorization`` header proves.
 
+        :param guard: asked before anything costly or guessable (see
+            :class:`~restauth_wsgi.authenticators.Guard`).
         :raises AuthenticationError: with the HTTP meaning of the refusal.
         """
         if header is None or not header.strip(" \t"):
@@ -139,25 +141,31 @@ class Authentication:
         # API tokens are never remembered here (the store decides every time),
         # so a Bearer API token skips the hash and the lookup.
         if recent is None or header.find(token_format.PREFIX, 0, 24) != -1:
-            return self._run_chain(header, None)
+            return self._run_chain(header, None, guard)
         key = hashlib.sha256(header.encode("utf-8", "surrogatepass")).digest()
         remembered = recent.get(key)
         metrics.METRICS.cache("recent", remembered is not None)
         if remembered is None:
-            return self._run_chain(header, key)
+            return self._run_chain(header, key, guard)
         if isinstance(remembered, Identity):
+            if remembered.method == "password":
+                # A remembered password is still a password: a lockout or a
+                # block applies to it as to a fresh one.
+                guard.before_password(remembered.username)
             return remembered
+        if remembered.password and remembered.username is not None:
+            guard.before_password(remembered.username)
         raise remembered.error()
 
-    def _run_chain(self, header: str, key: bytes | None) -> Identity:
+    def _run_chain(self, header: str, key: bytes | None, guard: Guard) -> Identity:
         credentials = parse_authorization(header, self._accepted)
         try:
-            return self._check(credentials, key)
+            return self._check(credentials, key, guard)
         except AuthenticationError as exc:
             _annotate(exc, credentials)
             raise
 
-    def _check(self, credentials: Credentials, key: bytes | None) -> Identity:
+    def _check(self, credentials: Credentials, key: bytes | None, guard: Guard) -> Identity:
         chain = self._by_scheme.get(credentials.scheme)
         if chain is None:
             offered = " or ".join(self.schemes) or "nothing"
@@ -168,7 +176,7 @@ class Authentication:
         not_recognised: TokenNotRecognised | None = None
         for authenticator in chain:
             try:
-                identity = authenticator.authenticate(credentials)
+                identity = authenticator.authenticate(credentials, guard)
             except ServiceUnavailable as exc:
                 # Another provider may still vouch for the token; if none
                 # does, the answer is 503, not 401: this one might have.
@@ -178,7 +186,7 @@ class Authentication:
                 not_recognised = not_recognised or exc
                 continue
             except AuthenticationError as exc:
-                if getattr(authenticator, "remembers", False):
+                if authenticator.remembers:
                     _annotate(exc, credentials)  # before it is remembered
                     self._remember_refusal(key, exc)
                 raise
@@ -193,12 +201,33 @@ class Authentication:
         if credentials.scheme == "Bearer":
             raise InvalidToken(
                 "The access token is invalid.",
-                reason="no authenticator recognised the token",
+                reason=self._unrouted(credentials),
                 scheme="Bearer",
             )
         raise InvalidCredentials(
             "The username or password is invalid.",
             reason="no authenticator accepted the Basic credentials",
+        )
+
+    def _unrouted(self, credentials: Credentials) -> str:
+        """Why no authenticator took a bearer token, in words an operator can act on."""
+        issuers = self.providers.issuers() if self.providers is not None else ()
+        parsed = credentials.unverified_jwt
+        if parsed is None:
+            family = family_of(credentials.secret)
+            if family is not None and family != "restauth":
+                return f"a {family} token, and no {family} provider is configured"
+            if self.providers is None:
+                return "not an API token, and no provider is configured (RESTAUTH_PROVIDERS)"
+            return "no provider could have issued this token"
+        if self.providers is None:
+            return "a JWT, and no provider is configured (RESTAUTH_PROVIDERS)"
+        issuer = parsed.claims.get("iss")
+        shown = repr(issuer)[:120] if isinstance(issuer, str) else "no string iss"
+        configured = ", ".join(repr(i) for i in issuers) or "none"
+        return (
+            f"a JWT issued by {shown}, which matches no configured issuer ({configured});"
+            " check the trailing slash and the host's spelling (localhost or 127.0.0.1)"
         )
 
     def _remember(self, key: bytes | None, identity: Identity) -> None:
@@ -214,8 +243,13 @@ class Authentication:
         self._recent.put(key, identity, ttl)
 
     def _remember_refusal(self, key: bytes | None, error: AuthenticationError) -> None:
-        # A lockout ends on its own schedule: never answer it from memory.
-        if key is not None and self._recent is not None and not isinstance(error, TooManyFailures):
+        # The guard's refusals depend on the request (its address, its path)
+        # and a lockout ends on its own schedule: never answer them from memory.
+        if (
+            key is not None
+            and self._recent is not None
+            and not isinstance(error, TooManyFailures | PasswordsBlocked)
+        ):
             self._recent.put(key, Refusal.of(error), self._negative_ttl)
 
 

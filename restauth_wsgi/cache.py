@@ -46,11 +46,21 @@ class Refusal:
     reason: str
     scheme: str | None
     username: str | None
+    provider: str | None
+    password: bool
 
     @classmethod
     def of(cls, error: AuthenticationError) -> Refusal:
         """Remember ``error``."""
-        return cls(type(error), error.description, error.reason, error.scheme, error.username)
+        return cls(
+            type(error),
+            error.description,
+            error.reason,
+            error.scheme,
+            error.username,
+            error.provider,
+            error.password,
+        )
 
     def error(self) -> AuthenticationError:
         """The refusal as a new exception (a remembered failure still counts)."""
@@ -58,6 +68,8 @@ class Refusal:
             self.description, reason=f"{self.reason} (remembered)", scheme=self.scheme
         )
         error.username = self.username
+        error.provider = self.provider
+        error.password = self.password
         return error
 
 
@@ -120,7 +132,7 @@ class SharedCache:
         self,
         backend: Callable[[], BaseCache],
         *,
-        namespace: str = "restauth:v1:",
+        namespace: str = "restauth:v2:default:",
         retry_after: float = 5.0,
     ) -> None:
         # Made on first use, once per process: a constructor does no I/O,
@@ -285,13 +297,20 @@ def _host_port(server: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
-def open_shared_cache(url: str, *, max_entries: int, timeout: float) -> SharedCache:
+def open_shared_cache(
+    url: str, *, max_entries: int, timeout: float, namespace: str = "default"
+) -> SharedCache:
     """The shared cache ``RESTAUTH_CACHE`` names. No connection is made here.
 
     :param timeout: seconds a network cache may take per call.
+    :param namespace: the service's name in the cache (``RESTAUTH_CACHE_NAMESPACE``):
+        services with different ones share nothing.
     """
     check_cache_url(url)
-    return SharedCache(lambda: _backend(url, max_entries=max_entries, timeout=timeout))
+    return SharedCache(
+        lambda: _backend(url, max_entries=max_entries, timeout=timeout),
+        namespace=f"restauth:v2:{namespace}:",
+    )
 
 
 # cachelib pickles by default; these JSON-only variants keep a shared cache

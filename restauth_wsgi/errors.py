@@ -49,6 +49,10 @@ class AuthenticationError(RestAuthError):
         self.scheme = scheme
         #: The Basic username of the refused credentials, for lockout and audit.
         self.username: str | None = None
+        #: The configured provider that refused a token, for audit.
+        self.provider: str | None = None
+        #: Whether a password was checked and found wrong: counted per user.
+        self.password = False
         super().__init__(self.reason)
 
 
@@ -68,10 +72,22 @@ class MalformedCredentials(AuthenticationError):
     code = "invalid_request"
 
 
+class MalformedRequest(AuthenticationError):
+    """The request itself cannot be judged: a method that is not an HTTP method."""
+
+    status = 400
+    code = "invalid_request"
+
+
 class InvalidCredentials(AuthenticationError):
     """Well-formed credentials that are wrong, expired or revoked."""
 
     code = "invalid_credentials"
+
+
+class PasswordsBlocked(InvalidCredentials):
+    """Basic with a password where passwords are blocked; decided before any
+    password is checked, so the answer says nothing about the password."""
 
 
 class InvalidToken(InvalidCredentials):

@@ -13,13 +13,42 @@ from typing import Any, NamedTuple
 from .restrictions import TokenRestrictions
 
 _NO_CLAIMS: Mapping[str, Any] = types.MappingProxyType({})
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def freeze(value: Any) -> Any:
+    """JSON data made read-only: objects as read-only mappings, arrays as tuples.
+
+    A remembered identity is shared by every request with the same
+    credentials; an application that changed its claims would change the
+    next request's identity.
+    """
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, Mapping):
+        return types.MappingProxyType({str(k): freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(item) for item in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Frozen JSON data back as plain dicts and lists (for ``json.dumps``)."""
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [thaw(item) for item in value]
+    return value
 
 
 class Identity(NamedTuple):
     """Who made the request and how that was established.
 
-    Immutable (a remembered identity is shared by later requests with the same
-    credentials), and a named tuple because it is built on every request.
+    Immutable, claims included (a remembered identity is shared by later
+    requests with the same credentials), and a named tuple because it is
+    built on every request.
 
     :param username: the value that becomes ``REMOTE_USER``.
     :param method: how the credentials were checked: ``api_token``, ``jwt``,
@@ -31,7 +60,8 @@ class Identity(NamedTuple):
     :param scopes: granted scopes, if the credentials carry any.
     :param groups: groups or roles of the user, if known.
     :param expires_at: when the credentials stop being valid (Unix time).
-    :param claims: the token's claims or the provider's answer, as JSON data.
+    :param claims: the token's claims or the provider's answer, as read-only
+        JSON data (see :func:`freeze`).
     :param restrictions: what an API token may do, if its administrator limited it.
     """
 
@@ -57,7 +87,7 @@ class Identity(NamedTuple):
             "scopes": sorted(self.scopes),
             "groups": sorted(self.groups),
             "expires_at": self.expires_at,
-            "claims": dict(self.claims),
+            "claims": thaw(self.claims),
             "restrictions": None if self.restrictions is None else self.restrictions.describe(),
         }
 
@@ -77,7 +107,7 @@ class Identity(NamedTuple):
             scopes=frozenset(str(s) for s in data.get("scopes", ())),
             groups=frozenset(str(g) for g in data.get("groups", ())),
             expires_at=None if expires_at is None else float(expires_at),
-            claims=dict(data.get("claims") or {}),
+            claims=freeze(data.get("claims") or {}),
         )
 
 

@@ -12,11 +12,12 @@ which the hostile-token table and the mutation corpus test.
 from __future__ import annotations
 
 import binascii
-import json
 import re
 import time
 from collections.abc import Collection
 from typing import Any, NamedTuple
+
+from . import strict_json
 
 _SEGMENT = re.compile(rb"[A-Za-z0-9_-]*")
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
@@ -27,8 +28,12 @@ _VALUE = {
     )
 }
 # JSON text in a JWT is UTF-8 (RFC 7519 section 7.2): decoded as such, strictly,
-# then parsed by the decoder itself (json.loads on bytes would also guess UTF-16/32).
-_decode_json = json.JSONDecoder().decode
+# then parsed by the decoder itself (json.loads on bytes would also guess
+# UTF-16/32), refusing NaN and infinities.
+_decode_json = strict_json.loads
+# The largest time claim taken as a number: far beyond any real date, and
+# still exact as a float (a 400-digit exp would overflow one).
+_MAX_TIME = 2**53
 
 
 class ParsedJwt(NamedTuple):
@@ -134,4 +139,9 @@ def check_claims(
 
 
 def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A JSON number usable as a time: finite (strict_json) and within range."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and -_MAX_TIME <= value <= _MAX_TIME
+    )

@@ -4,7 +4,13 @@ The username attribute is a dotted path into the claims (``realm_access.roles``
 style; a key that itself contains dots, such as ``https://slack.com/user_id``,
 is matched whole first), or several, the first present winning. Transforms
 run in a fixed order: the regex (which must match the whole value), then
-stripping an e-mail domain, then lower-casing.
+stripping one of the listed e-mail domains, then lower-casing, then the
+provider's prefix.
+
+No transform may make two people one: only the domains the administrator
+lists are stripped (``alice@attacker.example`` stays itself), and
+lower-casing never turns a non-ASCII character into an ASCII one (the
+Kelvin sign U+212A lower-cases to ``k`` in Python).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidToken
-from .identity import Identity
+from .identity import Identity, freeze
 
 # Where providers put the client a token was issued to.
 CLIENT_ID_CLAIMS = ("client_id", "azp", "appid", "cid")
@@ -74,7 +80,10 @@ class IdentityMapping:
     username_attributes: tuple[str, ...] = ("sub",)
     groups_attributes: tuple[str, ...] = ()
     lowercase: bool = False
-    strip_domain: bool = False
+    #: E-mail domains (lower case) stripped from usernames; others are kept whole.
+    strip_domains: tuple[str, ...] = ()
+    #: Put before every username from this provider (``gh:``), not before service accounts.
+    username_prefix: str = ""
     regex: re.Pattern[str] | None = None
     replacement: str = r"\g<0>"
     service_accounts: Mapping[str, str] = field(default_factory=dict)
@@ -103,7 +112,7 @@ class IdentityMapping:
             scopes=scopes_of(claims) if scopes is None else scopes,
             groups=self.groups(claims),
             expires_at=expires_at,
-            claims=dict(claims),
+            claims=freeze(claims),
         )
 
     def groups(self, claims: Mapping[str, Any]) -> frozenset[str]:
@@ -125,7 +134,7 @@ class IdentityMapping:
             and claims.get("email_verified") not in (True, "true")
         ):
             raise _refuse("the e-mail address in the token is not verified")
-        return self.transform(raw)
+        return self.username_prefix + self.transform(raw)
 
     def transform(self, raw: str) -> str:
         """Apply the regex, domain stripping and lower-casing, and check the result."""
@@ -135,10 +144,12 @@ class IdentityMapping:
             if match is None:
                 raise _refuse(f"the username does not match {self.prefix}USERNAME_REGEX")
             value = match.expand(self.replacement)
-        if self.strip_domain:
-            value = value.rpartition("@")[0] or value
+        if self.strip_domains:
+            local, at, domain = value.rpartition("@")
+            if at and local and domain.lower() in self.strip_domains:
+                value = local
         if self.lowercase:
-            value = value.lower()
+            value = lowercase(value)
         if not value or len(value) > 255 or _CONTROL.search(value):
             raise _refuse(
                 "the username from the token is empty, too long or has control characters"
@@ -146,11 +157,14 @@ class IdentityMapping:
         return value
 
     def _first_username(self, claims: Mapping[str, Any]) -> tuple[str, str | None]:
+        # A string, the first string of a list (Azure B2C's "emails"), or a
+        # numeric id (GitHub's); never an object's or a boolean's text.
         for path in self.username_attributes:
-            values = _strings(claim(claims, path))
-            if values and values[0]:
-                return path, values[0]
             value = claim(claims, path)
+            if isinstance(value, list) and value and isinstance(value[0], str):
+                value = value[0]
+            if isinstance(value, str) and value:
+                return path, value
             if isinstance(value, int) and not isinstance(value, bool):
                 return path, str(value)
         return "", None
@@ -162,6 +176,17 @@ class IdentityMapping:
             f"the token has no user (client {client_id!r}); map the client to a service"
             f" account with {self.prefix}SERVICE_ACCOUNTS to accept it"
         )
+
+
+def lowercase(value: str) -> str:
+    """``value`` lower-cased, except where that would turn a non-ASCII
+    character into ASCII (U+212A KELVIN SIGN would become ``k``, U+0130 an
+    ``i`` with a combining dot): such characters are kept as they are."""
+    if value.isascii():
+        return value.lower()
+    return "".join(
+        c if not c.isascii() and any(x.isascii() for x in c.lower()) else c.lower() for c in value
+    )
 
 
 def _refuse(reason: str) -> InvalidToken:

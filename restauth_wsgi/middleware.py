@@ -8,8 +8,12 @@ Wrap any WSGI application::
 The application reads ``REMOTE_USER`` (and ``AUTH_TYPE``, and the full
 :class:`~restauth_wsgi.identity.Identity` at ``environ["restauth.identity"]``).
 Requests that cannot be let through are answered here with a JSON error and
-``WWW-Authenticate`` challenges; the application never sees them. Every
-decision is written to the audit log and counted in the metrics.
+``WWW-Authenticate`` challenges; the application never sees them.
+
+This is an adapter, as werkzeug's dispatcher is: it strips what a client
+could spoof, describes the request once (:mod:`restauth_wsgi.request`),
+asks the :class:`~restauth_wsgi.decision.Gatekeeper`, writes the audit line
+and the metrics, and answers or hands on. No decision is made here.
 """
 
 from __future__ import annotations
@@ -19,24 +23,11 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from . import audit, metrics
-from .access import AccessPolicy, load_rules
-from .audit import Decision
-from .authentication import Authentication
-from .cache import open_shared_cache
-from .client_address import ClientAddress, client_address
-from .errors import (
-    AuthenticationError,
-    Forbidden,
-    InvalidCredentials,
-    MalformedCredentials,
-    MissingCredentials,
-    ServiceUnavailable,
-    TooManyFailures,
-)
-from .identity import Identity
-from .lockout import Lockout
-from .paths import PathGlobs
+from . import metrics
+from .audit import AuditLog, credential_tag
+from .decision import Decision, Gatekeeper, refusal
+from .errors import AuthenticationError, MalformedRequest, ServiceUnavailable
+from .request import describe_environ
 from .responses import error_response
 from .settings import Settings, settings_environ, unknown_variables
 
@@ -50,20 +41,31 @@ IDENTITY_KEY = "restauth.identity"
 #: Where a ``REMOTE_USER`` that was not trusted is kept, for debugging only.
 UNTRUSTED_REMOTE_USER_KEY = "restauth.untrusted_remote_user"
 
-# Identity headers that reverse proxies (oauth2-proxy, Apache, nginx auth
-# modules) set and that applications are often told to trust. A client can
-# send them too, so they are dropped before the application can be misled.
-SPOOFABLE_HEADERS = (
-    "HTTP_REMOTE_USER",
-    "HTTP_X_REMOTE_USER",
-    "HTTP_X_FORWARDED_USER",
-    "HTTP_X_FORWARDED_EMAIL",
-    "HTTP_X_AUTH_REQUEST_USER",
-    "HTTP_X_AUTH_REQUEST_EMAIL",
+# Identity headers that auth proxies (oauth2-proxy, Apache's mod_auth_openidc
+# and mod_auth_*, nginx auth modules) set and applications are often told to
+# trust. A client can send them too, so they never reach the application.
+SPOOFABLE_HEADERS = frozenset(
+    {
+        "HTTP_REMOTE_USER",
+        "HTTP_X_REMOTE_USER",
+        "HTTP_X_REMOTE_GROUP",
+        "HTTP_X_REMOTE_GROUPS",
+        "HTTP_X_REMOTE_EMAIL",
+        "HTTP_X_USER",
+        "HTTP_X_EMAIL",
+        "HTTP_X_FORWARDED_USER",
+        "HTTP_X_FORWARDED_EMAIL",
+        "HTTP_X_FORWARDED_PREFERRED_USERNAME",
+        "HTTP_X_FORWARDED_GROUPS",
+        "HTTP_X_FORWARDED_ACCESS_TOKEN",
+    }
 )
-# The refusals that count towards a lockout: credentials that were wrong or
-# garbled. Not missing credentials (anonymous callers) and not outages.
-_FAILURES = (InvalidCredentials, MalformedCredentials)
+# Whole families of them: oauth2-proxy's X-Auth-Request-*, mod_auth_openidc's
+# OIDC-Claim-* / OIDC_CLAIM_* / OIDC_access_token...
+SPOOFABLE_PREFIXES = ("HTTP_X_AUTH_REQUEST_", "HTTP_OIDC_")
+# How many protected requests a process under mod_wsgi serves without ever
+# seeing an Authorization header before it says WSGIPassAuthorization may be off.
+MOD_WSGI_EVIDENCE = 20
 
 
 class RestAuthMiddleware:
@@ -74,9 +76,17 @@ class RestAuthMiddleware:
         environment variables. Invalid settings raise
         :class:`~restauth_wsgi.errors.ConfigurationError` here, naming the
         variable. Nothing is connected to until the first request.
+    :param gatekeeper: the decision to use, if not the one the settings
+        describe (tests give it a clock).
     """
 
-    def __init__(self, app: WSGIApplication, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        app: WSGIApplication,
+        settings: Settings | None = None,
+        *,
+        gatekeeper: Gatekeeper | None = None,
+    ) -> None:
         self.app = app
         if settings is None:
             applied = settings_environ(os.environ)
@@ -84,208 +94,130 @@ class RestAuthMiddleware:
             for variable in unknown_variables(applied):
                 log.warning("%s is not a restauth-wsgi setting; is it misspelt?", variable)
         self.settings = settings
-        shared = open_shared_cache(
-            settings.cache, max_entries=settings.cache_max_entries, timeout=settings.cache_timeout
-        )
-        self.lockout = (
-            Lockout(shared, threshold=settings.lockout_threshold, window=settings.lockout_window)
-            if settings.lockout_threshold
-            else None
-        )
-        self.authentication = Authentication.from_settings(
-            settings, shared=shared, lockout=self.lockout
-        )
-        self.access = AccessPolicy(
-            public=settings.public_paths,
-            protected=settings.protected_paths,
-            optional=settings.optional_paths,
-            default=settings.default_access,
-            networks=settings.allowed_networks,
-            read_only_groups=settings.read_only_groups,
-            rules=load_rules(settings.rules_file) if settings.rules_file else (),
-        )
-        self._password_paths = PathGlobs(settings.basic_password_paths)
-        self._password_users = frozenset(settings.basic_password_users)
-        self._hinted_mod_wsgi = False
-        # The address is only worked out when something will use it.
-        self._needs_address = self.access.needs_address or self.lockout is not None
+        self.gatekeeper = gatekeeper or Gatekeeper.from_settings(settings)
+        self.authentication = self.gatekeeper.authentication
+        self.audit = AuditLog(settings.audit_log)
         self._enabled = settings.enabled
         self._trust_remote_user = settings.trust_remote_user
         self._trusted_proxies = settings.trusted_proxies
-        self._allow_preflight = settings.allow_preflight
-        audit.configure(settings.audit_log)
+        self._schemes = self.authentication.schemes
+        self._realm = settings.realm
         self._metrics_app = None
         if settings.metrics:
             metrics.enable()
             self._metrics_app = metrics.exposition_app()
+        self._warned_forwarded = False
+        # mod_wsgi: protected requests seen without any Authorization header,
+        # or -1 once one arrived (then the directive is evidently on).
+        self._mod_wsgi_bare = 0
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Authenticate the request, then call the application or answer it here."""
-        # The hot path: every request comes through here, so settings are read
-        # from attributes set once in the constructor.
         if not self._enabled:
             return self.app(environ, start_response)
-        pop = environ.pop
-        for spoofable in SPOOFABLE_HEADERS:
-            pop(spoofable, None)
-        pop(IDENTITY_KEY, None)
-        upstream_user = pop("REMOTE_USER", None)
-        upstream_type = pop("AUTH_TYPE", None)
+        _strip_spoofable(environ)
+        upstream_user = environ.pop("REMOTE_USER", None)
+        upstream_type = environ.pop("AUTH_TYPE", None)
         if upstream_user is not None and not self._trust_remote_user:
             environ[UNTRUSTED_REMOTE_USER_KEY] = upstream_user
-        method = environ.get("REQUEST_METHOD", "GET")
-        path = environ.get("PATH_INFO", "")
-        header: str | None = environ.get("HTTP_AUTHORIZATION")
-        auditing = audit.log.isEnabledFor(logging.INFO)
-        address = (
-            client_address(environ, self._trusted_proxies)
-            if self._needs_address or auditing
-            else None
-        )
-
-        if upstream_user is not None and self._trust_remote_user:
-            decision = Decision("allowed", _upstream(upstream_user, upstream_type))
+            upstream_user = upstream_type = None
+        request = None
+        try:
+            request = describe_environ(
+                environ,
+                trusted_proxies=self._trusted_proxies,
+                upstream_user=upstream_user,
+                upstream_auth_type=upstream_type,
+            )
+        except MalformedRequest as malformed:
+            decision = refusal(malformed)
         else:
-            decision = self._decide(environ, method, path, header, address)
-
-        if auditing:
-            audit.emit(decision, method=method, path=path, client=address, header=header)
-        identity = decision.identity
+            decision = self.gatekeeper.decide(request)
+        self._note(environ, decision)
+        identity, error = decision.identity, decision.error
+        if self.audit.enabled:
+            self.audit.emit(
+                decision,
+                method=str(environ.get("REQUEST_METHOD", "")),
+                path=str(environ.get("PATH_INFO", "")),
+                client=None if request is None else request.client,
+                header=environ.get("HTTP_AUTHORIZATION"),
+            )
         if self._metrics_app is not None:
             metrics.METRICS.decision(
                 decision.outcome,
                 identity.method if identity else "-",
                 (identity.provider or "-") if identity else "-",
             )
-        if decision.error is not None:
-            self._log_refusal(method, path, header, decision.error)
-            response = error_response(
-                decision.error, self.authentication.schemes, self.settings.realm
-            )
-            return response(environ, start_response)
+        if error is not None:
+            self._log_refusal(environ, error)
+            return error_response(error, self._schemes, self._realm)(environ, start_response)
         if identity is not None:
             environ["REMOTE_USER"] = identity.username
             environ["AUTH_TYPE"] = identity.auth_type
             environ[IDENTITY_KEY] = identity
-        elif self._metrics_app is not None and path == self.settings.metrics_path:
+        if (
+            self._metrics_app is not None
+            and request is not None
+            and request.path.canonical
+            and request.path.text == self.settings.metrics_path
+        ):
             return self._metrics_app(environ, start_response)
         return self.app(environ, start_response)
-
-    def _decide(
-        self,
-        environ: WSGIEnvironment,
-        method: str,
-        path: str,
-        header: str | None,
-        address: ClientAddress | None,
-    ) -> Decision:
-        """Who is asking, and may they: the whole of the middleware's judgement."""
-        if self._is_preflight(environ, method):
-            return _PUBLIC
-        level = self.access.level(path)
-        if level == "public":
-            return _PUBLIC
-        ip = None if address is None else address.ip
-        try:
-            self.access.check_network(ip)
-            if self.lockout is not None and address is not None:
-                self.lockout.check("address", address.text)
-        except AuthenticationError as error:
-            return _refusal(error)
-        if level == "optional" and (header is None or not header.strip()):
-            return _ANONYMOUS
-        if header is None and not self._hinted_mod_wsgi and "mod_wsgi.version" in environ:
-            self._hint_mod_wsgi()
-        try:
-            identity = self.authentication.authenticate(header)
-            if identity.method == "password":
-                self._check_password_allowed(identity, path)
-            self.access.authorize(identity, method, path, ip)
-        except AuthenticationError as error:
-            if isinstance(error, _FAILURES) and self.lockout is not None:
-                self._count_failure(error, address)
-            return _refusal(error)
-        return Decision("allowed", identity)
-
-    def _check_password_allowed(self, identity: Identity, path: str) -> None:
-        if (
-            self.settings.block_basic_passwords
-            and identity.username not in self._password_users
-            and not self._password_paths.matches(path)
-        ):
-            error = InvalidCredentials(
-                "Basic authentication with a password is not allowed here; use an API token.",
-                reason=f"{identity.username!r} used a password (RESTAUTH_BLOCK_BASIC_PASSWORDS)",
-                scheme="Basic",
-            )
-            error.username = identity.username
-            raise error
-
-    def _count_failure(self, error: AuthenticationError, address: ClientAddress | None) -> None:
-        assert self.lockout is not None
-        if address is not None:
-            self.lockout.failed("address", address.text)
-        if error.username:
-            self.lockout.failed("user", error.username)
-
-    def _is_preflight(self, environ: WSGIEnvironment, method: str) -> bool:
-        return (
-            method == "OPTIONS"
-            and self._allow_preflight
-            and "HTTP_ORIGIN" in environ
-            and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
-        )
 
     def close(self) -> None:
         """Close this process's connections to the token store and the shared
         cache (for a graceful shutdown, or tests). Safe to call more than once;
         a later request opens them again."""
-        self.authentication.close()
-        if self.lockout is not None:
-            self.lockout.shared.close()
+        self.gatekeeper.close()
+        self.audit.close()
 
-    def _hint_mod_wsgi(self) -> None:
-        # Apache drops Authorization unless told not to; a deployment that
-        # forgot will refuse every client, so say why once per process.
-        self._hinted_mod_wsgi = True
-        log.warning(
-            "a request under mod_wsgi arrived without an Authorization header; if clients"
-            " do send one, 'WSGIPassAuthorization On' is missing from the Apache"
-            " configuration (without it Apache drops the header)"
-        )
+    def _note(self, environ: WSGIEnvironment, decision: Decision) -> None:
+        """Hints for the operator, each logged once per process."""
+        forwarded = "HTTP_X_FORWARDED_FOR" in environ
+        if forwarded and not self._warned_forwarded and not self._trusted_proxies:
+            self._warned_forwarded = True
+            log.warning(
+                "requests arrive with X-Forwarded-For but RESTAUTH_TRUSTED_PROXIES=0: every"
+                " client looks like the proxy in front (lockout, networks and the audit log"
+                " see its address); set RESTAUTH_TRUSTED_PROXIES to the number of proxies"
+            )
+        if self._mod_wsgi_bare >= 0 and "mod_wsgi.version" in environ:
+            self._count_mod_wsgi(environ, decision)
 
-    def _log_refusal(
-        self, method: str, path: str, header: str | None, error: AuthenticationError
-    ) -> None:
+    def _count_mod_wsgi(self, environ: WSGIEnvironment, decision: Decision) -> None:
+        # Apache drops Authorization unless WSGIPassAuthorization is on. One
+        # request with the header proves it is on; only many protected
+        # requests without one, and none with, point to it being off.
+        if "HTTP_AUTHORIZATION" in environ:
+            self._mod_wsgi_bare = -1
+        elif decision.outcome == "unauthenticated":
+            self._mod_wsgi_bare += 1
+            if self._mod_wsgi_bare == MOD_WSGI_EVIDENCE:
+                log.warning(
+                    "%d protected requests under mod_wsgi arrived without an Authorization"
+                    " header, and none with one: if clients do send it, 'WSGIPassAuthorization"
+                    " On' is missing from the Apache configuration (without it Apache drops"
+                    " the header)",
+                    MOD_WSGI_EVIDENCE,
+                )
+
+    def _log_refusal(self, environ: WSGIEnvironment, error: AuthenticationError) -> None:
         level = logging.WARNING if isinstance(error, ServiceUnavailable) else logging.INFO
         if log.isEnabledFor(level):
             log.log(
                 level,
-                "refused %s %r: %s (%s) credentials=%s",
-                method,
-                path[:200],
+                "refused %r %r: %s (%s) credentials=%s",
+                str(environ.get("REQUEST_METHOD", ""))[:40],
+                str(environ.get("PATH_INFO", ""))[:200],
                 error.code,
                 error.reason,
-                audit.credential_tag(None, header) or "-",
+                credential_tag(None, environ.get("HTTP_AUTHORIZATION")) or "-",
             )
 
 
-_PUBLIC = Decision("public")
-_ANONYMOUS = Decision("anonymous")
-
-
-def _refusal(error: AuthenticationError) -> Decision:
-    outcome = "refused"
-    if isinstance(error, ServiceUnavailable):
-        outcome = "unavailable"
-    elif isinstance(error, TooManyFailures):
-        outcome = "locked"
-    elif isinstance(error, Forbidden):
-        outcome = "forbidden"
-    elif isinstance(error, MissingCredentials):
-        outcome = "unauthenticated"
-    return Decision(outcome, error=error)
-
-
-def _upstream(username: str, auth_type: object) -> Identity:
-    return Identity(username=username, method="remote_user", auth_type=str(auth_type or "upstream"))
+def _strip_spoofable(environ: WSGIEnvironment) -> None:
+    """Drop identity headers a client could have sent, and our own key."""
+    environ.pop("restauth.identity", None)
+    for key in [k for k in environ if k in SPOOFABLE_HEADERS or k.startswith(SPOOFABLE_PREFIXES)]:
+        del environ[key]

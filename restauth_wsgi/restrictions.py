@@ -7,15 +7,16 @@ and enforced on every request the token makes.
 
 from __future__ import annotations
 
-import fnmatch
 import ipaddress
 import json
 import re
+from collections.abc import Set
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from .client_address import IPAddress
+from .paths import PathGlobs, RequestPath
 
 #: Methods a read-only token (or a member of a read-only group) may use.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -28,7 +29,8 @@ class TokenRestrictions:
 
     :param read_only: only GET, HEAD and OPTIONS.
     :param allow: ``(method, path glob)`` pairs, ``*`` for any method; when
-        given, a request must match one.
+        given, a request must match one. A ``HEAD`` request is judged as
+        ``GET``, so ``GET`` entries grant it (an entry for ``HEAD`` grants nothing).
     :param networks: CIDRs the client address must be in, when given.
     :param scopes: scopes the token grants (for rules that require scopes).
     """
@@ -45,14 +47,22 @@ class TokenRestrictions:
         for network in self.networks:
             ipaddress.ip_network(network, strict=False)  # raises ValueError if not one
 
-    def refusal(self, method: str, path: str, address: IPAddress | None) -> str | None:
-        """Why this request is outside the restrictions, or ``None`` if it is within."""
-        if self.read_only and method not in READ_METHODS:
-            return f"the token is read-only and the method is {method}"
-        if self.allow and not any(
-            (m in ("*", method)) and _glob(g).match(path) for m, g in self.allow
-        ):
-            return f"the token is not allowed {method} {path[:80]!r}"
+    def refusal(
+        self, methods: Set[str], path: RequestPath, address: IPAddress | None
+    ) -> str | None:
+        """Why this request is outside the restrictions, or ``None`` if it is within.
+
+        :param methods: every method the request is judged as (``HEAD`` as
+            ``GET``); each must be within the restrictions.
+        :param path: an ``--allow`` glob grants only the path's canonical
+            spelling, so ``/api/reports/../admin`` is refused.
+        """
+        writes = methods - READ_METHODS
+        if self.read_only and writes:
+            return f"the token is read-only and the method is {' and '.join(sorted(writes))}"
+        for method in sorted(methods) if self.allow else ():
+            if not any(m in ("*", method) and _globs(g).matches(path) for m, g in self.allow):
+                return f"the token is not allowed {method} {path.text[:80]!r}"
         if self.networks and (
             address is None or not any(address in _network(n) for n in self.networks)
         ):
@@ -94,8 +104,8 @@ class TokenRestrictions:
 
 
 @lru_cache(maxsize=512)
-def _glob(glob: str) -> re.Pattern[str]:
-    return re.compile(fnmatch.translate(glob))
+def _globs(glob: str) -> PathGlobs:
+    return PathGlobs((glob,))
 
 
 @lru_cache(maxsize=512)

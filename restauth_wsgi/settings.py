@@ -10,13 +10,14 @@ configuration error.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .cache import check_cache_url
+from .cache import SharedCache, check_cache_url, open_shared_cache
 from .config_file import content_lines
 from .errors import ConfigurationError
 from .providers.settings import ProviderSettings
@@ -157,6 +158,9 @@ class Settings:
     lockout_threshold: int = 10
     #: RESTAUTH_LOCKOUT_WINDOW: the window failures are counted in, seconds.
     lockout_window: int = 300
+    #: RESTAUTH_LOCKOUT_USER_THRESHOLD: wrong passwords of one user from anywhere
+    #: in a window before that user's passwords are refused from unknown addresses.
+    lockout_user_threshold: int = 100
     #: RESTAUTH_AUDIT_LOG: ``stderr`` or a file for the audit log (else: the logger only).
     audit_log: str | None = None
     #: RESTAUTH_METRICS: keep Prometheus metrics (the ``metrics`` extra).
@@ -171,6 +175,9 @@ class Settings:
     realm: str = "api"
     #: RESTAUTH_CACHE: where provider answers are shared: memory, file://, redis://, memcached://.
     cache: str = "memory"
+    #: RESTAUTH_CACHE_NAMESPACE: this service's name in the shared cache (default:
+    #: derived from the settings that decide who is accepted).
+    cache_namespace: str | None = None
     #: RESTAUTH_CACHE_TIMEOUT: seconds a network cache may take per call.
     cache_timeout: float = 0.5
     #: RESTAUTH_CACHE_MAX_ENTRIES: tokens remembered per process (answers and refusals).
@@ -232,6 +239,30 @@ class Settings:
             ProviderSettings.from_mapping(name, values) for name in kwargs.get("providers", ())
         )
         return cls(**kwargs)
+
+    def shared_cache(self) -> SharedCache:
+        """The shared cache these settings name (no connection is made here)."""
+        return open_shared_cache(
+            self.cache,
+            max_entries=self.cache_max_entries,
+            timeout=self.cache_timeout,
+            namespace=self.cache_namespace or self.derived_cache_namespace(),
+        )
+
+    def derived_cache_namespace(self) -> str:
+        """The namespace when ``RESTAUTH_CACHE_NAMESPACE`` is not set: a digest of
+        what decides who is accepted (the token store, each provider's
+        fingerprint, the password file, the realm), so that the workers and
+        hosts of one service share counters and answers and other services do not."""
+        from .providers.presets import resolve
+
+        parts = [
+            self.realm,
+            mask_url(self.token_store) if self.api_tokens else "",
+            self.password_file or "",
+            *(resolve(p, allow_http=self.allow_http).fingerprint for p in self.providers),
+        ]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
     def token_policy(self) -> TokenPolicy:
         """The limits for issuing API tokens."""
@@ -359,6 +390,17 @@ def _check_realm(value: object) -> str:
     return value
 
 
+_NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def _check_namespace(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _NAMESPACE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a namespace; use 1-64 letters, digits, '.', '_' or '-'")
+    return value
+
+
 def _check_backoff(value: object) -> float:
     if value == 0:
         return 0.0
@@ -399,6 +441,7 @@ _KINDS: dict[str, Kind] = {
     "basic_password_users": LIST,
     "lockout_threshold": int_at_least(0),
     "lockout_window": duration_at_least(1),
+    "lockout_user_threshold": int_at_least(0),
     "audit_log": OPTIONAL_STRING,
     "metrics": BOOL,
     "metrics_path": Kind(STRING.parse, _check_path),
@@ -406,6 +449,7 @@ _KINDS: dict[str, Kind] = {
     "trust_remote_user": BOOL,
     "realm": Kind(STRING.parse, _check_realm),
     "cache": Kind(STRING.parse, _check_cache, mask_url),
+    "cache_namespace": Kind(OPTIONAL_STRING.parse, _check_namespace, OPTIONAL_STRING.show),
     "cache_timeout": seconds_between(0, 10),
     "cache_max_entries": int_at_least(100),
     "negative_cache_ttl": duration_at_least(0),

@@ -10,7 +10,6 @@ Facebook's check endpoints take the token as a query parameter).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import requests
 from requests.auth import AuthBase
 
-from . import metrics
+from . import metrics, strict_json
 from .per_thread import PerThread
 from .values import check_url
 
@@ -52,8 +51,8 @@ class Answer:
         :raises UpstreamError: if it is not one.
         """
         try:
-            data = json.loads(self.body)
-        except ValueError:
+            data = strict_json.loads_bytes(self.body)
+        except (ValueError, RecursionError):
             raise UpstreamError(f"{self.where} answered {self.status} with non-JSON") from None
         if not isinstance(data, dict):
             raise UpstreamError(f"{self.where} answered JSON that is not an object")

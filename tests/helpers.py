@@ -37,6 +37,7 @@ def echo_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
             "identity": identity.to_json() if identity is not None else None,
             "spoofable": {k: v for k, v in environ.items() if k.startswith("HTTP_X_")},
             "untrusted": environ.get("restauth.untrusted_remote_user"),
+            "all": sorted(k for k in environ if k.isupper()),
         }
     ).encode()
     start_response("200 OK", [("Content-Type", "application/json")])

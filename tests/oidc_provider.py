@@ -29,6 +29,7 @@ from .helpers import free_port, wait_for_port
 OIDC_DIR = Path(__file__).with_name("oidc")
 RESOURCE_JWT = "https://api.example.test/jwt"
 RESOURCE_OPAQUE = "https://api.example.test/opaque"
+RESOURCE_OTHER = "https://other.example.test/opaque"
 CLIENT = ("api-client", "api-client-secret")
 RESOURCE_SERVER = ("resource-server", "resource-server-secret")
 RESOURCE_SERVER_POST = ("resource-server-post", "resource-server-post-secret")

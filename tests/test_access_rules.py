@@ -513,3 +513,65 @@ def test_weak_or_broken_password_files_are_refused(
     bad.write_text(line + "\n")
     with pytest.raises(ConfigurationError, match="RESTAUTH_PASSWORD_FILE"):
         web(password_file=str(bad))
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/x", "/legacy/../api/x", "//legacy/x", "/legacy/./x", "/legacy/%2e%2e/api"]
+)
+def test_blocked_passwords_are_no_oracle(
+    web: Callable[..., Client], password_file: str, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = web(
+        password_file=password_file,
+        block_basic_passwords=True,
+        basic_password_paths=("/legacy/*",),
+    )
+    right = client.get(
+        "/",
+        headers={"Authorization": basic("jenkins", "s3cret-pw")},
+        environ_overrides={"PATH_INFO": path},
+    )
+    wrong = client.get(
+        "/",
+        headers={"Authorization": basic("jenkins", "guess")},
+        environ_overrides={"PATH_INFO": path},
+    )
+    assert right.status_code == wrong.status_code == 401
+    assert right.get_data() == wrong.get_data(), "the answer says nothing about the password"
+    assert "use an API token" in json.loads(right.get_data())["error_description"]
+
+
+def test_the_allowed_network_applies_to_every_request(web: Callable[..., Client]) -> None:
+    client = web(allowed_networks=("10.0.0.0/8",), public_paths=("/health",))
+    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+    assert status(client, "/health", remote="192.0.2.1") == 403, "public paths"
+    assert status(client, "/api/x", "OPTIONS", remote="192.0.2.1", **preflight) == 403
+    assert status(client, "/health", remote="10.1.1.1") == 200
+    assert status(client, "/api/x", "OPTIONS", remote="10.1.1.1", **preflight) == 200
+    # The load balancer's own network, for its health checks:
+    balanced = web(allowed_networks=("10.0.0.0/8", "172.16.0.0/12"), public_paths=("/health",))
+    assert status(balanced, "/health", remote="172.16.0.4") == 200
+
+
+def test_metrics_are_served_to_an_authenticated_scraper(
+    web: Callable[..., Client], issue: Issue
+) -> None:
+    client = web(metrics=True)
+    token, _ = issue("prometheus")
+    scraped = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert scraped.status_code == 200
+    assert b"restauth_decisions_total" in scraped.get_data()
+    assert scraped.content_type.startswith("text/plain")
+    assert status(client, "/metrics") == 401, "not to anyone"
+    other = client.get("/metricsx", headers={"Authorization": f"Bearer {token}"})
+    assert b"restauth_decisions_total" not in other.get_data(), "the app answers other paths"
+
+
+def test_metrics_follow_the_access_rules(
+    web: Callable[..., Client], issue: Issue, tmp_path: Path
+) -> None:
+    client = web(metrics=True, rules='[[rule]]\npaths = ["/metrics"]\nusers = ["prometheus"]\n')
+    scraper, _ = issue("prometheus")
+    other, _ = issue("alice")
+    assert status(client, "/metrics", token=scraper) == 200
+    assert status(client, "/metrics", token=other) == 403

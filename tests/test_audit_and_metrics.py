@@ -4,6 +4,7 @@ Prometheus metrics scraped from a running gunicorn with several workers."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import re
@@ -109,7 +110,7 @@ def test_audit_lines_are_json_and_hold_no_secret(
         ("allowed", "alice", "api_token", None),
         ("allowed", "bob", "userinfo", None),
         ("allowed", "svc", "password", None),
-        ("refused", "svc", None, 401),
+        ("refused", "svc", "password", 401),
         ("refused", None, None, 401),
         ("refused", None, None, 401),
         ("unauthenticated", None, None, 401),
@@ -117,35 +118,99 @@ def test_audit_lines_are_json_and_hold_no_secret(
     ]
     assert entries[0]["token"] == entries[1]["token"] == f"id:{record.token_id}"
     assert entries[2]["provider"] == "idp"
+    assert entries[3]["token"] is None, "nothing derived from a password, not even a hash"
+    assert entries[4]["token"] is None, "nothing derived from a password, not even a hash"
+    assert entries[5]["provider"] == "idp", "the provider that refused the token"
     assert re.fullmatch(r"sha256:[0-9a-f]{12}", entries[5]["token"])
     assert entries[6]["error"] == "invalid_token"
     everything = "\n".join(lines) + caplog.text
     for secret in secrets:
         assert secret not in everything, "no secret in the audit log or any log"
+    for password in ("pw-123456", "wrong-password"):
+        digest = hashlib.sha256(password.encode()).hexdigest()
+        assert digest[:12] not in everything, "not even a short hash of a password"
+
+
+def test_refusal_logs_hold_no_password_derived_value(
+    tmp_path: Path, store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    passwords = tmp_path / "htpasswd"
+    passwords.write_text(f"svc:{bcrypt.hashpw(b'pw-123456', bcrypt.gensalt(rounds=4)).decode()}\n")
+    settings = Settings(token_store=store_url, password_file=str(passwords))
+    client = Client(RestAuthMiddleware(echo_app, settings=settings))
+    with caplog.at_level(logging.INFO):
+        for password in ("guess-1", "Summer2026!"):
+            assert (
+                client.get("/", headers={"Authorization": basic("svc", password)}).status_code
+                == 401
+            )
+    for password in ("guess-1", "Summer2026!"):
+        digest = hashlib.sha256(password.encode()).hexdigest()
+        for length in (8, 12):
+            assert digest[:length] not in caplog.text
+        assert password not in caplog.text
+
+
+def test_a_403_says_who_was_refused(
+    tmp_path: Path, store_url: str, fake_provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_provider.route("/me", serve_claims)
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\npaths = ["/admin/*"]\nusers = ["root"]\n')
+    settings = Settings(
+        token_store=store_url,
+        rules_file=str(rules),
+        providers=(ProviderSettings("idp", type="oauth2", userinfo_url=f"{fake_provider.url}/me"),),
+    )
+    client = Client(RestAuthMiddleware(echo_app, settings=settings))
+    token = claims_token(sub="bob")
+    with caplog.at_level(logging.INFO, logger="restauth.audit"):
+        response = client.get("/admin/x", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == "restauth.audit"]
+    assert (line["outcome"], line["username"], line["auth"], line["provider"]) == (
+        "forbidden",
+        "bob",
+        "userinfo",
+        "idp",
+    )
+
+
+def test_a_method_cannot_forge_log_lines(store_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    client = Client(RestAuthMiddleware(echo_app, settings=Settings(token_store=store_url)))
+    forged = "GET\x1b[2K\rINFO refused nothing"
+    with caplog.at_level(logging.INFO):
+        response = client.open(
+            "/", environ_overrides={"REQUEST_METHOD": forged, "PATH_INFO": "/a\nb"}
+        )
+    assert response.status_code == 400
+    assert json.loads(response.get_data())["error"] == "invalid_request"
+    for record in caplog.records:
+        message = record.getMessage()
+        assert "\x1b" not in message
+        assert "\n" not in message
+        assert "\r" not in message
 
 
 def test_audit_log_setting_writes_a_file(tmp_path: Path, store_url: str) -> None:
     target = tmp_path / "audit.jsonl"
     logger = logging.getLogger("restauth.audit")
-    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    before = (list(logger.handlers), logger.level, logger.propagate)
+    middleware = RestAuthMiddleware(
+        echo_app, settings=Settings(token_store=store_url, audit_log=str(target))
+    )
+    other = RestAuthMiddleware(echo_app, settings=Settings(token_store=store_url))
     try:
-        client = Client(
-            RestAuthMiddleware(
-                echo_app, settings=Settings(token_store=store_url, audit_log=str(target))
-            )
-        )
-        client.get("/", headers={"Authorization": "Bearer nope"})
-        for handler in logger.handlers:
-            handler.flush()
+        Client(middleware).get("/", headers={"Authorization": "Bearer nope"})
+        Client(other).get("/", headers={"Authorization": "Bearer other"})
         (line,) = target.read_text().splitlines()
         assert json.loads(line)["outcome"] == "refused"
+        assert (list(logger.handlers), logger.level, logger.propagate) == before, (
+            "the shared logger is left alone"
+        )
     finally:
-        for handler in logger.handlers[:]:
-            if handler not in handlers:
-                logger.removeHandler(handler)
-                handler.close()
-        logger.setLevel(level)
-        logger.propagate = propagate
+        middleware.close()
+        other.close()
 
 
 @pytest.mark.slow

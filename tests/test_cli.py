@@ -295,3 +295,136 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
         main([*command, "--help"])
     assert raised.value.code == 0
     assert "usage: restauth" in capsys.readouterr().out
+
+
+# -- `check` decides exactly as the middleware does -----------------------------------------
+
+
+def _basic(user: str, secret: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
+
+
+AGREEMENT = [
+    pytest.param({}, "GET", "/api", None, "token", 200, id="token"),
+    pytest.param(
+        {"RESTAUTH_BLOCK_BASIC_PASSWORDS": "true"},
+        "GET",
+        "/api",
+        None,
+        "password",
+        401,
+        id="blocked-password",
+    ),
+    pytest.param(
+        {"RESTAUTH_BLOCK_BASIC_PASSWORDS": "true", "RESTAUTH_BASIC_PASSWORD_PATHS": "/legacy/*"},
+        "GET",
+        "/legacy/x",
+        None,
+        "password",
+        200,
+        id="password-path",
+    ),
+    pytest.param(
+        {"RESTAUTH_BLOCK_BASIC_PASSWORDS": "true", "RESTAUTH_BASIC_PASSWORD_PATHS": "/legacy/*"},
+        "GET",
+        "/legacy/../api",
+        None,
+        "password",
+        401,
+        id="password-path-spelling",
+    ),
+    pytest.param(
+        {"RESTAUTH_ALLOWED_NETWORKS": "10.0.0.0/8"},
+        "GET",
+        "/api",
+        "192.0.2.1",
+        "token",
+        403,
+        id="network",
+    ),
+    pytest.param(
+        {"RESTAUTH_PUBLIC_PATHS": "/health"},
+        "GET",
+        "/health",
+        None,
+        "garbage",
+        200,
+        id="public",
+    ),
+    pytest.param({"RESTAUTH_RULES": ""}, "DELETE", "/admin/x", None, "token", 403, id="rule"),
+    pytest.param(
+        {"RESTAUTH_RULES": ""}, "delete", "/admin//x", None, "token", 403, id="rule-spelling"
+    ),
+    pytest.param({}, "GET", "/api", None, "garbage", 401, id="garbage"),
+]
+
+
+@pytest.mark.parametrize(("changes", "method", "path", "client", "credential", "status"), AGREEMENT)
+def test_check_agrees_with_the_middleware(
+    store_url: str,
+    tmp_path: Path,
+    changes: dict[str, str],
+    method: str,
+    path: str,
+    client: str | None,
+    credential: str,
+    status: int,
+) -> None:
+    import bcrypt
+
+    passwords = tmp_path / "htpasswd"
+    passwords.write_text(f"svc:{bcrypt.hashpw(b'pw-123456', bcrypt.gensalt(rounds=4)).decode()}\n")
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\npaths = ["/admin/*"]\nmethods = ["DELETE"]\nusers = ["root"]\n')
+    values = {"RESTAUTH_PASSWORD_FILE": str(passwords), **changes}
+    if values.pop("RESTAUTH_RULES", None) is not None:
+        values["RESTAUTH_RULES_FILE"] = str(rules)
+    env = cli_env(store_url, **values)
+    token = run("token", "create", "--user", "alice", env=env).stdout.splitlines()[-1]
+    header = {
+        "token": f"Bearer {token}",
+        "password": _basic("svc", "pw-123456"),
+        "garbage": "Bearer garbage",
+    }[credential]
+
+    settings = Settings.from_mapping({k: v for k, v in env.items() if k.startswith("RESTAUTH_")})
+    web = Client(RestAuthMiddleware(echo_app, settings=settings))
+    answered = web.open(
+        "/",
+        headers={"Authorization": header},
+        environ_overrides={
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "REMOTE_ADDR": client or "127.0.0.1",
+        },
+    )
+    assert answered.status_code == status
+
+    args = ["check", "--json", "--method", method, "--path", path]
+    args += ["--client", client or "127.0.0.1"]
+    if credential == "password":
+        args += ["--basic", "svc:pw-123456"]
+    else:
+        args += ["--bearer", header.removeprefix("Bearer ")]
+    checked = run(*args, env=env)
+    outcome = json.loads(checked.stdout)
+    assert checked.returncode == (0 if status == 200 else 1), checked.stdout
+    assert outcome.get("status", 200) == status
+    assert outcome["outcome"] in (
+        ("accepted", "public") if status == 200 else ("refused", "forbidden")
+    )
+
+
+def test_check_says_what_to_fix(env: dict[str, str]) -> None:
+    empty = run("check", "--bearer", "", env=env)
+    assert empty.returncode == 2
+    assert "empty" in empty.stderr
+    jwt_like = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlIn0.c2ln"
+    no_provider = run("check", "--bearer", jwt_like, env=env)
+    assert "no provider is configured" in no_provider.stdout
+    ghp = run("check", "--bearer", "ghp_" + "a" * 36, env=env)
+    assert "no github provider is configured" in ghp.stdout
+    bad_method = run("check", "--bearer", "x", "--method", "GE T", env=env)
+    assert bad_method.returncode == 2

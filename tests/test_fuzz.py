@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jwt.algorithms import RSAAlgorithm
 from werkzeug.test import Client
 
 from restauth_wsgi import RestAuthMiddleware, Settings
@@ -24,7 +25,7 @@ from restauth_wsgi.providers.settings import ProviderSettings
 from restauth_wsgi.tokens.store import TokenRecord
 
 from .fake_provider import FakeProvider
-from .helpers import echo_app
+from .helpers import echo_app, serve_claims
 from .oidc_provider import SigningKey
 
 Issue = Callable[..., tuple[str, TokenRecord]]
@@ -198,3 +199,153 @@ def test_no_mutation_of_a_valid_api_token_is_accepted(strict: Client, issue: Iss
             if strict.get("/", environ_overrides={"HTTP_AUTHORIZATION": header}).status_code == 200:
                 accepted.append(header)
     assert accepted == []
+
+
+# -- hostile claims and headers: nothing but a documented 503 is a 5xx ------------------------
+
+RS256 = RSAAlgorithm(RSAAlgorithm.SHA256)
+
+
+def signed(header_json: str, claims_json: str, key: SigningKey = KEY) -> str:
+    """A compact JWS over exactly this JSON text (NaN, 400-digit numbers and all)."""
+    signing_input = f"{_b64(header_json.encode())}.{_b64(claims_json.encode())}"
+    signature = RS256.sign(signing_input.encode(), key.private)
+    return f"{signing_input}.{_b64(signature)}"
+
+
+@pytest.fixture
+def every_router(fake_provider: FakeProvider, store_url: str) -> Iterator[Client]:
+    """A JWT provider, an oauth2 userinfo provider of unknown issuer, and API tokens."""
+    fake_provider.json("/jwks", {"keys": [KEY.public_jwk()]})
+    fake_provider.route("/me", serve_claims)
+    providers = (
+        ProviderSettings(
+            "idp",
+            type="oidc",
+            issuer=ISSUER,
+            audience=("api",),
+            jwks_url=f"{fake_provider.url}/jwks",
+        ),
+        ProviderSettings("up", type="oauth2", userinfo_url=f"{fake_provider.url}/me"),
+    )
+    middleware = RestAuthMiddleware(
+        echo_app, settings=Settings(token_store=store_url, providers=providers)
+    )
+    yield Client(middleware)
+    middleware.close()
+
+
+def _answer(client: Client, token: str) -> int:
+    response = client.get("/", environ_overrides={"HTTP_AUTHORIZATION": f"Bearer {token}"})
+    assert response.status_code < 500, response.get_data()
+    return response.status_code
+
+
+HEADER = json.dumps({"alg": "RS256", "kid": KEY.kid})
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param("eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOlsieCJdfQ.", id="unsigned-iss-list"),
+        pytest.param(
+            f"{_b64(HEADER.encode())}.{_b64(json.dumps({'iss': {'a': 1}}).encode())}.",
+            id="unsigned-iss-object",
+        ),
+        pytest.param(
+            signed(HEADER, f'{{"iss": "{ISSUER}", "aud": "api", "sub": "a", "exp": 1{"0" * 400}}}'),
+            id="exp-400-digits",
+        ),
+        pytest.param(
+            signed(HEADER, f'{{"iss": "{ISSUER}", "aud": "api", "sub": "a", "exp": NaN}}'),
+            id="exp-nan",
+        ),
+        pytest.param(
+            signed(HEADER, f'{{"iss": "{ISSUER}", "aud": "api", "sub": "a", "exp": Infinity}}'),
+            id="exp-infinity",
+        ),
+        pytest.param(
+            signed(HEADER, f'{{"iss": "{ISSUER}", "aud": "api", "sub": "a", "exp": 1e999}}'),
+            id="exp-1e999",
+        ),
+        pytest.param(
+            signed(
+                HEADER,
+                f'{{"iss": "{ISSUER}", "aud": "api", "sub": "a", "exp": 9e15, "nbf": -Infinity}}',
+            ),
+            id="nbf-minus-infinity",
+        ),
+        pytest.param(
+            signed(HEADER, f'{{"iss": "{ISSUER}", "aud": "api", "sub": {{"a": 1}}, "exp": 9e15}}'),
+            id="sub-object",
+        ),
+        pytest.param(
+            signed(HEADER, f'{{"iss": ["{ISSUER}"], "aud": "api", "sub": "a", "exp": 9e15}}'),
+            id="signed-iss-list",
+        ),
+        pytest.param(
+            signed('{"alg": "RS256", "kid": ["x"]}', f'{{"iss": "{ISSUER}", "exp": 9e15}}'),
+            id="kid-list",
+        ),
+        pytest.param(
+            signed('{"alg": ["RS256"]}', f'{{"iss": "{ISSUER}", "exp": 9e15}}'), id="alg-list"
+        ),
+        pytest.param(signed("[1, 2]", f'{{"iss": "{ISSUER}"}}'), id="header-array"),
+    ],
+)
+def test_hostile_claims_are_refused_never_a_500(every_router: Client, token: str) -> None:
+    assert 400 <= _answer(every_router, token) < 500
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**400), max_value=10**400)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+CLAIM_NAMES = st.sampled_from(
+    ["iss", "aud", "sub", "exp", "nbf", "iat", "scope", "scp", "groups", "nonce", "client_id"]
+)
+
+
+@settings(
+    max_examples=300,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    claims=st.dictionaries(CLAIM_NAMES | st.text(max_size=8), JSON, max_size=8),
+    extra_header=st.dictionaries(
+        st.sampled_from(["kid", "typ", "crit", "b64", "jku", "x"]), JSON, max_size=3
+    ),
+    issuer=st.sampled_from([ISSUER, None, "https://other.example"]),
+    alg=st.sampled_from(["RS256", "none", "HS256", "ES256"]),
+)
+def test_any_signed_claims_and_header_are_a_4xx_or_a_valid_token(
+    every_router: Client,
+    claims: dict[str, Any],
+    extra_header: dict[str, Any],
+    issuer: str | None,
+    alg: str,
+) -> None:
+    if issuer is not None:
+        claims["iss"] = issuer
+    header = {"kid": KEY.kid, **extra_header, "alg": alg}
+    token = signed(json.dumps(header), json.dumps(claims))
+    status = _answer(every_router, token)
+    if status == 200:
+        now = time.time()
+        audience = claims["aud"]
+        assert alg == "RS256"
+        assert header["kid"] == KEY.kid
+        assert claims["iss"] == ISSUER
+        assert "api" in ([audience] if isinstance(audience, str) else audience)
+        assert isinstance(claims["exp"], int | float)
+        assert now < claims["exp"] < 2**53
+    else:
+        assert 400 <= status < 500

@@ -88,17 +88,35 @@ def test_spoofed_remote_user_is_dropped_on_public_paths(
         "X-Forwarded-Email",
         "X-Auth-Request-User",
         "X-Auth-Request-Email",
+        "X-Auth-Request-Preferred-Username",
+        "X-Auth-Request-Groups",
+        "X-Auth-Request-Access-Token",
+        "X-Forwarded-Preferred-Username",
+        "X-Forwarded-Groups",
+        "X-Forwarded-Access-Token",
+        "X-Remote-Group",
+        "X-Remote-Groups",
+        "OIDC-Claim-sub",
+        "OIDC-Claim-groups",
+        "OIDC_CLAIM_email",
+        "OIDC-Access-Token",
+        "OIDC_id_token",
     ],
 )
-def test_proxy_identity_headers_are_stripped(client: Client, issue: Issue, header: str) -> None:
+def test_proxy_identity_headers_are_stripped(
+    settings: Settings, make_client: Callable[..., Client], issue: Issue, header: str
+) -> None:
+    client = make_client(dataclasses.replace(settings, public_paths=("/health",)))
     token, _ = issue("alice")
-    app_saw = seen(
-        client.get(
-            "/",
-            headers={"Authorization": f"Bearer {token}", header: "admin", "X-Request-Id": "7"},
-        )
-    )
-    assert app_saw["spoofable"] == {"HTTP_X_REQUEST_ID": "7"}
+    forged = {header: "admin", "X-Request-Id": "7", "X-Forwarded-For": "192.0.2.1"}
+    app_saw = seen(client.get("/", headers={"Authorization": f"Bearer {token}", **forged}))
+    kept = {"HTTP_X_REQUEST_ID": "7", "HTTP_X_FORWARDED_FOR": "192.0.2.1"}
+    key = "HTTP_" + header.upper().replace("-", "_")
+    assert app_saw["spoofable"] == kept
+    assert key not in app_saw["all"]
+    public = seen(client.get("/health", headers=forged))
+    assert public["spoofable"] == kept, "public paths too"
+    assert key not in public["all"]
 
 
 def test_trusted_remote_user_from_the_server_in_front(
@@ -113,6 +131,40 @@ def test_trusted_remote_user_from_the_server_in_front(
     assert app_saw["identity"]["method"] == "remote_user"
     # Without one, authentication happens as usual.
     assert client.get("/").status_code == 401
+
+
+def test_a_trusted_remote_user_is_still_subject_to_every_check(
+    settings: Settings, make_client: Callable[..., Client], tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\npaths = ["/admin/*"]\nusers = ["root"]\n')
+    client = make_client(
+        dataclasses.replace(
+            settings,
+            trust_remote_user=True,
+            rules_file=str(rules),
+            allowed_networks=("10.0.0.0/8",),
+            public_paths=("/health",),
+        )
+    )
+
+    def get(path: str, user: str, remote: str = "10.0.0.5", method: str = "GET") -> int:
+        environ = {"REMOTE_USER": user, "REMOTE_ADDR": remote}
+        return client.open(path, method=method, environ_overrides=environ).status_code
+
+    assert get("/admin/x", "root") == 200
+    assert get("/admin/x", "bob") == 403, "rules"
+    assert get("/admin//x", "bob") == 403, "every spelling"
+    assert get("/api", "bob", remote="192.0.2.1") == 403, "networks"
+    assert get("/health", "bob", remote="192.0.2.1") == 403, "networks, public paths too"
+    assert (
+        seen(
+            client.get(
+                "/health", environ_overrides={"REMOTE_USER": "bob", "REMOTE_ADDR": "10.0.0.5"}
+            )
+        )["remote_user"]
+        is None
+    ), "public: nobody is authenticated"
 
 
 def test_disabled_passes_everything_untouched(
@@ -256,3 +308,30 @@ def test_logs_never_hold_a_token(
     for secret in (token, wrong, token[len("restauth_") + 13 :], "opaque-secret-value", "pw"):
         assert secret not in caplog.text
     assert "credentials=sha256:" in caplog.text
+
+
+def test_the_mod_wsgi_hint_needs_evidence(
+    settings: Settings, make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    under_mod_wsgi = {"mod_wsgi.version": (5, 0, 0)}
+
+    def hints() -> int:
+        return sum("WSGIPassAuthorization" in r.getMessage() for r in caplog.records)
+
+    with caplog.at_level(logging.WARNING, logger="restauth_wsgi"):
+        client = make_client(dataclasses.replace(settings, public_paths=("/health",)))
+        for _ in range(50):
+            client.get("/health", environ_overrides=under_mod_wsgi)
+        assert hints() == 0, "public paths are no evidence"
+        for _ in range(19):
+            client.get("/api", environ_overrides=under_mod_wsgi)
+        assert hints() == 0, "a few anonymous probes are no evidence"
+        for _ in range(10):
+            client.get("/api", environ_overrides=under_mod_wsgi)
+        assert hints() == 1, "many protected requests and never a header: said once"
+
+        working = make_client(settings)
+        working.get("/api", headers={"Authorization": "Bearer x"}, environ_overrides=under_mod_wsgi)
+        for _ in range(50):
+            working.get("/api", environ_overrides=under_mod_wsgi)
+        assert hints() == 1, "one request with the header proves the directive is on"

@@ -42,6 +42,7 @@ def provider_env(op: OidcProvider, store_url: str) -> dict[str, str]:
         RESTAUTH_OPI_VALIDATION="introspection",
         RESTAUTH_OPI_CLIENT_ID=RESOURCE_SERVER[0],
         RESTAUTH_OPI_CLIENT_SECRET=RESOURCE_SERVER[1],
+        RESTAUTH_OPI_AUDIENCE=RESOURCE_OPAQUE,
         RESTAUTH_OPU_TYPE="oauth2",
         RESTAUTH_OPU_USERINFO_URL=f"{op.issuer}/me",
         RESTAUTH_OPU_USERNAME_ATTRIBUTE="preferred_username",

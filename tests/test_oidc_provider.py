@@ -51,6 +51,7 @@ def introspecting(op: OidcProvider, **overrides: Any) -> ProviderSettings:
         "validation": "introspection",
         "client_id": RESOURCE_SERVER[0],
         "client_secret": RESOURCE_SERVER[1],
+        "audience": (RESOURCE_OPAQUE,),
         "service_accounts": {"api-client": "svc-api"},
     }
     return ProviderSettings("opi", **{**values, **overrides})
@@ -165,7 +166,7 @@ def test_userinfo_user_token_with_groups(
         ),
         pytest.param(
             "alice",
-            {"username_attribute": ("email",), "username_strip_domain": True},
+            {"username_attribute": ("email",), "username_strip_domain": ("example.com",)},
             "Alice",
             id="strip-domain",
         ),

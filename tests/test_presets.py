@@ -582,7 +582,13 @@ def test_oauth2_userinfo(
     [
         pytest.param(
             {"type": "okta", "domain": "dev-1.okta.com", "auth_server": "org"},
-            {"active": True, "username": "alice@example.com", "sub": "00u1"},
+            {
+                "active": True,
+                "username": "alice@example.com",
+                "sub": "00u1",
+                "aud": "https://dev-1.okta.com",
+                "client_id": "rs",
+            },
             "alice@example.com",
             id="okta-org",
         ),
@@ -592,9 +598,12 @@ def test_oauth2_userinfo(
                 "url": "https://sso.example.com",
                 "realm": "corp",
                 "validation": "introspection",
+                # The audience mapper puts the API's client in aud (docs/providers.md).
+                "audience": ("rs",),
             },
             {
                 "active": True,
+                "aud": ["rs", "account"],
                 "preferred_username": "alice",
                 "username": "alice",
                 "typ": "Bearer",

@@ -70,6 +70,7 @@ def cluster(oidc_provider: OidcProvider, fake_provider: FakeProvider) -> Iterato
             RESTAUTH_OP_INTROSPECTION_URL=f"{fake_provider.url}/token/introspection",
             RESTAUTH_OP_CLIENT_ID=RESOURCE_SERVER[0],
             RESTAUTH_OP_CLIENT_SECRET=RESOURCE_SERVER[1],
+            RESTAUTH_OP_AUDIENCE=RESOURCE_OPAQUE,
         )
         hosts = []
         for _ in range(2):

@@ -11,6 +11,7 @@ import hmac
 import time
 from collections.abc import Callable
 
+from restauth_wsgi.authenticators import Guard
 from restauth_wsgi.cache import ExpiringMap
 from restauth_wsgi.credentials import Credentials
 from restauth_wsgi.errors import InvalidCredentials, InvalidToken
@@ -33,6 +34,8 @@ class ApiTokenAuthenticator:
     """
 
     schemes = frozenset({"Bearer", "Basic"})
+    #: Never remembered by the chain: the store decides, for immediate revocation.
+    remembers = False
 
     def __init__(
         self,
@@ -52,8 +55,12 @@ class ApiTokenAuthenticator:
             ExpiringMap(cache_entries, clock) if cache_ttl > 0 else None
         )
 
-    def authenticate(self, credentials: Credentials) -> Identity | None:
-        """Return the token owner's identity; ``None`` if this is not an API token."""
+    def authenticate(self, credentials: Credentials, guard: Guard) -> Identity | None:
+        """Return the token owner's identity; ``None`` if this is not an API token.
+
+        Never guarded: an API token cannot be guessed, and checking one costs
+        a store read, so a lockout of its address does not refuse it.
+        """
         raw = credentials.secret
         if not raw.startswith(token_format.PREFIX):
             return None
@@ -106,6 +113,10 @@ class ApiTokenAuthenticator:
             expires_at=record.expires_at,
             restrictions=restrictions,
         )
+
+    def close(self) -> None:
+        """Close this process's connections to the token store."""
+        self.store.close()
 
     def _record(self, token_id: str) -> TokenRecord | None:
         records = self._records

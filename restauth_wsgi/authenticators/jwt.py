@@ -18,6 +18,7 @@ from typing import Any
 from jwt.algorithms import get_default_algorithms
 
 from restauth_wsgi import jws
+from restauth_wsgi.authenticators import Guard
 from restauth_wsgi.credentials import Credentials
 from restauth_wsgi.errors import InvalidToken, ProviderUnavailable
 from restauth_wsgi.identity import Identity
@@ -59,10 +60,14 @@ class JwtValidator:
             valid access tokens for this API, or that maps to no user.
         :raises ServiceUnavailable: when no key set can be had.
         """
-        claims = self.verified_claims(parsed)
-        return self.config.mapping.identity(
-            claims, method="jwt", provider=self.config.name, expires_at=float(claims["exp"])
-        )
+        try:
+            claims = self.verified_claims(parsed)
+            return self.config.mapping.identity(
+                claims, method="jwt", provider=self.config.name, expires_at=float(claims["exp"])
+            )
+        except InvalidToken as error:
+            error.provider = self.config.name
+            raise
 
     def verified_claims(self, parsed: ParsedJwt) -> dict[str, Any]:
         """The token's claims once its signature and claims are checked.
@@ -135,6 +140,9 @@ class JwtValidator:
             raise _refuse(
                 f"none of {', '.join(config.any_of_claims)} is present: not an access token"
             )
+        marks = [c for c in config.id_token_claims if c in claims]
+        if marks:
+            raise _refuse(f"the token carries {', '.join(marks)}: an ID token, not an access token")
 
 
 class JwtAuthenticator:
@@ -149,8 +157,12 @@ class JwtAuthenticator:
             issuer: validator for validator in validators for issuer in validator.config.issuers
         }
 
-    def authenticate(self, credentials: Credentials) -> Identity | None:
-        """The identity, or ``None`` if this is not a JWT of a configured issuer."""
+    def authenticate(self, credentials: Credentials, guard: Guard) -> Identity | None:
+        """The identity, or ``None`` if this is not a JWT of a configured issuer.
+
+        Not guarded: a signature check costs no call, and a key-set fetch for
+        an unknown ``kid`` is limited by its own cooldown.
+        """
         parsed = credentials.unverified_jwt
         if parsed is None:
             return None
@@ -159,6 +171,9 @@ class JwtAuthenticator:
         if validator is None:
             return None
         return validator.validate(credentials.secret, parsed)
+
+    def close(self) -> None:
+        """Nothing to close: the key sets live in the shared cache."""
 
 
 def _refuse(reason: str, description: str = _INVALID) -> InvalidToken:

@@ -6,9 +6,11 @@ the shared cache: a yes until the token expires but no longer than the
 provider's cache TTL, a no for the negative TTL. Concurrent first requests
 for the same token make one call between them (per process).
 
-A token is only ever sent to a provider that could have issued it: a JWT
-only to the provider whose issuer it names, and a token with a recognisable
-prefix (``gho_``, ``ya29.``, ``xoxp-``...) only to the provider that uses it.
+A token is only ever sent to a provider that could have issued it
+(:mod:`restauth_wsgi.providers.routing`). Answers are kept under the
+provider's fingerprint, so a service with another audience, client or
+endpoint never reuses them. A call for a token not seen before is guarded:
+an address locked out for guessing gets 429 instead of a call.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from __future__ import annotations
 import hashlib
 import time
 
+from restauth_wsgi.authenticators import Guard
 from restauth_wsgi.cache import SharedCache
 from restauth_wsgi.credentials import Credentials
-from restauth_wsgi.errors import ProviderUnavailable, TokenNotRecognised
+from restauth_wsgi.errors import InvalidToken, ProviderUnavailable, TokenNotRecognised
 from restauth_wsgi.identity import Identity
 from restauth_wsgi.providers.config import ProviderConfig
 from restauth_wsgi.providers.lookups import Lookup, LookupAnswer
+from restauth_wsgi.providers.routing import may_receive
 from restauth_wsgi.single_flight import SingleFlight
 from restauth_wsgi.upstream import UpstreamError
 
@@ -50,42 +54,53 @@ class OpaqueTokenAuthenticator:
         self.known_issuers = known_issuers
         self.negative_ttl = negative_ttl
         self.wait = wait
-        self._kind = f"{config.validation}:{config.name}"
+        self._kind = f"{config.validation}:{config.name}:{config.fingerprint}"
 
-    def authenticate(self, credentials: Credentials) -> Identity | None:
+    def authenticate(self, credentials: Credentials, guard: Guard) -> Identity | None:
         """The identity, ``None`` if the token cannot be this provider's.
 
         :raises TokenNotRecognised: the provider does not vouch for it.
         :raises ServiceUnavailable: the provider cannot be asked.
+        :raises TooManyFailures: the token needs a call and the guard forbids it.
         """
         if not self.might_have_issued(credentials):
             return None
         token = credentials.secret
-        answer = self._answer(token)
-        if not answer.active:
-            raise TokenNotRecognised(
-                "The access token is invalid.",
-                reason=f"{self.config.name}: {answer.reason}",
-                scheme="Bearer",
+        answer = self._cached(token)
+        if answer is None:
+            guard.before_costly_call()
+            answer = self._answer(token)
+        try:
+            if not answer.active:
+                raise TokenNotRecognised(
+                    "The access token is invalid.",
+                    reason=f"{self.config.name}: {answer.reason}",
+                    scheme="Bearer",
+                )
+            return self.config.mapping.identity(
+                answer.claims,
+                method=self.config.validation,
+                provider=self.config.name,
+                expires_at=answer.expires_at,
+                scopes=answer.scopes,
             )
-        return self.config.mapping.identity(
-            answer.claims,
-            method=self.config.validation,
-            provider=self.config.name,
-            expires_at=answer.expires_at,
-            scopes=answer.scopes,
-        )
+        except InvalidToken as error:
+            error.provider = self.config.name
+            raise
+
+    def close(self) -> None:
+        """Nothing to close here: the providers' shared cache is closed with them."""
 
     def might_have_issued(self, credentials: Credentials) -> bool:
         """Whether sending this token to this provider could make sense."""
-        token = credentials.secret
-        prefixes = self.config.token_prefixes
-        if prefixes and not token.startswith(prefixes):
-            return False
         unverified = credentials.unverified_jwt
         if unverified is None:
-            return True
+            return may_receive(
+                credentials.secret, family=self.config.family, prefixes=self.config.token_prefixes
+            )
         issuer = unverified.claims.get("iss")
+        if issuer is not None and not isinstance(issuer, str):
+            return False  # an iss that is a list or an object: no provider issued it
         if self.config.issuers:
             return issuer in self.config.issuers
         # A provider of unknown issuer (generic oauth2) gets no JWT that a
@@ -94,9 +109,6 @@ class OpaqueTokenAuthenticator:
         return self.config.kind == "oauth2" and issuer not in self.known_issuers
 
     def _answer(self, token: str) -> LookupAnswer:
-        cached = self._cached(token)
-        if cached is not None:
-            return cached
         key = hashlib.sha256(f"{self._kind}\0{token}".encode()).hexdigest()
         return self.flights.run(
             key, lambda: self._ask(token), wait=self.wait, timed_out=self._timed_out

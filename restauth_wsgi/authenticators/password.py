@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from restauth_wsgi.authenticators import Guard
 from restauth_wsgi.config_file import content_lines
 from restauth_wsgi.credentials import Credentials
 from restauth_wsgi.errors import ConfigurationError, InvalidCredentials
 from restauth_wsgi.identity import Identity
-from restauth_wsgi.lockout import Lockout
 from restauth_wsgi.tokens import format as token_format
 
 _SCHEMES = ("$2a$", "$2b$", "$2y$", "$argon2id$", "$argon2i$", "$argon2d$")
@@ -89,23 +89,29 @@ class PasswordAuthenticator:
     #: Its answers depend only on the credentials: they may be remembered.
     remembers = True
 
-    def __init__(self, passwords: PasswordFile, lockout: Lockout | None = None) -> None:
+    def __init__(self, passwords: PasswordFile) -> None:
         self.passwords = passwords
-        self.lockout = lockout
         # Checked when the user is unknown: a hash from the file itself costs
         # what a known user's does, so timing does not tell which it was.
         self._decoy = next(iter(passwords.hashes.values()), _NOBODY)
 
-    def authenticate(self, credentials: Credentials) -> Identity | None:
+    def authenticate(self, credentials: Credentials, guard: Guard) -> Identity | None:
         """The user's identity; ``None`` for an API token (not mine)."""
         if token_format.looks_like_token(credentials.secret):
             return None
         user = credentials.username or ""
-        if self.lockout is not None:
-            # Before the slow check: a locked-out user's passwords are not tried.
-            self.lockout.check("user", user)
+        # Before the slow check, and whatever the password: a blocked or
+        # locked-out password is refused without telling right from wrong.
+        guard.before_password(user)
         hashed = self.passwords.hashes.get(user)
         ok = _verify(hashed or self._decoy, credentials.secret)
         if hashed is None or not ok:
-            raise InvalidCredentials(_WRONG, reason=f"wrong password or unknown user {user[:60]!r}")
+            error = InvalidCredentials(
+                _WRONG, reason=f"wrong password or unknown user {user[:60]!r}"
+            )
+            error.password = True
+            raise error
         return Identity(username=user, method="password", auth_type="Basic")
+
+    def close(self) -> None:
+        """Nothing to close: the file was read once."""

@@ -1,4 +1,11 @@
-"""``restauth check``: run exactly the middleware's authentication on a credential."""
+"""``restauth check``: the middleware's whole decision, on one credential.
+
+It runs the same :class:`~restauth_wsgi.decision.Gatekeeper` the middleware
+runs, for a request described by ``--method``, ``--path`` and ``--client``:
+networks, path levels, blocked passwords, lockout, authentication and the
+rules all apply, so what ``check`` accepts the middleware accepts. It only
+looks: failures are not counted towards a lockout.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,13 @@ import json
 import time
 from typing import Any
 
-from restauth_wsgi.authentication import Authentication
-from restauth_wsgi.errors import AuthenticationError, ServiceUnavailable
+from restauth_wsgi.client_address import parse_address
+from restauth_wsgi.decision import Decision, Gatekeeper
+from restauth_wsgi.errors import MalformedRequest
 from restauth_wsgi.identity import Identity
+from restauth_wsgi.request import describe
 
-from .output import CommandError, format_time, load_settings, read_secret
+from .output import CommandError, format_time, load_settings, printable, read_secret
 
 
 def register(commands: Any) -> None:
@@ -20,14 +29,21 @@ def register(commands: Any) -> None:
     check = commands.add_parser(
         "check",
         help="test a token or Basic credentials the way the middleware would",
-        description="Authenticate one credential with the current RESTAUTH_* settings,"
-        " exactly as the middleware does, and say who it is or why it fails."
+        description="Decide one request with the current RESTAUTH_* settings, exactly as"
+        " the middleware does (networks, paths, blocked passwords, lockout, rules), and"
+        " say who it is or why it fails. Failures are not counted towards a lockout."
         " Pass '-' to read the credential from standard input instead of the"
-        " command line. Exit 0: accepted; 1: refused; 3: could not be checked.",
+        " command line. Exit 0: accepted (or a public path); 1: refused or forbidden;"
+        " 3: could not be checked.",
     )
     which = check.add_mutually_exclusive_group(required=True)
     which.add_argument("--bearer", metavar="TOKEN", help="a bearer token (or '-')")
     which.add_argument("--basic", metavar="USER:PASSWORD", help="Basic credentials (or '-')")
+    check.add_argument("--method", default="GET", help="the request's method (default GET)")
+    check.add_argument("--path", default="/", help="the request's path (default /)")
+    check.add_argument(
+        "--client", metavar="ADDRESS", help="the client's address (for networks and lockout)"
+    )
     check.add_argument("--json", action="store_true", help="print the outcome as JSON")
     check.set_defaults(run=_run)
 
@@ -35,7 +51,13 @@ def register(commands: Any) -> None:
 def authorization_header(args: argparse.Namespace) -> str:
     """The ``Authorization`` header a client would send for these arguments."""
     if args.bearer is not None:
-        return "Bearer " + read_secret(args.bearer)
+        token = read_secret(args.bearer)
+        if not token.strip():
+            raise CommandError(
+                '--bearer got an empty token: is the variable you passed ("$TOKEN") set?',
+                exit_code=2,
+            )
+        return "Bearer " + token
     credentials = read_secret(args.basic)
     if ":" not in credentials:
         raise CommandError("--basic takes USER:PASSWORD (or USER:TOKEN)", exit_code=2)
@@ -43,22 +65,76 @@ def authorization_header(args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    authentication = Authentication.from_settings(load_settings())
+    client = None
+    if args.client is not None:
+        client = parse_address(args.client)
+        if client is None:
+            raise CommandError(f"--client {args.client!r} is not an IP address", exit_code=2)
+    path = args.path if args.path.startswith("/") else "/" + args.path
     header = authorization_header(args)
     try:
-        identity = authentication.authenticate(header)
-    except AuthenticationError as error:
-        _print_refusal(error, args.json)
-        return 3 if isinstance(error, ServiceUnavailable) else 1
-    _print_identity(identity, args.json)
-    return 0
+        # PATH_INFO is latin-1 text of the path's UTF-8 bytes (PEP 3333).
+        request = describe(
+            method=args.method,
+            path_info=path.encode("utf-8").decode("latin-1"),
+            client=client,
+            authorization=header,
+        )
+    except MalformedRequest as exc:
+        raise CommandError(f"--method {args.method!r}: {exc.description}", exit_code=2) from None
+    gatekeeper = Gatekeeper.from_settings(load_settings(), record_failures=False)
+    try:
+        decision = gatekeeper.decide(request)
+    finally:
+        gatekeeper.close()
+    _print(decision, request.method, path, args.json)
+    if decision.error is None:
+        return 0
+    return 3 if decision.outcome == "unavailable" else 1
 
 
-def _print_identity(identity: Identity, as_json: bool) -> None:
+def _print(decision: Decision, method: str, path: str, as_json: bool) -> None:
+    identity, error = decision.identity, decision.error
     if as_json:
-        print(json.dumps({"outcome": "accepted", "identity": identity.to_json()}))
+        shown: dict[str, Any] = {"outcome": _WORDS[decision.outcome].lower()}
+        if identity is not None:
+            shown["identity"] = identity.to_json()
+        if error is not None:
+            shown.update(
+                status=error.status,
+                error=error.code,
+                error_description=error.description,
+                reason=error.reason,
+            )
+        print(json.dumps(shown))
         return
-    print("ACCEPTED")
+    print(_WORDS[decision.outcome])
+    if decision.outcome == "public":
+        print(
+            f"  {method} {printable(path)} needs no authentication: the credential was not checked"
+        )
+    if identity is not None:
+        _print_identity(identity)
+    if error is not None:
+        print(f"  {'answer:':<20} {error.status} {error.code}: {error.description}")
+        print(f"  {'reason:':<20} {printable(error.reason)}")
+
+
+# What each outcome is called here; "refused" whatever the 4xx.
+_WORDS = {
+    "allowed": "ACCEPTED",
+    "public": "PUBLIC",
+    "anonymous": "ANONYMOUS",
+    "forbidden": "FORBIDDEN",
+    "unavailable": "UNAVAILABLE",
+    "refused": "REFUSED",
+    "unauthenticated": "REFUSED",
+    "locked": "REFUSED",
+    "malformed": "REFUSED",
+}
+
+
+def _print_identity(identity: Identity) -> None:
     lines = [
         ("user (REMOTE_USER)", identity.username),
         ("method", f"{identity.method} ({identity.auth_type})"),
@@ -66,35 +142,31 @@ def _print_identity(identity: Identity, as_json: bool) -> None:
         ("token id", identity.token_id),
         ("scopes", " ".join(sorted(identity.scopes)) or None),
         ("groups", " ".join(sorted(identity.groups)) or None),
-        ("expires", _expiry(identity.expires_at)),
+        ("expires", expiry(identity)),
     ]
     for label, value in lines:
         if value is not None:
-            print(f"  {label + ':':<20} {value}")
+            print(f"  {label + ':':<20} {printable(value)}")
 
 
-def _print_refusal(error: AuthenticationError, as_json: bool) -> None:
-    unavailable = isinstance(error, ServiceUnavailable)
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "outcome": "unavailable" if unavailable else "refused",
-                    "status": error.status,
-                    "error": error.code,
-                    "error_description": error.description,
-                    "reason": error.reason,
-                }
-            )
-        )
-        return
-    print("UNAVAILABLE" if unavailable else "REFUSED")
-    print(f"  {'answer:':<20} {error.status} {error.code}: {error.description}")
-    print(f"  {'reason:':<20} {error.reason}")
-
-
-def _expiry(expires_at: float | None) -> str:
+def expiry(identity: Identity, now: float | None = None) -> str:
+    """When the credential stops working, in words a person reads at a glance."""
+    expires_at = identity.expires_at
     if expires_at is None:
-        return "never"
-    days = (expires_at - time.time()) / 86400
-    return f"{format_time(expires_at)} (in {days:.1f} days)"
+        # An API token without expiry never expires; a provider that did not
+        # say (userinfo) may still expire it at any time.
+        return "never" if identity.method == "api_token" else "unknown (the provider did not say)"
+    left = expires_at - (time.time() if now is None else now)
+    if left <= 0:
+        return f"{format_time(expires_at)} (expired {_span(-left)} ago; accepted within the leeway)"
+    return f"{format_time(expires_at)} (in {_span(left)})"
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.1f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.1f} hours"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds:.0f} seconds"

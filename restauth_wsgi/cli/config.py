@@ -89,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"  {line}")
             failures += [f"provider {provider.config.name}: {p}" for p in problems]
             warnings += provider_warnings(provider.config)
+        warnings += providers.username_clashes()
     for warning in warnings:
         print(f"Warning: {warning}")
     for failure in failures:
@@ -142,6 +143,11 @@ def _key_count(provider: Provider) -> int:
 def provider_warnings(config: ProviderConfig) -> list[str]:
     """Settings that work but deserve a second look."""
     warnings = []
+    if "*" in config.audience:
+        warnings.append(
+            f"RESTAUTH_{config.name.upper()}_AUDIENCE is '*': {config.name} accepts tokens the"
+            " provider issued for any API, not only yours; name your API's audience instead"
+        )
     if (
         config.kind in ("google", "github", "facebook", "gitlab")
         and config.validation == "userinfo"

@@ -6,10 +6,9 @@ import argparse
 import json
 from typing import Any
 
-from restauth_wsgi.cache import open_shared_cache
 from restauth_wsgi.lockout import Lockout
 
-from .output import CommandError, load_settings
+from .output import CommandError, load_settings, printable
 
 
 def register(commands: Any) -> None:
@@ -39,10 +38,12 @@ def _lockout() -> Lockout:
             "lockouts are kept in each server process's own memory (RESTAUTH_CACHE=memory);"
             " set RESTAUTH_CACHE to a Redis, memcached or file cache to manage them here"
         )
-    shared = open_shared_cache(
-        settings.cache, max_entries=settings.cache_max_entries, timeout=settings.cache_timeout
+    return Lockout(
+        settings.shared_cache(),
+        threshold=settings.lockout_threshold,
+        window=settings.lockout_window,
+        user_threshold=settings.lockout_user_threshold,
     )
-    return Lockout(shared, threshold=settings.lockout_threshold, window=settings.lockout_window)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -54,9 +55,10 @@ def _list(args: argparse.Namespace) -> int:
     if not locked:
         print("Nobody is locked out.")
         return 0
-    print(f"{'KIND':<8} {'SUBJECT':<40} {'FAILURES':>8}  ENDS IN")
+    print(f"{'KIND':<12} {'SUBJECT':<40} {'FAILURES':>8}  ENDS IN")
     for entry in locked:
-        print(f"{entry.kind:<8} {entry.subject:<40} {entry.failures:>8}  {entry.retry_after} s")
+        subject = printable(entry.subject)
+        print(f"{entry.kind:<12} {subject:<40} {entry.failures:>8}  {entry.retry_after} s")
     return 0
 
 

@@ -33,6 +33,15 @@ def format_time(timestamp: float | None, *, never: str = "never") -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
 
 
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control and other unprintable characters
+    escaped (``\\n``, ``\\x1b``), so a value a client chose (a Basic username)
+    cannot forge or hide rows or move the cursor."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def read_secret(value: str) -> str:
     """The secret itself, or read from standard input when ``value`` is ``-``.
 

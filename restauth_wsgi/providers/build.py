@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from restauth_wsgi.authenticators import Authenticator
 from restauth_wsgi.authenticators.jwt import JwtAuthenticator, JwtValidator
 from restauth_wsgi.authenticators.opaque import OpaqueTokenAuthenticator
-from restauth_wsgi.cache import SharedCache, open_shared_cache
+from restauth_wsgi.cache import SharedCache
 from restauth_wsgi.settings import Settings
 from restauth_wsgi.single_flight import SingleFlight
 from restauth_wsgi.upstream import UpstreamClient
@@ -45,9 +45,7 @@ class Providers:
             allow_http=settings.allow_http,
             backoff=settings.upstream_backoff,
         )
-        self.shared: SharedCache = shared or open_shared_cache(
-            settings.cache, max_entries=settings.cache_max_entries, timeout=settings.cache_timeout
-        )
+        self.shared: SharedCache = shared or settings.shared_cache()
         flights: SingleFlight[LookupAnswer] = SingleFlight()
         configs = [resolve(p, allow_http=settings.allow_http) for p in settings.providers]
         known_issuers = frozenset(i for c in configs for i in c.issuers)
@@ -84,6 +82,27 @@ class Providers:
         chain: list[Authenticator] = [JwtAuthenticator(validators)] if validators else []
         chain += [p.authenticator for p in self.by_name.values() if p.authenticator is not None]
         return chain
+
+    def username_clashes(self) -> list[str]:
+        """Warnings for providers that can map different people to one username.
+
+        Two providers without distinct ``USERNAME_PREFIX`` values share one
+        namespace: a stranger's ``alice`` at one is the ``alice`` of the other.
+        """
+        by_prefix: dict[str, list[str]] = {}
+        for provider in self.by_name.values():
+            mapping = provider.config.mapping
+            by_prefix.setdefault(mapping.username_prefix, []).append(provider.config.name)
+        return [
+            f"providers {' and '.join(names)} can map different people to the same"
+            f" REMOTE_USER; give each a distinct RESTAUTH_<NAME>_USERNAME_PREFIX (e.g. gh:)"
+            for prefix, names in by_prefix.items()
+            if len(names) > 1
+        ]
+
+    def issuers(self) -> tuple[str, ...]:
+        """Every configured issuer, in the order the providers are named."""
+        return tuple(i for p in self.by_name.values() for i in p.config.issuers)
 
     def cache_ttls(self) -> dict[str, float]:
         """How long each provider's validated tokens may be reused unasked."""

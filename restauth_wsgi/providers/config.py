@@ -61,6 +61,15 @@ class ProviderConfig:
     token_prefixes: tuple[str, ...]
     #: How to read a userinfo answer: ``oidc``, or ``slack`` (``"ok": true`` required).
     userinfo_dialect: str = "oidc"
+    #: Claims that mark an ID token; a JWT carrying one is refused as an access token.
+    id_token_claims: tuple[str, ...] = ()
+    #: The token family (``github``, ``gitlab``, ``slack``, ``google``, ``facebook``)
+    #: whose prefixed tokens this provider may receive; ``None`` for others.
+    family: str | None = None
+    #: A digest of everything that decides this provider's answers (not its
+    #: secrets): part of every shared-cache key, so that an answer is only
+    #: reused by a configuration that would have given the same answer.
+    fingerprint: str = ""
 
     @property
     def uses_discovery(self) -> bool:

@@ -96,14 +96,18 @@ def build_lookup(config: ProviderConfig, http: UpstreamClient, discovery: Discov
     return checks[config.check](config, http, userinfo_url)
 
 
+# Times beyond this are not dates (and a 400-digit one would overflow a float).
+_MAX_TIME = 2**53
+
+
 def _expiry(value: Any) -> float | None:
-    if isinstance(value, bool):
+    if isinstance(value, str) and value.isdigit() and len(value) < 17:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str) and value.isdigit():
-        return float(value)
-    return None
+    if not -_MAX_TIME <= value <= _MAX_TIME:  # strict JSON: never NaN or infinite
+        return None
+    return float(value)
 
 
 def _string_set(value: Any) -> frozenset[str] | None:
@@ -114,7 +118,11 @@ def _string_set(value: Any) -> frozenset[str] | None:
 
 
 def _audience_ok(config: ProviderConfig, *values: Any) -> bool:
-    if not config.audience:
+    """Whether one of ``values`` (strings or lists of strings) is an accepted audience.
+
+    ``*`` (introspection only, set explicitly) accepts any.
+    """
+    if "*" in config.audience:
         return True
     found: set[str] = set()
     for value in values:
@@ -158,7 +166,10 @@ def _introspection(config: ProviderConfig, http: UpstreamClient, url: Callable[[
             return inactive("the token has expired")
         if config.issuers and "iss" in claims and claims["iss"] not in config.issuers:
             return inactive(f"the token was issued by {claims['iss']!r}")
-        if not _audience_ok(config, claims.get("aud")):
+        # RFC 7662 makes aud optional: a provider that leaves it out (as
+        # django-oauth-toolkit does) names the client the token was issued to.
+        audience = claims.get("aud") if "aud" in claims else claims.get("client_id")
+        if not _audience_ok(config, audience):
             return inactive("the token is for another audience")
         return LookupAnswer(True, claims, expires_at, scopes_of(claims))
 

@@ -9,6 +9,9 @@ the generic settings (``RESTAUTH_<NAME>_ISSUER``, ``_JWKS_URL``...).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +22,13 @@ from restauth_wsgi.values import check_url
 
 from .config import ClaimRule, ProviderConfig
 from .settings import HMAC_ALGORITHMS, ProviderSettings
+
+#: Claims only ID tokens carry (OpenID Connect Core 2 and 3.1.3.6): a JWT
+#: with one is an ID token, whatever else it looks like.
+ID_TOKEN_CLAIMS = ("nonce", "at_hash", "c_hash", "s_hash")
+#: Presets whose tokens form a family with recognisable prefixes (see
+#: :mod:`restauth_wsgi.providers.routing`).
+FAMILIES = ("github", "gitlab", "slack", "google", "facebook")
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _HOST = re.compile(r"[A-Za-z0-9.-]+(:\d+)?")
@@ -50,6 +60,8 @@ class Preset:
     userinfo_dialect: str = "oidc"
     #: The setting the preset's URLs are built from, named in errors about them.
     source: str = "issuer"
+    #: Claims that mark an ID token (not an access token) of this provider.
+    id_token_claims: tuple[str, ...] = ID_TOKEN_CLAIMS
 
     def username_attributes(self, validation: str) -> tuple[str, ...]:
         """The username attributes for tokens validated by ``validation``."""
@@ -119,6 +131,8 @@ def _azure_b2c(ps: ProviderSettings) -> Preset:
         issuers=(f"{base}/{tenant_id}/v2.0/",),
         jwks_url=f"{base}/{tenant}.onmicrosoft.com/{policy}/discovery/v2.0/keys",
         usernames=(("", ("sub",)),),
+        # B2C access tokens carry the request's nonce too (Microsoft's own example).
+        id_token_claims=("at_hash", "c_hash", "s_hash"),
         source="tenant",
     )
 
@@ -133,6 +147,8 @@ def _okta(ps: ProviderSettings) -> Preset:
             validations=("introspection", "userinfo"),
             validation="introspection" if ps.client_secret else "userinfo",
             issuers=(f"https://{domain}",),
+            # Org server tokens all carry the org as audience.
+            audience=(f"https://{domain}",),
             introspection_url=f"{base}/introspect",
             userinfo_url=f"{base}/userinfo",
             usernames=(
@@ -177,8 +193,10 @@ def _keycloak(ps: ProviderSettings) -> Preset:
         userinfo_url=f"{connect}/userinfo",
         usernames=(("", ("preferred_username",)),),
         groups=("realm_access.roles", "groups"),
-        # Keycloak marks access tokens typ=Bearer and ID tokens typ=ID.
+        # Keycloak marks access tokens typ=Bearer and ID tokens typ=ID; its
+        # access tokens may carry the nonce of the request that got them.
         claim_rules=(ClaimRule("typ", ("Bearer",)),),
+        id_token_claims=("at_hash", "c_hash", "s_hash"),
         source="url",
     )
 
@@ -366,7 +384,8 @@ def resolve(ps: ProviderSettings, *, allow_http: bool) -> ProviderConfig:
         username_attributes=ps.username_attribute or preset.username_attributes(validation),
         groups_attributes=ps.groups_attribute if ps.groups_attribute is not None else preset.groups,
         lowercase=ps.username_lowercase,
-        strip_domain=ps.username_strip_domain,
+        strip_domains=ps.username_strip_domain,
+        username_prefix=ps.username_prefix,
         regex=regex,
         replacement=ps.username_replacement,
         service_accounts=dict(ps.service_accounts),
@@ -379,7 +398,7 @@ def resolve(ps: ProviderSettings, *, allow_http: bool) -> ProviderConfig:
     )
     if regex is not None:
         _check_replacement(ps, regex)
-    return ProviderConfig(
+    config = ProviderConfig(
         name=ps.name,
         kind=ps.type,
         validation=validation,
@@ -410,7 +429,18 @@ def resolve(ps: ProviderSettings, *, allow_http: bool) -> ProviderConfig:
         if ps.token_prefixes is not None
         else preset.token_prefixes,
         userinfo_dialect=preset.userinfo_dialect,
+        id_token_claims=preset.id_token_claims,
+        family=ps.type if ps.type in FAMILIES else None,
     )
+    return dataclasses.replace(config, fingerprint=fingerprint(config))
+
+
+def fingerprint(config: ProviderConfig) -> str:
+    """A digest of everything in ``config`` that decides its answers, secrets left out."""
+    shown = dataclasses.asdict(dataclasses.replace(config, client_secret=None, hmac_secret=None))
+    shown.pop("fingerprint")
+    text = json.dumps(shown, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 _GROUP_REFERENCE = re.compile(r"\\g<([^>]*)>|\\(\d+)")
@@ -439,6 +469,11 @@ def _check_needs(
     audience: tuple[str, ...],
 ) -> None:
     """What each validation cannot work without."""
+    if "*" in audience and validation != "introspection":
+        raise ConfigurationError(
+            ps.variable("audience"),
+            f"'*' (any audience) is only possible with introspection, not {validation}",
+        )
     if validation == "jwt":
         if not issuers:
             raise ConfigurationError(ps.variable("issuer"), "required to validate JWTs")
@@ -461,6 +496,14 @@ def _check_needs(
             raise ConfigurationError(ps.variable("introspection_url"), "required for introspection")
         for attribute in ("client_id", "client_secret"):
             _need(ps, attribute, "introspection authenticates as a client of the provider")
+        if not audience:
+            # Providers introspect any of their clients' tokens: without an
+            # audience, a token minted for another API of the provider passes.
+            raise ConfigurationError(
+                ps.variable("audience"),
+                "required for introspection: the audience (or client id) of the tokens"
+                " your API accepts; '*' accepts tokens for any audience (unsafe)",
+            )
     elif validation == "userinfo":
         if not urls["userinfo_url"] and not urls["discovery_url"]:
             raise ConfigurationError(ps.variable("userinfo_url"), "required for userinfo")

@@ -77,6 +77,35 @@ def _check_algorithms(value: object) -> tuple[str, ...]:
     return tuple(algorithms)
 
 
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})+")
+
+
+def _check_domains(value: object) -> tuple[str, ...]:
+    if value is True or value == ("true",):
+        # Until 0.2 this was a boolean that stripped any domain, which made
+        # alice@attacker.example the same user as alice@corp.example.
+        raise ValueError(
+            "list the e-mail domains to strip (e.g. corp.example); stripping any"
+            " domain would make users of other domains the same users as yours"
+        )
+    if value is False or value == ("false",):
+        return ()
+    domains = tuple(d.lower() for d in LIST.check(value))
+    for domain in domains:
+        if not _DOMAIN.fullmatch(domain):
+            raise ValueError(f"{domain!r} is not an e-mail domain, e.g. corp.example")
+    return domains
+
+
+def _check_prefix(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    if len(value) > 32 or any(not c.isprintable() or c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not a prefix; use up to 32 printable characters, e.g. gh:")
+    return value
+
+
 _ALGORITHMS = Kind(LIST.parse, _check_algorithms, ",".join)
 _DURATION = duration_at_least(0)
 _OPTIONAL_DURATION = Kind(
@@ -100,7 +129,8 @@ KINDS: dict[str, Kind] = {
     "introspection_auth": one_of("client_secret_basic", "client_secret_post"),
     "username_attribute": OPTIONAL_LIST,
     "username_lowercase": BOOL,
-    "username_strip_domain": BOOL,
+    "username_strip_domain": Kind(LIST.parse, lambda v: _check_domains(v), ",".join),
+    "username_prefix": Kind(STRING.parse, lambda v: _check_prefix(v)),
     "username_regex": REGEX,
     "username_replacement": STRING,
     "groups_attribute": OPTIONAL_LIST,
@@ -146,7 +176,8 @@ class ProviderSettings:
     introspection_auth: str = "client_secret_basic"
     username_attribute: tuple[str, ...] | None = None
     username_lowercase: bool = False
-    username_strip_domain: bool = False
+    username_strip_domain: tuple[str, ...] = ()
+    username_prefix: str = ""
     username_regex: str | None = None
     username_replacement: str = r"\g<0>"
     groups_attribute: tuple[str, ...] | None = None

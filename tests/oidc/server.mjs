@@ -3,7 +3,8 @@
 //   node server.mjs   with PORT, KEYS_FILE (a private JWKS), ACCESS_TTL (seconds)
 //
 // Resource indicators decide the access-token format: RESOURCE_JWT yields a
-// JWT (aud = that URL, typ at+jwt), RESOURCE_OPAQUE an opaque token; an
+// JWT (aud = that URL, typ at+jwt), RESOURCE_OPAQUE (and RESOURCE_OTHER, another
+// API of the same provider) an opaque token; an
 // authorization-code token with `openid` and no resource is an opaque token
 // for the userinfo endpoint. Tokens live in memory: a restart forgets every
 // opaque token, while JWTs stay verifiable as long as KEYS_FILE keeps the key.
@@ -17,6 +18,8 @@ const accessTtl = Number(process.env.ACCESS_TTL || 300);
 
 export const RESOURCE_JWT = 'https://api.example.test/jwt';
 export const RESOURCE_OPAQUE = 'https://api.example.test/opaque';
+// Another API of the same provider: its opaque tokens must not pass for ours.
+export const RESOURCE_OTHER = 'https://other.example.test/opaque';
 
 const accounts = {
   alice: { email: 'Alice@Example.com', email_verified: true, groups: ['engineering', 'admins'] },
@@ -83,7 +86,7 @@ const configuration = {
         if (resourceIndicator === RESOURCE_JWT) {
           return { scope: 'read write', accessTokenFormat: 'jwt', accessTokenTTL: accessTtl };
         }
-        if (resourceIndicator === RESOURCE_OPAQUE) {
+        if (resourceIndicator === RESOURCE_OPAQUE || resourceIndicator === RESOURCE_OTHER) {
           return { scope: 'read write', accessTokenFormat: 'opaque', accessTokenTTL: accessTtl };
         }
         throw new Provider.errors.InvalidTarget();

@@ -1,0 +1,268 @@
+"""The decision: may this request through, as whom, or what is the answer.
+
+:class:`Gatekeeper` is the whole of the middleware's judgement, and nothing
+of WSGI: it takes one :class:`~restauth_wsgi.request.Request` and returns a
+:class:`Decision`. The middleware is an adapter around it, and ``restauth
+check`` runs the very same object, so the two cannot disagree. In order:
+
+1. the network allow-list, for every request (public paths and preflights too);
+2. a CORS preflight passes (when allowed);
+3. the path's level: public passes unauthenticated;
+4. who is asking: a ``REMOTE_USER`` the server in front vouched for (when
+   trusted), nobody on an optional path without credentials, or the
+   authenticator chain, guarded (:class:`~restauth_wsgi.authenticators.Guard`)
+   by blocked passwords and the lockout before anything costly or guessable;
+5. what they may do (:meth:`~restauth_wsgi.access.AccessPolicy.authorize`):
+   token restrictions, read-only groups, rules. Every identity goes
+   through it, a trusted ``REMOTE_USER`` included.
+
+Failures of guessable credentials are counted for the lockout here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+from .access import AccessPolicy, load_rules
+from .authentication import Authentication
+from .authenticators import UNGUARDED, Guard
+from .errors import (
+    AuthenticationError,
+    Forbidden,
+    InvalidCredentials,
+    MalformedCredentials,
+    MissingCredentials,
+    PasswordsBlocked,
+    ServiceUnavailable,
+    TooManyFailures,
+)
+from .identity import Identity
+from .lockout import Lockout
+from .paths import PathGlobs
+from .request import Request
+from .settings import Settings
+
+log = logging.getLogger("restauth_wsgi")
+
+
+class Decision(NamedTuple):
+    """What was decided about one request.
+
+    :param outcome: ``allowed``, ``anonymous``, ``public``, ``refused``,
+        ``unauthenticated``, ``forbidden``, ``locked``, ``unavailable`` or
+        ``malformed``.
+    :param identity: who is asking, when known (also for a 403).
+    :param error: the refusal, which becomes the answer; ``None`` lets the request through.
+    """
+
+    outcome: str
+    identity: Identity | None = None
+    error: AuthenticationError | None = None
+
+
+PUBLIC = Decision("public")
+ANONYMOUS = Decision("anonymous")
+# What counts towards a lockout: credentials that were wrong or garbled. Not
+# missing credentials, outages, or passwords refused unchecked (blocked).
+_FAILURES = (InvalidCredentials, MalformedCredentials)
+
+
+def refusal(error: AuthenticationError, identity: Identity | None = None) -> Decision:
+    """The decision that answers with ``error``."""
+    outcome = "refused"
+    if isinstance(error, ServiceUnavailable):
+        outcome = "unavailable"
+    elif isinstance(error, TooManyFailures):
+        outcome = "locked"
+    elif isinstance(error, Forbidden):
+        outcome = "forbidden"
+    elif isinstance(error, MissingCredentials):
+        outcome = "unauthenticated"
+    elif error.status == 400 and not isinstance(error, MalformedCredentials):
+        outcome = "malformed"
+    return Decision(outcome, identity, error)
+
+
+class Gatekeeper:
+    """Decides requests; built once, used by every request and thread.
+
+    :param authentication: the authenticator chain.
+    :param access: path levels, networks, read-only groups and rules.
+    :param lockout: counts failures and refuses what is locked out, if on.
+    :param block_passwords: refuse Basic passwords (API tokens still work),
+        except for ``password_users`` and on ``password_paths``.
+    :param record_failures: count failures for the lockout (``restauth
+        check`` only looks).
+    """
+
+    def __init__(
+        self,
+        authentication: Authentication,
+        access: AccessPolicy,
+        *,
+        lockout: Lockout | None = None,
+        block_passwords: bool = False,
+        password_paths: Iterable[str] = (),
+        password_users: Iterable[str] = (),
+        allow_preflight: bool = True,
+        trust_remote_user: bool = False,
+        record_failures: bool = True,
+    ) -> None:
+        self.authentication = authentication
+        self.access = access
+        self.lockout = lockout
+        self.block_passwords = block_passwords
+        self.password_paths = PathGlobs(password_paths)
+        self.password_users = frozenset(password_users)
+        self.allow_preflight = allow_preflight
+        self.trust_remote_user = trust_remote_user
+        self.record_failures = record_failures
+        self._guarded = lockout is not None or block_passwords
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        record_failures: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> Gatekeeper:
+        """The gatekeeper the settings describe, without any network I/O.
+
+        :param clock: the time, for lockout windows (tests pass their own).
+        :raises ConfigurationError: for a rules or password file that cannot be used.
+        """
+        shared = settings.shared_cache()
+        lockout = None
+        if settings.lockout_threshold:
+            lockout = Lockout(
+                shared,
+                threshold=settings.lockout_threshold,
+                window=settings.lockout_window,
+                user_threshold=settings.lockout_user_threshold,
+                clock=clock,
+            )
+        access = AccessPolicy(
+            public=settings.public_paths,
+            protected=settings.protected_paths,
+            optional=settings.optional_paths,
+            default=settings.default_access,
+            networks=settings.allowed_networks,
+            read_only_groups=settings.read_only_groups,
+            rules=load_rules(settings.rules_file) if settings.rules_file else (),
+        )
+        return cls(
+            Authentication.from_settings(settings, shared=shared),
+            access,
+            lockout=lockout,
+            block_passwords=settings.block_basic_passwords,
+            password_paths=settings.basic_password_paths,
+            password_users=settings.basic_password_users,
+            allow_preflight=settings.allow_preflight,
+            trust_remote_user=settings.trust_remote_user,
+            record_failures=record_failures,
+        )
+
+    def decide(self, request: Request) -> Decision:
+        """Who is asking, and may they: the whole of the judgement."""
+        try:
+            self.access.check_network(request.client)
+        except AuthenticationError as error:
+            return refusal(error)
+        if request.preflight and self.allow_preflight:
+            return PUBLIC
+        level = self.access.level(request.path)
+        if level == "public":
+            return PUBLIC
+        if self.trust_remote_user and request.upstream_user is not None:
+            return self.authorized(_upstream(request), request)
+        header = request.authorization
+        if level == "optional" and (header is None or not header.strip(" \t")):
+            return ANONYMOUS
+        guard: Guard = _RequestGuard(self, request) if self._guarded else UNGUARDED
+        try:
+            identity = self.authentication.authenticate(header, guard)
+        except AuthenticationError as error:
+            if self.record_failures and isinstance(error, _FAILURES):
+                self._count_failure(error, request)
+            return refusal(error)
+        if identity.method == "password" and self.lockout is not None and self.record_failures:
+            self.lockout.password_accepted(identity.username, _address(request))
+        return self.authorized(identity, request)
+
+    def authorized(self, identity: Identity, request: Request) -> Decision:
+        """Allow ``identity`` this request, or refuse it with 403."""
+        try:
+            self.access.authorize(identity, request)
+        except AuthenticationError as error:
+            return refusal(error, identity)
+        return Decision("allowed", identity)
+
+    def close(self) -> None:
+        """Close the connections held for deciding (token store, shared cache)."""
+        self.authentication.close()
+        if self.lockout is not None:
+            self.lockout.shared.close()
+
+    def _count_failure(self, error: AuthenticationError, request: Request) -> None:
+        if self.lockout is None or isinstance(error, PasswordsBlocked):
+            return
+        self.lockout.failed(_address(request), error.username if error.password else None)
+
+    def password_refused(self, username: str, request: Request) -> None:
+        """Refuse a password here if passwords are blocked for this user and path.
+
+        Decided before the password is checked, so the answer is the same
+        for a right and a wrong one.
+
+        :raises PasswordsBlocked: if they are.
+        """
+        if (
+            self.block_passwords
+            and username not in self.password_users
+            and not self.password_paths.matches(request.path)
+        ):
+            error = PasswordsBlocked(
+                "Basic authentication with a password is not allowed here; use an API token.",
+                reason=f"{username[:60]!r} sent a password (RESTAUTH_BLOCK_BASIC_PASSWORDS)",
+                scheme="Basic",
+            )
+            error.username = username
+            raise error
+
+
+class _RequestGuard:
+    """The guard of one request: blocked passwords and the lockout."""
+
+    __slots__ = ("_gatekeeper", "_request")
+
+    def __init__(self, gatekeeper: Gatekeeper, request: Request) -> None:
+        self._gatekeeper = gatekeeper
+        self._request = request
+
+    def before_costly_call(self) -> None:
+        lockout = self._gatekeeper.lockout
+        if lockout is not None:
+            lockout.check_address(_address(self._request))
+
+    def before_password(self, username: str) -> None:
+        self._gatekeeper.password_refused(username, self._request)
+        lockout = self._gatekeeper.lockout
+        if lockout is not None:
+            lockout.check_password(username, _address(self._request))
+
+
+def _address(request: Request) -> str | None:
+    return None if request.client is None else request.client.text
+
+
+def _upstream(request: Request) -> Identity:
+    assert request.upstream_user is not None
+    return Identity(
+        username=request.upstream_user,
+        method="remote_user",
+        auth_type=request.upstream_auth_type or "upstream",
+    )
