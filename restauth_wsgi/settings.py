@@ -31,6 +31,7 @@ from .values import (
     check_str_tuple,
     duration_at_least,
     int_at_least,
+    lifetime_at_least,
     mask_url,
     one_of,
     seconds_between,
@@ -123,9 +124,11 @@ class Settings:
     token_cache_ttl: int = 0
     #: RESTAUTH_TOKEN_MAX_PER_USER: active tokens one user may hold (0: no limit).
     token_max_per_user: int = 10
-    #: RESTAUTH_TOKEN_MAX_LIFETIME: the longest lifetime a new token may have, seconds.
+    #: RESTAUTH_TOKEN_MAX_LIFETIME: the longest lifetime a new token may have
+    #: (seconds in code; a string needs a unit: ``365d``).
     token_max_lifetime: int = 365 * 86400
-    #: RESTAUTH_TOKEN_DEFAULT_LIFETIME: lifetime of a token created without one, seconds.
+    #: RESTAUTH_TOKEN_DEFAULT_LIFETIME: lifetime of a token created without one
+    #: (seconds in code; a string needs a unit: ``90d``).
     token_default_lifetime: int = 90 * 86400
     #: RESTAUTH_TOKEN_ALLOW_NO_EXPIRY: whether tokens that never expire may be created.
     token_allow_no_expiry: bool = False
@@ -382,8 +385,8 @@ _KINDS: dict[str, Kind] = {
     "token_store_timeout": seconds_between(0, 300),
     "token_cache_ttl": duration_at_least(0),
     "token_max_per_user": int_at_least(0),
-    "token_max_lifetime": duration_at_least(1),
-    "token_default_lifetime": duration_at_least(1),
+    "token_max_lifetime": lifetime_at_least(1),
+    "token_default_lifetime": lifetime_at_least(1),
     "token_allow_no_expiry": BOOL,
     "public_paths": Kind(LIST.parse, _check_paths, ",".join),
     "protected_paths": Kind(LIST.parse, _check_paths, ",".join),

@@ -143,6 +143,27 @@ def duration_at_least(minimum: int) -> Kind:
     return Kind(parse_duration, check, lambda v: format_duration(v) if v else "0")
 
 
+def parse_lifetime(text: str) -> int:
+    """A duration whose unit is required: ``90d``, ``12h``, never a bare ``90``.
+
+    Token lifetimes are days or months; a bare number would be seconds, which
+    is never what ``RESTAUTH_TOKEN_DEFAULT_LIFETIME=90`` means.
+    """
+    if text.strip().isdigit():
+        number = text.strip()
+        raise ValueError(
+            f"{text!r} has no unit; a lifetime needs one: write {number}d for days"
+            f" (or {number}h, {number}w, {number}y; {number}s for seconds)"
+        )
+    return parse_duration(text)
+
+
+def lifetime_at_least(minimum: int) -> Kind:
+    """A lifetime (``30d``, ``1y``: the unit required) of at least ``minimum`` seconds."""
+    duration = duration_at_least(minimum)
+    return Kind(parse_lifetime, duration.check, duration.show)
+
+
 def one_of(*choices: str, optional: bool = False) -> Kind:
     """One of ``choices`` (case-insensitive when parsed); ``None`` when ``optional``."""
 

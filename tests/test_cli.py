@@ -126,6 +126,33 @@ def test_default_store_location_is_shared_by_cli_and_middleware(
             "RESTAUTH_TOKEN_MAX_LIFETIME",
             id="too-long",
         ),
+        pytest.param(
+            ["token", "create", "--user", "a", "--expires", "90"],
+            {},
+            2,
+            "err",
+            "'90' has no unit; a lifetime needs one: write 90d for days",
+            id="lifetime-without-unit",
+        ),
+        pytest.param(
+            ["token", "create", "--user", "a"],
+            {"RESTAUTH_TOKEN_DEFAULT_LIFETIME": "90"},
+            2,
+            "err",
+            "RESTAUTH_TOKEN_DEFAULT_LIFETIME: '90' has no unit",
+            id="default-lifetime-without-unit",
+        ),
+        pytest.param(
+            ["token", "create", "--user", "a"],
+            {"RESTAUTH_TOKEN_DEFAULT_LIFETIME": "90d"},
+            0,
+            "out",
+            "Created API token",
+            id="default-lifetime-with-unit",
+        ),
+        pytest.param(
+            ["token", "prune", "--older-than", "30"], {}, 2, "err", "has no unit", id="prune-age"
+        ),
         pytest.param(["token", "create", "--user", "a:b"], {}, 2, "err", "colons", id="bad-user"),
         pytest.param(
             ["token", "list"],

@@ -7,12 +7,12 @@ import json
 import time
 from typing import Any
 
-from restauth_wsgi.durations import parse_duration
 from restauth_wsgi.restrictions import TokenRestrictions
 from restauth_wsgi.settings import Settings
 from restauth_wsgi.tokens import format as token_format
 from restauth_wsgi.tokens.issuing import NEVER, issue_token
 from restauth_wsgi.tokens.store import TokenRecord, TokenStore, open_store
+from restauth_wsgi.values import parse_lifetime
 
 from .output import CommandError, format_time, load_settings
 
@@ -36,7 +36,7 @@ def register(commands: Any) -> None:
         "--expires",
         type=_lifetime,
         metavar="DURATION",
-        help="lifetime such as 30d, 12h or 1y, or 'never' where allowed"
+        help="lifetime with its unit, such as 30d, 12h or 1y, or 'never' where allowed"
         " (default: RESTAUTH_TOKEN_DEFAULT_LIFETIME)",
     )
     create.add_argument(
@@ -84,7 +84,8 @@ def register(commands: Any) -> None:
         type=_duration,
         default=30 * 86400,
         metavar="DURATION",
-        help="delete tokens expired or revoked more than this long ago (default: 30d)",
+        help="delete tokens expired or revoked more than this long ago, with its unit"
+        " (default: 30d)",
     )
     prune.set_defaults(run=_prune)
 
@@ -94,8 +95,9 @@ def _lifetime(text: str) -> int:
 
 
 def _duration(text: str) -> int:
+    # A bare number would be seconds: never what a lifetime or an age of tokens means.
     try:
-        return parse_duration(text)
+        return parse_lifetime(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
