@@ -28,12 +28,14 @@ from .values import (
     OPTIONAL_STRING,
     STRING,
     Kind,
+    check_bool,
     check_str_tuple,
     duration_at_least,
     int_at_least,
     lifetime_at_least,
     mask_url,
     one_of,
+    require_extra,
     seconds_between,
 )
 
@@ -340,10 +342,17 @@ def _check_networks(value: object) -> tuple[str, ...]:
     return networks
 
 
+# A setting that needs an optional extra is refused at start-up (and by
+# `restauth config`) when the extra is missing, rather than failing on the
+# first request or, for a cache, silently working without it.
+
+
 def _check_token_store(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a store URL, got {value!r}")
     check_store_url(value)
+    if value.startswith(("postgresql:", "postgres:")):
+        require_extra("postgresql", "a PostgreSQL store")
     return value
 
 
@@ -351,7 +360,24 @@ def _check_cache(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a cache URL, got {value!r}")
     check_cache_url(value)
+    if value.startswith(("redis:", "rediss:")):
+        require_extra("redis", "a Redis cache")
+    elif value.startswith("memcached:"):
+        require_extra("memcached", "a memcached cache")
     return value
+
+
+def _check_metrics(value: object) -> bool:
+    if check_bool(value):
+        require_extra("metrics", "keeping Prometheus metrics")
+    return bool(value)
+
+
+def _check_password_file(value: object) -> str | None:
+    checked: str | None = OPTIONAL_STRING.check(value)
+    if checked is not None:
+        require_extra("passwords", "checking passwords (bcrypt and Argon2 hashes)")
+    return checked
 
 
 def _check_realm(value: object) -> str:
@@ -396,14 +422,14 @@ _KINDS: dict[str, Kind] = {
     "trusted_proxies": int_at_least(0),
     "read_only_groups": LIST,
     "rules_file": OPTIONAL_STRING,
-    "password_file": OPTIONAL_STRING,
+    "password_file": Kind(OPTIONAL_STRING.parse, _check_password_file, OPTIONAL_STRING.show),
     "block_basic_passwords": BOOL,
     "basic_password_paths": Kind(LIST.parse, _check_paths, ",".join),
     "basic_password_users": LIST,
     "lockout_threshold": int_at_least(0),
     "lockout_window": duration_at_least(1),
     "audit_log": OPTIONAL_STRING,
-    "metrics": BOOL,
+    "metrics": Kind(BOOL.parse, _check_metrics, BOOL.show),
     "metrics_path": Kind(STRING.parse, _check_path),
     "allow_preflight": BOOL,
     "trust_remote_user": BOOL,

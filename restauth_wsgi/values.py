@@ -7,6 +7,7 @@ that says what is wrong; the settings classes prefix it with the variable.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 import urllib.parse
@@ -222,6 +223,38 @@ OPTIONAL_LIST = Kind(
 )
 PAIRS = Kind(_parse_pairs, _check_pairs, lambda v: ",".join(f"{k}={i}" for k, i in v.items()))
 REGEX = Kind(_strip_or_none, _check_regex, _show_optional)
+
+
+#: The optional extras (setup.cfg) and the modules each brings.
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "postgresql": ("psycopg", "psycopg_pool"),
+    "redis": ("redis",),
+    "memcached": ("pymemcache",),
+    "metrics": ("prometheus_client",),
+    "passwords": ("bcrypt", "argon2"),
+    "paste": ("paste.deploy",),
+    "demo": ("flask",),
+}
+
+
+def require_extra(extra: str, what: str) -> None:
+    """Check that the modules of an optional extra are installed, without importing them.
+
+    :raises ValueError: saying what needs them and the ``pip install`` line.
+    """
+    missing = [module for module in EXTRAS[extra] if not _installed(module)]
+    if missing:
+        raise ValueError(
+            f"{what} needs {' and '.join(missing)}, which is not installed:"
+            f" pip install 'restauth-wsgi[{extra}]'"
+        )
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or blocked in sys.modules
+        return False
 
 
 def is_loopback(host: str) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 
 from restauth_wsgi.cache import open_shared_cache
 from restauth_wsgi.lockout import Lockout
+from restauth_wsgi.values import mask_url
 
 from .output import CommandError, load_settings
 
@@ -42,6 +43,15 @@ def _lockout() -> Lockout:
     shared = open_shared_cache(
         settings.cache, max_entries=settings.cache_max_entries, timeout=settings.cache_timeout
     )
+    # The shared cache treats an outage as a miss, which here would read as
+    # "nobody is locked out": ask the backend itself once, and say so.
+    try:
+        shared.backend.get(shared.key("probe", "restauth lockout"))
+    except Exception as exc:
+        raise CommandError(
+            f"the shared cache {mask_url(settings.cache)} cannot be reached"
+            f" ({type(exc).__name__}: {exc})"
+        ) from None
     return Lockout(shared, threshold=settings.lockout_threshold, window=settings.lockout_window)
 
 

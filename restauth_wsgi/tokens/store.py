@@ -8,7 +8,7 @@ from typing import NamedTuple, Protocol
 
 from restauth_wsgi.errors import ConfigurationError
 from restauth_wsgi.restrictions import TokenRestrictions
-from restauth_wsgi.values import mask_url
+from restauth_wsgi.values import mask_url, require_extra
 
 
 class TokenRecord(NamedTuple):
@@ -100,26 +100,25 @@ def check_store_url(url: str) -> None:
     )
 
 
-def open_store(url: str, *, timeout: float) -> TokenStore:
+def open_store(url: str, *, timeout: float, source: str = "RESTAUTH_TOKEN_STORE") -> TokenStore:
     """Return the store that ``url`` names, without connecting to it.
 
-    :raises ConfigurationError: naming ``RESTAUTH_TOKEN_STORE``.
+    :param source: where the URL came from (a variable, or a command's
+        option such as ``--to``), named in errors.
+    :raises ConfigurationError: naming ``source``.
     """
     try:
         check_store_url(url)
+        if not url.startswith("sqlite:"):
+            require_extra("postgresql", "a PostgreSQL store")
     except ValueError as exc:
-        raise ConfigurationError("RESTAUTH_TOKEN_STORE", str(exc)) from None
+        raise ConfigurationError(source, str(exc)) from None
     if url.startswith("sqlite:"):
         from .sqlite import SQLiteTokenStore
 
         return SQLiteTokenStore(sqlite_path(url), timeout=timeout)
-    try:
-        from .postgres import PostgresTokenStore
-    except ImportError:
-        raise ConfigurationError(
-            "RESTAUTH_TOKEN_STORE",
-            "a PostgreSQL store needs psycopg: pip install 'restauth-wsgi[postgresql]'",
-        ) from None
+    from .postgres import PostgresTokenStore
+
     return PostgresTokenStore(url, timeout=timeout)
 
 
