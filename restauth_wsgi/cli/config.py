@@ -15,8 +15,9 @@ from restauth_wsgi.providers.build import Provider, Providers
 from restauth_wsgi.providers.config import ProviderConfig
 from restauth_wsgi.providers.keys import UnknownKey
 from restauth_wsgi.settings import Settings, field_problems, settings_environ, unknown_variables
-from restauth_wsgi.tokens.store import open_store
+from restauth_wsgi.tokens.store import TokenStoreMissing, open_store
 from restauth_wsgi.upstream import UpstreamError
+from restauth_wsgi.values import mask_url
 
 
 def register(commands: Any) -> None:
@@ -69,9 +70,15 @@ def _run(args: argparse.Namespace) -> int:
         )
     failures: list[str] = []
     if settings.api_tokens:
-        store = open_store(settings.token_store, timeout=settings.token_store_timeout)
+        # Looking must not make a store at a mistyped path.
+        store = open_store(settings.token_store, timeout=settings.token_store_timeout, create=False)
         try:
             records = store.list()
+        except TokenStoreMissing:
+            warnings.append(
+                f"token store {mask_url(store.url)} does not exist yet: every API token is"
+                " refused until 'restauth token create' makes it (is the path right?)"
+            )
         except TokenStoreUnavailable as exc:
             failures.append(f"token store: {exc.reason}")
         else:

@@ -43,12 +43,12 @@ def merge(source: TokenRecord, target: TokenRecord | None) -> TokenRecord:
     )
 
 
-def _open(url: str, timeout: float, option: str | None) -> TokenStore:
+def _open(url: str, timeout: float, option: str | None, *, create: bool) -> TokenStore:
     """The store ``url`` names; a problem with an option's URL is a usage error naming it."""
     if option is None:
-        return open_store(url, timeout=timeout)
+        return open_store(url, timeout=timeout, create=create)
     try:
-        return open_store(url, timeout=timeout, source=option)
+        return open_store(url, timeout=timeout, source=option, create=create)
     except ConfigurationError as exc:
         raise CommandError(str(exc), exit_code=2) from None
 
@@ -58,8 +58,11 @@ def _migrate(args: argparse.Namespace) -> int:
     source_url = args.source or settings.token_store
     if source_url == args.to:
         raise CommandError("the source and the target are the same store", exit_code=2)
-    source = _open(source_url, settings.token_store_timeout, "--from" if args.source else None)
-    target = _open(args.to, settings.token_store_timeout, "--to")
+    # The source is only read: a mistyped one is an error, not an empty store.
+    source = _open(
+        source_url, settings.token_store_timeout, "--from" if args.source else None, create=False
+    )
+    target = _open(args.to, settings.token_store_timeout, "--to", create=True)
     try:
         records = source.list()
         existing = {r.token_id: r for r in target.list()}
