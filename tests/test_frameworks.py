@@ -99,6 +99,21 @@ def test_wrap_names_an_app(monkeypatch: pytest.MonkeyPatch, store_url: str) -> N
             wrap(bad)
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("tests.apps:application", id="middleware"),
+        pytest.param("tests.apps:create_protected_flask()", id="flask-wsgi_app"),
+    ],
+)
+def test_wrap_refuses_an_app_already_wrapped(
+    monkeypatch: pytest.MonkeyPatch, store_url: str, target: str
+) -> None:
+    monkeypatch.setenv("RESTAUTH_TOKEN_STORE", store_url)
+    with pytest.raises(ValueError, match="is already behind RestAuthMiddleware; serve it as it is"):
+        wrap(target)
+
+
 @pytest.mark.slow
 def test_gunicorn_wraps_any_app_from_the_command_line(store_url: str, issue: Issue) -> None:
     token, _ = issue("alice")
