@@ -4,6 +4,8 @@ wrapping any app from the command line, and Django's request.user."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
@@ -15,11 +17,12 @@ import requests
 from werkzeug.test import Client
 
 from restauth_wsgi import ConfigurationError, RestAuthMiddleware
+from restauth_wsgi.cli import main
 from restauth_wsgi.tokens.store import TokenRecord
 from restauth_wsgi.wrap import wrap
 
 from .apps import hello
-from .helpers import ROOT, cli_env, free_port, gunicorn_command, server_process
+from .helpers import ROOT, cli_env, code_block, free_port, gunicorn_command, server_process
 
 Issue = Callable[..., tuple[str, TokenRecord]]
 
@@ -80,6 +83,18 @@ def test_paste_pipeline(tmp_path: Path, store_url: str, issue: Issue, use: str) 
         ),
         pytest.param("public_path = /x", "public_path (RESTAUTH_PUBLIC_PATH): is not a", id="typo"),
         pytest.param("providers = okta", "RESTAUTH_OKTA_DOMAIN: required", id="provider"),
+        pytest.param(
+            "providers = okat\nokta_domain = dev-123456.okta.com",
+            "providers (RESTAUTH_PROVIDERS): is 'okat' misspelt? okta_domain configures"
+            " a provider 'okta', which is not listed",
+            id="misspelt-provider",
+        ),
+        pytest.param(
+            "providers = github\nokta_domain = dev-123456.okta.com",
+            "okta_domain (RESTAUTH_OKTA_DOMAIN): is not a restauth-wsgi setting: it would"
+            " configure a provider 'okta', which is not in providers (github)",
+            id="stray-provider-key",
+        ),
     ],
 )
 def test_paste_errors_name_the_key(
@@ -88,6 +103,100 @@ def test_paste_errors_name_the_key(
     with pytest.raises(ConfigurationError) as raised:
         load(tmp_path, store_url, extra=extra)
     assert message in str(raised.value)
+
+
+def test_cli_reads_the_paste_filter_section(
+    tmp_path: Path, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    load(tmp_path, store_url)  # writes site.ini, a pipeline on store_url
+    ini = str(tmp_path / "site.ini")
+    assert main(["--paste-ini", ini, "token", "create", "--user", "alice"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"Token store: {store_url}", "the INI's store, not the default"
+    app = load(tmp_path, store_url)
+    answer = Client(app).get("/", headers={"Authorization": f"Bearer {out.splitlines()[-1]}"})
+    assert answer.get_data(as_text=True) == "hello alice"
+    assert main(["--paste-ini", f"{ini}#restauth", "config"]) == 0
+    shown = capsys.readouterr().out
+    assert re.search(rf"^  \* RESTAUTH_TOKEN_STORE +{re.escape(store_url)}$", shown, re.M)
+    assert re.search(r"^  \* RESTAUTH_PUBLIC_PATHS +/health,/static/\*$", shown, re.M)
+
+
+@pytest.mark.parametrize(
+    ("text", "suffix", "message"),
+    [
+        pytest.param(
+            "[app:main]\nuse = call:tests.test_frameworks:hello_factory\n",
+            "",
+            "has no [filter:...] section with 'use = egg:restauth-wsgi'",
+            id="no-filter",
+        ),
+        pytest.param(
+            INI.format(use="egg:restauth-wsgi", store="sqlite:///x.db", extra=""),
+            "#other",
+            "no filter 'other' can be read",
+            id="wrong-name",
+        ),
+        pytest.param(
+            INI.format(use="egg:restauth-wsgi", store="sqlite:///x.db", extra="enabled = perhaps"),
+            "",
+            "enabled (RESTAUTH_ENABLED): 'perhaps' is not a boolean",
+            id="bad-value",
+        ),
+    ],
+)
+def test_cli_paste_ini_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, suffix: str, message: str
+) -> None:
+    ini = tmp_path / "site.ini"
+    ini.write_text(text)
+    assert main(["--paste-ini", f"{ini}{suffix}", "token", "list"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_cli_paste_ini_without_pastedeploy_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "paste.deploy", None)
+    assert main(["--paste-ini", str(tmp_path / "site.ini"), "config"]) == 2
+    assert "pip install 'restauth-wsgi[paste]'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pyramid_project_from_the_docs_as_printed(tmp_path: Path) -> None:
+    """docs/deployment.md's INI file, application and commands, served by pserve."""
+    page = ROOT / "docs" / "deployment.md"
+    (tmp_path / "development.ini").write_text(code_block(page, "ini", "[filter:restauth]"))
+    (tmp_path / "myapi").mkdir()
+    (tmp_path / "myapi" / "__init__.py").write_text(
+        code_block(page, "python", "class RestAuthSecurityPolicy")
+    )
+    commands = code_block(page, "sh", "pserve development.ini").splitlines()
+    assert commands[0].startswith("pip install"), "installing is not re-run here"
+    serve, create, ask = commands[1:]
+
+    port = free_port()
+    env = cli_env("unused")
+    del env["RESTAUTH_TOKEN_STORE"]  # the INI file names the store
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    on_port = str(port)
+    with server_process(["bash", "-c", serve.replace("6543", on_port)], port, env, tmp_path) as url:
+        done = subprocess.run(
+            ["bash", "-c", f"set -euo pipefail\n{create}\n{ask.replace('6543', on_port)}"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"user": "alice", "method": "api_token"}
+        assert (tmp_path / "tokens.db").exists(), "the store %(here)s names"
+        anonymous = requests.get(f"{url}/whoami", timeout=10)
+        assert anonymous.status_code == 401
+        assert anonymous.json()["error"] == "missing_credentials"
+        assert requests.get(f"{url}/health", timeout=10).json() == {"status": "ok"}
 
 
 def test_wrap_names_an_app(monkeypatch: pytest.MonkeyPatch, store_url: str) -> None:
