@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
@@ -236,10 +237,20 @@ def test_gunicorn_wraps_any_app_from_the_command_line(store_url: str, issue: Iss
         assert requests.get(url, timeout=10).status_code == 401
 
 
+def _no_sessions(database: Path) -> None:
+    """No session table, so no session row: the API never logged anyone in."""
+    with sqlite3.connect(database) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        users = [row[0] for row in db.execute("SELECT username FROM auth_user")]
+    assert "django_session" not in tables
+    assert users == ["alice"], "created once, on the first request"
+
+
 @pytest.mark.slow
 def test_django_request_user_from_remote_user(tmp_path: Path, store_url: str, issue: Issue) -> None:
     site = ROOT / "examples" / "django_site"
-    env = cli_env(store_url, DJANGO_DB_PATH=str(tmp_path / "django.sqlite3"))
+    database = tmp_path / "django.sqlite3"
+    env = cli_env(store_url, DJANGO_DB_PATH=str(database))
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=site, env=env, check=True
     )
@@ -248,14 +259,76 @@ def test_django_request_user_from_remote_user(tmp_path: Path, store_url: str, is
     command = gunicorn_command("django_site.wsgi:application", port, "--workers", "2")
     with server_process(command, port, env, cwd=site) as url:
         whoami = f"{url}/whoami"
-        answer = requests.get(whoami, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-        assert json.loads(answer.text) == {
-            "username": "alice",
-            "is_authenticated": True,
-            "method": "api_token",
-        }
+        for _ in range(5):  # cookie-less API calls, as a client makes them
+            answer = requests.get(whoami, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+            assert json.loads(answer.text) == {
+                "username": "alice",
+                "is_authenticated": True,
+                "method": "api_token",
+            }
+            assert "Set-Cookie" not in answer.headers
         spoofed = requests.get(whoami, headers={"Remote-User": "admin"}, timeout=10)
         assert spoofed.status_code == 401
+    _no_sessions(database)
+
+
+def test_django_example_uses_the_documented_middleware() -> None:
+    documented = code_block(ROOT / "docs" / "deployment.md", "python", "# myapi/restauth.py")
+    example = (ROOT / "examples/django_site/django_site/restauth.py").read_text()
+    assert example.endswith(documented.removeprefix("# myapi/restauth.py\n"))
+
+
+# What a Django project has besides the documented lines (docs/deployment.md
+# shows only the lines about authentication).
+_DJANGO_SETTINGS = """
+import os
+
+SECRET_KEY = "test-only"
+ALLOWED_HOSTS = ["127.0.0.1"]
+INSTALLED_APPS = ["django.contrib.auth", "django.contrib.contenttypes"]
+ROOT_URLCONF = "myapi.urls"
+DATABASES = {
+    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["DJANGO_DB_PATH"]}
+}
+USE_TZ = True
+"""
+
+
+@pytest.mark.slow
+def test_django_project_from_the_docs_as_printed(
+    tmp_path: Path, store_url: str, issue: Issue
+) -> None:
+    page = ROOT / "docs" / "deployment.md"
+    project = tmp_path / "myapi"
+    project.mkdir()
+    (project / "__init__.py").write_text("")
+    for name, marker in [
+        ("restauth.py", "# myapi/restauth.py"),
+        ("urls.py", "# myapi/urls.py"),
+        ("wsgi.py", "# myapi/wsgi.py"),
+    ]:
+        (project / name).write_text(code_block(page, "python", marker))
+    settings = code_block(page, "python", "# myapi/settings.py")
+    (project / "settings.py").write_text(_DJANGO_SETTINGS + "\n" + settings)
+
+    database = tmp_path / "django.sqlite3"
+    env = cli_env(store_url, DJANGO_DB_PATH=str(database), PYTHONPATH=str(tmp_path))
+    subprocess.run(
+        [sys.executable, "-m", "django", "migrate", "--settings", "myapi.settings", "-v", "0"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+    )
+    token, _ = issue("alice")
+    port = free_port()
+    command = gunicorn_command("myapi.wsgi:application", port, "--workers", "2")
+    with server_process(command, port, env, cwd=tmp_path) as url:
+        for _ in range(5):
+            answer = requests.get(f"{url}/whoami", auth=("alice", token), timeout=10)
+            assert answer.json() == {"user": "alice", "authenticated": True, "method": "api_token"}
+            assert "Set-Cookie" not in answer.headers
+        assert requests.get(f"{url}/whoami", timeout=10).status_code == 401
+    _no_sessions(database)
 
 
 @pytest.mark.slow
