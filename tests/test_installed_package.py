@@ -6,6 +6,8 @@ into a new virtualenv, away from this checkout.
 - a setting whose extra is not installed stops start-up and ``restauth``
   commands with the ``pip install`` line (no module is hidden here: the
   extras are really missing);
+- the sdist holds what its tests need (tests/, the OpenID provider's lock
+  file, the examples, the LICENSE) and nothing of a working tree.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +32,14 @@ pytestmark = pytest.mark.slow
 # Never copied into the build: what a working tree has beyond its sources.
 _NOT_SOURCES = shutil.ignore_patterns(
     ".git", ".venv", "node_modules", "__pycache__", "*.egg-info", "build", "dist", ".*_cache"
+)
+
+
+_WORKING_TREE_JUNK = (
+    "tests/oidc/node_modules/oidc-provider/package.json",
+    "tests/__pycache__/conftest.cpython-311.pyc",
+    "examples/django_site/db.sqlite3",
+    "examples/flask_app/tokens.db",
 )
 
 
@@ -66,6 +77,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     work = tmp_path_factory.mktemp("installed")
     source = work / "source"
     shutil.copytree(ROOT, source, ignore=_NOT_SOURCES)
+    # What a working tree that ran the tests and the examples has: the sdist
+    # must leave it out (MANIFEST.in), which test_the_sdist_... checks.
+    for junk in _WORKING_TREE_JUNK:
+        (source / junk).parent.mkdir(parents=True, exist_ok=True)
+        (source / junk).write_text("junk")
     built = subprocess.run(
         [sys.executable, "-m", "build", "--outdir", str(work / "dist"), str(source)],
         capture_output=True,
@@ -174,3 +190,33 @@ def test_a_missing_extra_is_named_with_its_pip_line(
     assert last.startswith(f"restauth_wsgi.errors.ConfigurationError: {variable}: "), last
     assert pip_line in last
     assert "ModuleNotFoundError" not in start_up.stderr
+
+
+def test_the_sdist_holds_what_its_tests_need(installed: Installed) -> None:
+    with tarfile.open(installed.sdist) as sdist:
+        names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    for needed in (
+        "LICENSE",
+        "MANIFEST.in",
+        "Makefile",
+        "tests/conftest.py",
+        "tests/helpers.py",
+        "tests/services.py",
+        "tests/apps.py",
+        "tests/oidc/package.json",
+        "tests/oidc/package-lock.json",
+        "tests/oidc/server.mjs",
+        ".ci/run",
+        "scripts/system-deps",
+        "benchmarks/inprocess.py",
+        "examples/flask_app/app.py",
+        "examples/django_site/manage.py",
+        "examples/mod_wsgi/restauth-example.conf",
+        "examples/gunicorn/gunicorn.conf.py",
+        "restauth_wsgi/example/data.json",
+        "docs/deployment.md",
+    ):
+        assert needed in names, needed
+    assert not [n for n in names if "node_modules" in n or "__pycache__" in n]
+    assert not [n for n in names if n.endswith((".db", ".sqlite3"))]
+    assert not set(_WORKING_TREE_JUNK) & names
