@@ -72,7 +72,11 @@ def start_demo(command: list[str], env: dict[str, str]) -> Iterator[Demo]:
         yield Demo(process, lines, base.group(1), token.group(1), store.group(1))
     finally:
         if process.poll() is None:
-            process.kill()
+            process.terminate()  # as Ctrl+C does: the demo removes its store
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
         process.wait()
         reader.join(5)
         process.stdout.close()
