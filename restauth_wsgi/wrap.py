@@ -1,7 +1,9 @@
 """Wrap any WSGI application without writing code, e.g. from gunicorn's command line::
 
-    gunicorn 'restauth_wsgi.wrap:wrap("myproject.wsgi:application")'
-    gunicorn 'restauth_wsgi.wrap:wrap("app:create_app()")'
+    gunicorn -c gunicorn.conf.py 'restauth_wsgi.wrap:wrap("myproject.wsgi:application")'
+    gunicorn -c gunicorn.conf.py 'restauth_wsgi.wrap:wrap("app:create_app()")'
+
+(``gunicorn.conf.py``: the one in ``examples/gunicorn``, or ``--no-control-socket``.)
 
 Settings come from the ``RESTAUTH_*`` environment variables.
 """
@@ -39,7 +41,7 @@ def wrap(target: str, settings: Settings | None = None) -> RestAuthMiddleware:
         # settings deciding nothing the inner one does not overrule.
         raise ValueError(
             f"{target} is already behind RestAuthMiddleware; serve it as it is"
-            f" (e.g. gunicorn '{target}') instead of wrapping it again"
+            f" (gunicorn -c gunicorn.conf.py '{target}') instead of wrapping it again"
         )
     return RestAuthMiddleware(app, settings=settings)
 

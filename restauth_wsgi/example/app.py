@@ -11,7 +11,7 @@ Run it (``examples/flask_app`` has the entry points)::
 
     restauth demo                                       # a demo token, a temporary store
     flask --app restauth_wsgi.example.app run           # Flask's server
-    gunicorn --no-control-socket 'restauth_wsgi.example.app:create_app()'
+    gunicorn -c examples/gunicorn/gunicorn.conf.py 'restauth_wsgi.example.app:create_app()'
 """
 
 from __future__ import annotations
