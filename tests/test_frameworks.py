@@ -19,6 +19,7 @@ from werkzeug.test import Client
 
 from restauth_wsgi import ConfigurationError, RestAuthMiddleware
 from restauth_wsgi.cli import main
+from restauth_wsgi.paste import settings_from_ini
 from restauth_wsgi.tokens.store import TokenRecord
 from restauth_wsgi.wrap import wrap
 
@@ -104,6 +105,16 @@ def test_paste_errors_name_the_key(
     with pytest.raises(ConfigurationError) as raised:
         load(tmp_path, store_url, extra=extra)
     assert message in str(raised.value)
+
+
+def test_paste_section_over_the_settings_file_over_defaults(tmp_path: Path) -> None:
+    settings_file = tmp_path / "restauth.env"
+    settings_file.write_text("RESTAUTH_PUBLIC_PATHS=/health\nRESTAUTH_REALM=from-file\n")
+    settings = settings_from_ini(
+        {"realm": "from-ini"}, {"RESTAUTH_SETTINGS_FILE": str(settings_file)}
+    )
+    assert settings.public_paths == ("/health",), "the file applies under the section"
+    assert settings.realm == "from-ini", "the section wins"
 
 
 def test_cli_reads_the_paste_filter_section(

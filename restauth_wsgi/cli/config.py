@@ -35,7 +35,7 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    environ, given = settings_values()
+    environ = settings_values()
     try:
         settings = Settings.from_mapping(environ)
     except ConfigurationError as first:
@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         " secrets masked):"
     )
     for variable, value in settings.masked().items():
-        mark = "*" if variable in given else " "
+        mark = "*" if variable in environ else " "
         print(f"  {mark} {variable:<32} {value}")
     warnings = [f"{v} is not a setting; is it misspelt?" for v in unknown_variables(environ)]
     if not settings.enabled:

@@ -44,18 +44,16 @@ def _filter_section() -> dict[str, str] | None:
     return filter_section(path, name or None)
 
 
-def settings_values() -> tuple[dict[str, str], set[str]]:
-    """The ``RESTAUTH_*`` values the commands use, and the variables whose value
-    was given (rather than defaulted): the environment and
-    ``RESTAUTH_SETTINGS_FILE``, under ``--paste-ini``'s section when given."""
+def settings_values() -> dict[str, str]:
+    """The ``RESTAUTH_*`` values the commands use, by variable: the environment
+    and ``RESTAUTH_SETTINGS_FILE``, under ``--paste-ini``'s section when given."""
     section = _filter_section()
     if section is None:
-        values = settings_environ(os.environ)
-        return values, set(values)
+        return settings_environ(os.environ)
     from restauth_wsgi.paste import ini_values
 
     values, _ = ini_values(section, os.environ)
-    return values, set(values)
+    return values
 
 
 def load_settings() -> Settings:
