@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from importlib import metadata
@@ -22,6 +25,13 @@ RESULTS = Path(_OUTPUT) if _OUTPUT else ROOT / "benchmarks" / "results"
 DOC = Path(_OUTPUT) / "performance.md" if _OUTPUT else ROOT / "docs" / "performance.md"
 #: How many distinct JWTs a first-sighting case cycles through.
 DISTINCT_TOKENS = 100 if QUICK else 4000
+
+
+def work_dir(prefix: str) -> Path:
+    """A temporary directory for a benchmark's store, removed when the benchmark exits."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    return work
 
 
 def hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

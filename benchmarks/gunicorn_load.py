@@ -23,7 +23,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -34,7 +33,7 @@ import jwt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import ROOT, versions
+from benchmarks.common import ROOT, versions, work_dir
 from benchmarks.fake_idp import ISSUER, FakeIdp
 from benchmarks.inprocess import keys
 from benchmarks.report import publish
@@ -117,7 +116,7 @@ def main() -> None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     made = keys()
     idp = FakeIdp(made["jwks"])
-    work = Path(tempfile.mkdtemp(prefix="restauth-load-"))
+    work = work_dir("restauth-load-")
     store_url = f"sqlite://{work}/tokens.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESTAUTH_")}
     env.update(

@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import json
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +33,7 @@ from benchmarks.common import (
     hello,
     interleaved,
     versions,
+    work_dir,
     wsgi_call,
 )
 from benchmarks.fake_idp import ISSUER, FakeIdp
@@ -56,7 +56,7 @@ def keys() -> dict[str, Any]:
 
 
 def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="restauth-bench-"))
+    work = work_dir("restauth-bench-")
     store_url = f"sqlite://{work}/tokens.db"
     made = keys()
     idp = FakeIdp(made["jwks"])

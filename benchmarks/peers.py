@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +30,15 @@ from jwt.algorithms import RSAAlgorithm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import DISTINCT_TOKENS, environ, hello, interleaved, versions, wsgi_call
+from benchmarks.common import (
+    DISTINCT_TOKENS,
+    environ,
+    hello,
+    interleaved,
+    versions,
+    work_dir,
+    wsgi_call,
+)
 from benchmarks.fake_idp import ISSUER, FakeIdp
 from benchmarks.inprocess import keys
 from benchmarks.report import publish
@@ -54,7 +61,7 @@ def flask_app(protect: Callable[[Any], Any] | None = None) -> Flask:
 def main() -> None:
     made = keys()
     idp = FakeIdp(made["jwks"])
-    work = Path(tempfile.mkdtemp(prefix="restauth-peers-"))
+    work = work_dir("restauth-peers-")
     store_url = f"sqlite://{work}/tokens.db"
     settings = Settings(token_store=store_url, providers=idp.providers()[:1])  # JWTs only
     now = int(time.time())

@@ -17,7 +17,6 @@ import argparse
 import gc
 import secrets
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import environ, hello, versions, wsgi_call
+from benchmarks.common import environ, hello, versions, work_dir, wsgi_call
 from benchmarks.fake_idp import ISSUER, FakeIdp
 from benchmarks.inprocess import keys
 from benchmarks.report import publish
@@ -142,7 +141,7 @@ def main() -> None:
     args = parser.parse_args()
     made = keys()
     idp = FakeIdp(made["jwks"])
-    work = Path(tempfile.mkdtemp(prefix="restauth-upstream-"))
+    work = work_dir("restauth-upstream-")
     burst_result = burst(idp, work)
     stream_result = stream(idp, work, args.invalid, made["rsa"])
     publish(

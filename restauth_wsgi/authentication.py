@@ -82,15 +82,20 @@ class Authentication:
         settings: Settings,
         *,
         shared: SharedCache | None = None,
+        create_store: bool = True,
     ) -> Authentication:
         """Build the chain the settings describe, without any network I/O.
 
         :param shared: the shared cache (one is opened from the settings if not given).
+        :param create_store: make the token store on first use if it does not
+            exist (the middleware); ``False`` for commands that only look.
         :raises ConfigurationError: for a password file that cannot be used.
         """
         authenticators: list[Authenticator] = []
         if settings.api_tokens:
-            store = open_store(settings.token_store, timeout=settings.token_store_timeout)
+            store = open_store(
+                settings.token_store, timeout=settings.token_store_timeout, create=create_store
+            )
             authenticators.append(
                 ApiTokenAuthenticator(
                     store,

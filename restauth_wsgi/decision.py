@@ -128,10 +128,13 @@ class Gatekeeper:
         settings: Settings,
         *,
         record_failures: bool = True,
+        create_store: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> Gatekeeper:
         """The gatekeeper the settings describe, without any network I/O.
 
+        :param record_failures: count failures for the lockout (``restauth check`` only looks).
+        :param create_store: make the token store if missing (``check`` does not).
         :param clock: the time, for lockout windows (tests pass their own).
         :raises ConfigurationError: for a rules or password file that cannot be used.
         """
@@ -155,7 +158,7 @@ class Gatekeeper:
             rules=load_rules(settings.rules_file) if settings.rules_file else (),
         )
         return cls(
-            Authentication.from_settings(settings, shared=shared),
+            Authentication.from_settings(settings, shared=shared, create_store=create_store),
             access,
             lockout=lockout,
             block_passwords=settings.block_basic_passwords,

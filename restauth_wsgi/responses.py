@@ -2,7 +2,17 @@
 
 The body always has the same shape, documented in docs/errors.md::
 
-    {"error": "<code>", "error_description": "<sentence for the caller>"}
+    {"error": "<code>", "error_description": "<sentence for the caller>",
+     "errorMessages": ["<the same sentence>"], "errors": {}}
+
+``error`` and ``error_description`` are RFC 6750's (OAuth clients read
+them); ``errorMessages`` and ``errors`` are what Atlassian's REST APIs
+answer, and so what their client libraries show: ``jira``'s
+``JIRAError.text`` and ``atlassian-python-api``'s ``HTTPError`` come from
+``errorMessages``. One body carries both, since the middleware cannot tell
+the clients apart. The content type is exactly
+``application/json;charset=UTF-8`` (no space): ``atlassian-python-api``
+ignores the body of a 401 under any other spelling.
 
 Challenges are written here rather than with werkzeug's
 ``WWWAuthenticate``, which leaves ``realm=api`` unquoted; RFC 7235 section
@@ -47,10 +57,24 @@ def challenges(
     return values
 
 
+#: The content type of every error body, spelt as Atlassian's servers spell it.
+CONTENT_TYPE = "application/json;charset=UTF-8"
+
+
+def error_body(error: AuthenticationError) -> dict[str, object]:
+    """The JSON body of a refusal: RFC 6750's fields and Atlassian's."""
+    return {
+        "error": error.code,
+        "error_description": error.description,
+        "errorMessages": [error.description],
+        "errors": {},
+    }
+
+
 def error_response(error: AuthenticationError, schemes: Sequence[str], realm: str) -> Response:
     """The HTTP answer for a refused request."""
-    body = json.dumps({"error": error.code, "error_description": error.description})
-    response = Response(body, status=error.status, content_type="application/json")
+    body = json.dumps(error_body(error))
+    response = Response(body, status=error.status, content_type=CONTENT_TYPE)
     # An authentication answer is about this request's credentials only.
     response.headers["Cache-Control"] = "no-store"
     if isinstance(error, ServiceUnavailable | TooManyFailures):

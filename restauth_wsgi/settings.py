@@ -29,11 +29,14 @@ from .values import (
     OPTIONAL_STRING,
     STRING,
     Kind,
+    check_bool,
     check_str_tuple,
     duration_at_least,
     int_at_least,
+    lifetime_at_least,
     mask_url,
     one_of,
+    require_extra,
     seconds_between,
 )
 
@@ -124,9 +127,11 @@ class Settings:
     token_cache_ttl: int = 0
     #: RESTAUTH_TOKEN_MAX_PER_USER: active tokens one user may hold (0: no limit).
     token_max_per_user: int = 10
-    #: RESTAUTH_TOKEN_MAX_LIFETIME: the longest lifetime a new token may have, seconds.
+    #: RESTAUTH_TOKEN_MAX_LIFETIME: the longest lifetime a new token may have
+    #: (seconds in code; a string needs a unit: ``365d``).
     token_max_lifetime: int = 365 * 86400
-    #: RESTAUTH_TOKEN_DEFAULT_LIFETIME: lifetime of a token created without one, seconds.
+    #: RESTAUTH_TOKEN_DEFAULT_LIFETIME: lifetime of a token created without one
+    #: (seconds in code; a string needs a unit: ``90d``).
     token_default_lifetime: int = 90 * 86400
     #: RESTAUTH_TOKEN_ALLOW_NO_EXPIRY: whether tokens that never expire may be created.
     token_allow_no_expiry: bool = False
@@ -368,10 +373,17 @@ def _check_networks(value: object) -> tuple[str, ...]:
     return networks
 
 
+# A setting that needs an optional extra is refused at start-up (and by
+# `restauth config`) when the extra is missing, rather than failing on the
+# first request or, for a cache, silently working without it.
+
+
 def _check_token_store(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a store URL, got {value!r}")
     check_store_url(value)
+    if value.startswith(("postgresql:", "postgres:")):
+        require_extra("postgresql", "a PostgreSQL store")
     return value
 
 
@@ -379,7 +391,24 @@ def _check_cache(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a cache URL, got {value!r}")
     check_cache_url(value)
+    if value.startswith(("redis:", "rediss:")):
+        require_extra("redis", "a Redis cache")
+    elif value.startswith("memcached:"):
+        require_extra("memcached", "a memcached cache")
     return value
+
+
+def _check_metrics(value: object) -> bool:
+    if check_bool(value):
+        require_extra("metrics", "keeping Prometheus metrics")
+    return bool(value)
+
+
+def _check_password_file(value: object) -> str | None:
+    checked: str | None = OPTIONAL_STRING.check(value)
+    if checked is not None:
+        require_extra("passwords", "checking passwords (bcrypt and Argon2 hashes)")
+    return checked
 
 
 def _check_realm(value: object) -> str:
@@ -424,8 +453,8 @@ _KINDS: dict[str, Kind] = {
     "token_store_timeout": seconds_between(0, 300),
     "token_cache_ttl": duration_at_least(0),
     "token_max_per_user": int_at_least(0),
-    "token_max_lifetime": duration_at_least(1),
-    "token_default_lifetime": duration_at_least(1),
+    "token_max_lifetime": lifetime_at_least(1),
+    "token_default_lifetime": lifetime_at_least(1),
     "token_allow_no_expiry": BOOL,
     "public_paths": Kind(LIST.parse, _check_paths, ",".join),
     "protected_paths": Kind(LIST.parse, _check_paths, ",".join),
@@ -435,7 +464,7 @@ _KINDS: dict[str, Kind] = {
     "trusted_proxies": int_at_least(0),
     "read_only_groups": LIST,
     "rules_file": OPTIONAL_STRING,
-    "password_file": OPTIONAL_STRING,
+    "password_file": Kind(OPTIONAL_STRING.parse, _check_password_file, OPTIONAL_STRING.show),
     "block_basic_passwords": BOOL,
     "basic_password_paths": Kind(LIST.parse, _check_paths, ",".join),
     "basic_password_users": LIST,
@@ -443,7 +472,7 @@ _KINDS: dict[str, Kind] = {
     "lockout_window": duration_at_least(1),
     "lockout_user_threshold": int_at_least(0),
     "audit_log": OPTIONAL_STRING,
-    "metrics": BOOL,
+    "metrics": Kind(BOOL.parse, _check_metrics, BOOL.show),
     "metrics_path": Kind(STRING.parse, _check_path),
     "allow_preflight": BOOL,
     "trust_remote_user": BOOL,

@@ -7,6 +7,7 @@ that says what is wrong; the settings classes prefix it with the variable.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 import urllib.parse
@@ -143,6 +144,27 @@ def duration_at_least(minimum: int) -> Kind:
     return Kind(parse_duration, check, lambda v: format_duration(v) if v else "0")
 
 
+def parse_lifetime(text: str) -> int:
+    """A duration whose unit is required: ``90d``, ``12h``, never a bare ``90``.
+
+    Token lifetimes are days or months; a bare number would be seconds, which
+    is never what ``RESTAUTH_TOKEN_DEFAULT_LIFETIME=90`` means.
+    """
+    if text.strip().isdigit():
+        number = text.strip()
+        raise ValueError(
+            f"{text!r} has no unit; a lifetime needs one: write {number}d for days"
+            f" (or {number}h, {number}w, {number}y; {number}s for seconds)"
+        )
+    return parse_duration(text)
+
+
+def lifetime_at_least(minimum: int) -> Kind:
+    """A lifetime (``30d``, ``1y``: the unit required) of at least ``minimum`` seconds."""
+    duration = duration_at_least(minimum)
+    return Kind(parse_lifetime, duration.check, duration.show)
+
+
 def one_of(*choices: str, optional: bool = False) -> Kind:
     """One of ``choices`` (case-insensitive when parsed); ``None`` when ``optional``."""
 
@@ -201,6 +223,38 @@ OPTIONAL_LIST = Kind(
 )
 PAIRS = Kind(_parse_pairs, _check_pairs, lambda v: ",".join(f"{k}={i}" for k, i in v.items()))
 REGEX = Kind(_strip_or_none, _check_regex, _show_optional)
+
+
+#: The optional extras (setup.cfg) and the modules each brings.
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "postgresql": ("psycopg", "psycopg_pool"),
+    "redis": ("redis",),
+    "memcached": ("pymemcache",),
+    "metrics": ("prometheus_client",),
+    "passwords": ("bcrypt", "argon2"),
+    "paste": ("paste.deploy",),
+    "demo": ("flask",),
+}
+
+
+def require_extra(extra: str, what: str) -> None:
+    """Check that the modules of an optional extra are installed, without importing them.
+
+    :raises ValueError: saying what needs them and the ``pip install`` line.
+    """
+    missing = [module for module in EXTRAS[extra] if not _installed(module)]
+    if missing:
+        raise ValueError(
+            f"{what} needs {' and '.join(missing)}, which is not installed:"
+            f" pip install 'restauth-wsgi[{extra}]'"
+        )
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or blocked in sys.modules
+        return False
 
 
 def is_loopback(host: str) -> bool:

@@ -22,3 +22,12 @@ application = RestAuthMiddleware(hello)
 def create_hello() -> Callable[..., Iterable[bytes]]:
     """An application factory, for ``wrap("tests.apps:create_hello()")``."""
     return hello
+
+
+def create_protected_flask() -> Any:
+    """A Flask app that wraps its own ``wsgi_app``, as Flask's docs show."""
+    from flask import Flask
+
+    app = Flask(__name__)
+    app.wsgi_app = RestAuthMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    return app

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -148,3 +150,37 @@ def serve_claims(request: Any) -> Any:
         return Reply(401, {"error": "invalid_token"})
     encoded = token.removeprefix("claims-")
     return Reply(200, json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))))
+
+
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """Serve a WSGI app with werkzeug's threaded server on a free loopback port."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def code_blocks(markdown: Path, language: str) -> list[str]:
+    """The fenced code blocks of ``language`` in a Markdown file, as printed there.
+
+    Tests run documentation snippets from here, so that the docs cannot drift
+    from what works.
+    """
+    text = markdown.read_text(encoding="utf-8")
+    fence = re.compile(rf"^```{re.escape(language)}\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+    return [match.group(1) for match in fence.finditer(text)]
+
+
+def code_block(markdown: Path, language: str, containing: str) -> str:
+    """The one block of ``language`` in ``markdown`` that contains ``containing``."""
+    found = [block for block in code_blocks(markdown, language) if containing in block]
+    assert len(found) == 1, f"{len(found)} {language} blocks in {markdown} contain {containing!r}"
+    return found[0]

@@ -34,10 +34,13 @@ def test_benchmark_runs_and_reports(name: str, tmp_path: Path) -> None:
     arguments, heading = RUNS[name]
     if name == "gunicorn_load":
         need(shutil.which("wrk") is not None, "wrk is not installed (apt-get install wrk)")
+    temp = tmp_path / "temp"
+    temp.mkdir()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RESTAUTH_")},
         "BENCH_QUICK": "1",
         "BENCH_OUTPUT": str(tmp_path),
+        "TMPDIR": str(temp),  # where its temporary store goes, to see it removed
     }
     done = subprocess.run(
         [sys.executable, f"benchmarks/{name}.py", *arguments],
@@ -55,3 +58,4 @@ def test_benchmark_runs_and_reports(name: str, tmp_path: Path) -> None:
     page = (tmp_path / "performance.md").read_text()
     assert heading in page
     assert "## The targets" in page
+    assert not list(temp.glob("restauth-*")), "the benchmark removed its temporary store"

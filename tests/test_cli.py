@@ -126,6 +126,33 @@ def test_default_store_location_is_shared_by_cli_and_middleware(
             "RESTAUTH_TOKEN_MAX_LIFETIME",
             id="too-long",
         ),
+        pytest.param(
+            ["token", "create", "--user", "a", "--expires", "90"],
+            {},
+            2,
+            "err",
+            "'90' has no unit; a lifetime needs one: write 90d for days",
+            id="lifetime-without-unit",
+        ),
+        pytest.param(
+            ["token", "create", "--user", "a"],
+            {"RESTAUTH_TOKEN_DEFAULT_LIFETIME": "90"},
+            2,
+            "err",
+            "RESTAUTH_TOKEN_DEFAULT_LIFETIME: '90' has no unit",
+            id="default-lifetime-without-unit",
+        ),
+        pytest.param(
+            ["token", "create", "--user", "a"],
+            {"RESTAUTH_TOKEN_DEFAULT_LIFETIME": "90d"},
+            0,
+            "out",
+            "Created API token",
+            id="default-lifetime-with-unit",
+        ),
+        pytest.param(
+            ["token", "prune", "--older-than", "30"], {}, 2, "err", "has no unit", id="prune-age"
+        ),
         pytest.param(["token", "create", "--user", "a:b"], {}, 2, "err", "colons", id="bad-user"),
         pytest.param(
             ["token", "list"],
@@ -140,7 +167,7 @@ def test_default_store_location_is_shared_by_cli_and_middleware(
         pytest.param(
             ["token", "revoke", "restauth_abc"], {}, 2, "err", "not a whole token", id="bad-token"
         ),
-        pytest.param(["token", "prune"], {}, 0, "out", "Deleted 0", id="prune-empty"),
+        pytest.param(["token", "prune"], {}, 1, "err", "no token store at", id="prune-no-store"),
         pytest.param(["check"], {}, 2, "err", "--bearer", id="check-needs-credential"),
         pytest.param(["check", "--basic", "nocolon"], {}, 2, "err", "USER:PASSWORD", id="basic"),
         pytest.param(["check", "--bearer", "junk"], {}, 1, "out", "invalid_token", id="junk"),
@@ -160,7 +187,7 @@ def test_default_store_location_is_shared_by_cli_and_middleware(
             '"outcome": "refused"',
             id="json",
         ),
-        pytest.param(["config"], {}, 0, "out", "No problems found", id="config"),
+        pytest.param(["config"], {}, 0, "out", "does not exist yet", id="config-no-store"),
         pytest.param(
             ["config"],
             {"RESTAUTH_ENABLED": "maybe", "RESTAUTH_REALM": '"'},
@@ -204,6 +231,77 @@ def test_commands_and_exit_codes(
     assert expected in (out if stream == "out" else err)
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["token", "list"], id="list"),
+        pytest.param(["token", "list", "--json"], id="list-json"),
+        pytest.param(["token", "revoke", "AAAAAAAAAAAA"], id="revoke"),
+        pytest.param(["token", "prune"], id="prune"),
+        pytest.param(["store", "migrate", "--to", "sqlite:///{tmp}/copy.db"], id="migrate-source"),
+    ],
+)
+def test_reading_commands_never_make_a_store(
+    tmp_path: Path, argv: list[str], store_url: str
+) -> None:
+    mistyped = tmp_path / "tokenz" / "tokens.db"
+    done = run(*(a.format(tmp=tmp_path) for a in argv), env=cli_env(f"sqlite://{mistyped}"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"there is no token store at sqlite://{mistyped}; is the path right?" in done.stderr
+    assert not mistyped.parent.exists(), "no directory, no empty database"
+    assert not (tmp_path / "copy.db").exists(), "nothing copied, so nothing made"
+
+
+def test_check_never_makes_a_store(tmp_path: Path) -> None:
+    mistyped = tmp_path / "tokenz" / "tokens.db"
+    from restauth_wsgi.tokens.format import generate
+
+    done = run("check", "--bearer", generate()[0], env=cli_env(f"sqlite://{mistyped}"))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"there is no token store at sqlite://{mistyped}" in done.stdout
+    assert not mistyped.parent.exists(), "no directory, no empty database"
+
+
+def test_config_warns_of_a_store_that_does_not_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mistyped = tmp_path / "tokenz" / "tokens.db"
+    monkeypatch.setenv("RESTAUTH_TOKEN_STORE", f"sqlite://{mistyped}")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert f"Warning: token store sqlite://{mistyped} does not exist yet" in out
+    assert not mistyped.parent.exists()
+    assert main(["token", "create", "--user", "alice"]) == 0
+    capsys.readouterr()
+    assert main(["config"]) == 0
+    assert "No problems found" in capsys.readouterr().out
+
+
+def test_every_token_command_names_its_store(env: dict[str, str], store_url: str) -> None:
+    created = run("token", "create", "--user", "alice", env=env)
+    assert created.stdout.splitlines()[0] == f"Token store: {store_url}"
+    token_id = created.stdout.splitlines()[-1].split("_")[1]
+    for argv in (["list"], ["revoke", token_id], ["prune"]):
+        done = run("token", *argv, env=env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[0] == f"Token store: {store_url}", argv
+    listed = run("token", "list", "--json", env=env)
+    assert listed.stderr.strip() == f"Token store: {store_url}"
+    assert json.loads(listed.stdout)["id"] == token_id, "standard output stays JSON"
+
+
+def test_a_postgres_store_is_named_with_its_password_masked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Nothing listens on port 1: the name is printed before the store is used.
+    monkeypatch.setenv("RESTAUTH_TOKEN_STORE", "postgresql://app:s3cret@127.0.0.1:1/tokens")
+    monkeypatch.setenv("RESTAUTH_TOKEN_STORE_TIMEOUT", "0.5")
+    assert main(["token", "list"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "Token store: postgresql://app:****@127.0.0.1:1/tokens"
+    assert "s3cret" not in out + err
+
+
 def test_config_reports_every_invalid_variable(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -218,9 +316,11 @@ def test_config_reports_every_invalid_variable(
 def test_config_masks_secrets_and_reports_an_unreachable_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    monkeypatch.setenv("RESTAUTH_TOKEN_STORE", f"sqlite://{blocker}/tokens.db")
+    # A file that is there but is no database: a store that cannot be opened
+    # (one that is not there at all is only a warning; see above).
+    garbage = tmp_path / "tokens.db"
+    garbage.write_bytes(b"not an SQLite database" * 100)
+    monkeypatch.setenv("RESTAUTH_TOKEN_STORE", f"sqlite://{garbage}")
     assert main(["config"]) == 1
     assert "Problem: token store" in capsys.readouterr().out
     from restauth_wsgi.settings import mask_url

@@ -18,6 +18,7 @@ Issue = Callable[..., tuple[str, TokenRecord]]
 
 
 def _create_app() -> Callable[..., Any]:
+    """``create_app`` as examples/flask_app/app.py offers it."""
     spec = importlib.util.spec_from_file_location(
         "example_app", ROOT / "examples" / "flask_app" / "app.py"
     )
@@ -81,17 +82,55 @@ def app_client(
         pytest.param("alice", "/wiki/rest/api/content/3001", 404, None, id="restricted-page"),
         pytest.param(
             "alice",
-            "/rest/api/1.0/projects/ENG/repos/api/pull-requests",
+            "/rest/api/1.0/projects/ENG/repos/api/pull-requests?state=ALL",
             200,
             {7, 8},
             id="alice-prs",
         ),
         pytest.param(
-            "bob",
+            "alice",
             "/rest/api/1.0/projects/ENG/repos/api/pull-requests",
+            200,
+            {7},
+            id="prs-open-by-default",
+        ),
+        pytest.param(
+            "alice",
+            "/rest/api/1.0/projects/ENG/repos/api/pull-requests?state=merged",
+            200,
+            {8},
+            id="prs-merged",
+        ),
+        pytest.param(
+            "bob",
+            "/rest/api/1.0/projects/ENG/repos/api/pull-requests?state=ALL",
             200,
             {7, 8},
             id="bob-repo-member",
+        ),
+        pytest.param(
+            "alice",
+            "/wiki/rest/api/content?spaceKey=TEAM",
+            200,
+            {"2001", "2002"},
+            id="content-of-a-space",
+        ),
+        pytest.param(
+            "alice",
+            "/wiki/rest/api/content?spaceKey=TEAM&type=page",
+            200,
+            {"2001"},
+            id="pages-of-a-space",
+        ),
+        pytest.param(
+            "alice", "/wiki/rest/api/content?spaceKey=HR", 200, set(), id="hidden-space-is-empty"
+        ),
+        pytest.param(
+            "alice",
+            "/rest/api/2/search?jql=project = ENG ORDER BY key&startAt=1&maxResults=1",
+            200,
+            {"ENG-2"},
+            id="jql-paged",
         ),
         pytest.param(
             "bob",
@@ -114,6 +153,7 @@ def test_each_user_sees_only_their_data(
     assert response.status_code == status
     if keys is None:
         assert response.get_json()["error"] == "not_found"
+        assert response.get_json()["errorMessages"] == ["No such resource."]
         return
     body = response.get_json()
     listed = [body[k] for k in ("issues", "results", "values") if k in body]
@@ -138,3 +178,41 @@ def test_unprotected_app_refuses_without_remote_user() -> None:
     response = app.test_client().get("/rest/api/2/myself")
     assert response.status_code == 401
     assert response.get_json()["error"] == "unauthorized"
+
+
+def test_what_jira_clients_ask_first(
+    app_client: Callable[[str], tuple[FlaskClient, dict[str, str]]],
+) -> None:
+    client, headers = app_client("alice")
+    info = client.get("/rest/api/2/serverInfo", headers=headers).get_json()
+    assert info["deploymentType"] == "Server"
+    assert info["versionNumbers"] == [9, 12, 0]
+    fields = client.get("/rest/api/2/field", headers=headers).get_json()
+    assert {f["id"] for f in fields} >= {"summary", "status", "assignee"}
+    assert all(f["clauseNames"] for f in fields)
+
+
+def test_paging_follows_the_products_conventions(
+    app_client: Callable[[str], tuple[FlaskClient, dict[str, str]]],
+) -> None:
+    client, headers = app_client("alice")
+    first = client.get("/wiki/rest/api/content?limit=3", headers=headers).get_json()
+    assert first["size"] == 3
+    following = client.get(first["_links"]["next"], headers=headers).get_json()
+    assert following["start"] == 3
+    assert "next" not in following["_links"]
+    assert {c["id"] for c in first["results"] + following["results"]} == {
+        "1001",
+        "1002",
+        "2001",
+        "2002",
+    }
+    prs = "/rest/api/1.0/projects/ENG/repos/api/pull-requests?state=ALL&limit=1"
+    page = client.get(prs, headers=headers).get_json()
+    assert page["isLastPage"] is False
+    assert page["nextPageStart"] == 1
+    rest = client.get(f"{prs}&start=1", headers=headers).get_json()
+    assert rest["isLastPage"] is True
+    assert [p["id"] for p in page["values"] + rest["values"]] == [7, 8]
+    bad = client.get(prs.replace("ALL", "SOMETIMES"), headers=headers)
+    assert bad.status_code == 400

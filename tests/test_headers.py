@@ -71,11 +71,15 @@ def test_refused_headers(
     headers = {} if header is None else {"Authorization": header}
     response = client.get("/api/thing", headers=headers)
     assert response.status_code == status
-    assert response.mimetype == "application/json"
+    # Spelt exactly so: atlassian-python-api ignores a 401 body under any other.
+    assert response.headers["Content-Type"] == "application/json;charset=UTF-8"
     assert response.headers["Cache-Control"] == "no-store"
     body = json.loads(response.get_data())
     assert body["error"] == code
     assert body["error_description"]
+    # Atlassian's shape too, for the jira and atlassian-python-api clients.
+    assert body["errorMessages"] == [body["error_description"]]
+    assert body["errors"] == {}
     challenges = response.headers.getlist("WWW-Authenticate")
     assert len(challenges) == 2, "one challenge per enabled scheme"
     bearer, basic = challenges

@@ -263,6 +263,7 @@ def test_construction_does_no_io(tmp_path: Path) -> None:
         ("RESTAUTH_ENABLED", "maybe"),
         ("RESTAUTH_TOKEN_MAX_PER_USER", "ten"),
         ("RESTAUTH_TOKEN_MAX_LIFETIME", "a year"),
+        ("RESTAUTH_TOKEN_DEFAULT_LIFETIME", "90"),  # 90 what? a lifetime needs a unit
         ("RESTAUTH_PUBLIC_PATHS", "health"),
         ("RESTAUTH_TOKEN_STORE", "mysql://db/tokens"),
         ("RESTAUTH_REALM", 'say "hi"'),

@@ -16,7 +16,7 @@ from werkzeug.test import Client
 from restauth_wsgi import RestAuthMiddleware, Settings
 from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
 from restauth_wsgi.tokens.issuing import TokenPolicy, issue_token
-from restauth_wsgi.tokens.store import TokenStore, open_store
+from restauth_wsgi.tokens.store import TokenStore, TokenStoreMissing, open_store
 
 from .helpers import RESTAUTH, cli_env, echo_app, eventually
 from .services import TcpProxy, postgres_database
@@ -39,6 +39,19 @@ def any_store(store_url_any: str) -> Iterator[TokenStore]:
 
 
 POLICY = TokenPolicy()
+
+
+def test_a_store_opened_without_create_is_never_made(store_url_any: str) -> None:
+    reader = open_store(store_url_any, timeout=5, create=False)
+    with pytest.raises(TokenStoreMissing, match="there is no token store at"):
+        reader.list()
+    reader.close()
+    # Nothing was made: a store that may create finds no tokens, and the
+    # reader still finds no store until one is made.
+    writer = open_store(store_url_any, timeout=5)
+    issue_token(writer, POLICY, owner="alice")
+    assert [r.owner for r in open_store(store_url_any, timeout=5, create=False).list()] == ["alice"]
+    writer.close()
 
 
 def test_lifecycle(any_store: TokenStore) -> None:

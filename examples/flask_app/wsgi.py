@@ -1,6 +1,6 @@
 """The WSGI entry point of the Flask example, for gunicorn and mod_wsgi.
 
-gunicorn -w 2 --chdir examples/flask_app wsgi:application
+gunicorn -c examples/gunicorn/gunicorn.conf.py --chdir examples/flask_app wsgi:application
 """
 
 from app import create_app

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from restauth_wsgi import __version__
 from restauth_wsgi.errors import ConfigurationError, RestAuthError
 
-from . import check, config, demo, lockout, store, tokens, userinfo
+from . import check, config, demo, lockout, output, store, tokens, userinfo
 from .output import CommandError
 
 
@@ -31,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Settings come from RESTAUTH_* environment variables, as for the middleware.",
     )
     parser.add_argument("--version", action="version", version=f"restauth-wsgi {__version__}")
+    parser.add_argument(
+        "--paste-ini",
+        metavar="FILE[#NAME]",
+        help="read the settings from the [filter:NAME] section of a Paste Deploy INI file"
+        " (the one that uses egg:restauth-wsgi by default), over the RESTAUTH_* variables,"
+        " as the pipeline does (Pyramid's pserve)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     tokens.register(commands)
     store.register(commands)
@@ -47,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code: int = args.run(args)
+        with output.paste_ini(args.paste_ini):
+            code: int = args.run(args)
     except ConfigurationError as exc:
         print(f"restauth: invalid settings: {exc}", file=sys.stderr)
         return 2

@@ -82,7 +82,9 @@ def _run(args: argparse.Namespace) -> int:
         )
     except MalformedRequest as exc:
         raise CommandError(f"--method {args.method!r}: {exc.description}", exit_code=2) from None
-    gatekeeper = Gatekeeper.from_settings(load_settings(), record_failures=False)
+    gatekeeper = Gatekeeper.from_settings(
+        load_settings(), record_failures=False, create_store=False
+    )
     try:
         decision = gatekeeper.decide(request)
     finally:

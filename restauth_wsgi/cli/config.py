@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from contextlib import suppress
 from typing import Any
@@ -14,9 +13,12 @@ from restauth_wsgi.errors import ConfigurationError, TokenStoreUnavailable
 from restauth_wsgi.providers.build import Provider, Providers
 from restauth_wsgi.providers.config import ProviderConfig
 from restauth_wsgi.providers.keys import UnknownKey
-from restauth_wsgi.settings import Settings, field_problems, settings_environ, unknown_variables
-from restauth_wsgi.tokens.store import open_store
+from restauth_wsgi.settings import Settings, field_problems, unknown_variables
+from restauth_wsgi.tokens.store import TokenStoreMissing, open_store
 from restauth_wsgi.upstream import UpstreamError
+from restauth_wsgi.values import mask_url
+
+from .output import settings_values
 
 
 def register(commands: Any) -> None:
@@ -33,7 +35,7 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    environ = settings_environ(os.environ)
+    environ = settings_values()
     try:
         settings = Settings.from_mapping(environ)
     except ConfigurationError as first:
@@ -55,7 +57,10 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         print(f"Invalid settings:\n  {exc}")
         return 2
-    print("Settings (* = set in the environment or RESTAUTH_SETTINGS_FILE; secrets masked):")
+    print(
+        "Settings (* = set in the environment, RESTAUTH_SETTINGS_FILE or --paste-ini;"
+        " secrets masked):"
+    )
     for variable, value in settings.masked().items():
         mark = "*" if variable in environ else " "
         print(f"  {mark} {variable:<32} {value}")
@@ -69,9 +74,15 @@ def _run(args: argparse.Namespace) -> int:
         )
     failures: list[str] = []
     if settings.api_tokens:
-        store = open_store(settings.token_store, timeout=settings.token_store_timeout)
+        # Looking must not make a store at a mistyped path.
+        store = open_store(settings.token_store, timeout=settings.token_store_timeout, create=False)
         try:
             records = store.list()
+        except TokenStoreMissing:
+            warnings.append(
+                f"token store {mask_url(store.url)} does not exist yet: every API token is"
+                " refused until 'restauth token create' makes it (is the path right?)"
+            )
         except TokenStoreUnavailable as exc:
             failures.append(f"token store: {exc.reason}")
         else:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from restauth_wsgi.lockout import Lockout
+from restauth_wsgi.values import mask_url
 
 from .output import CommandError, load_settings, printable
 
@@ -38,8 +39,18 @@ def _lockout() -> Lockout:
             "lockouts are kept in each server process's own memory (RESTAUTH_CACHE=memory);"
             " set RESTAUTH_CACHE to a Redis, memcached or file cache to manage them here"
         )
+    shared = settings.shared_cache()
+    # The shared cache treats an outage as a miss, which here would read as
+    # "nobody is locked out": ask the backend itself once, and say so.
+    try:
+        shared.backend.get(shared.key("probe", "restauth lockout"))
+    except Exception as exc:
+        raise CommandError(
+            f"the shared cache {mask_url(settings.cache)} cannot be reached"
+            f" ({type(exc).__name__}: {exc})"
+        ) from None
     return Lockout(
-        settings.shared_cache(),
+        shared,
         threshold=settings.lockout_threshold,
         window=settings.lockout_window,
         user_threshold=settings.lockout_user_threshold,

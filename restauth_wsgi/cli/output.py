@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from restauth_wsgi.settings import Settings, settings_environ, unknown_variables
+
+#: ``FILE[#NAME]`` of ``restauth --paste-ini``, for the command being run.
+_PASTE_INI: ContextVar[str | None] = ContextVar("paste_ini", default=None)
 
 
 class CommandError(Exception):
@@ -17,9 +23,49 @@ class CommandError(Exception):
         self.exit_code = exit_code
 
 
+@contextmanager
+def paste_ini(value: str | None) -> Iterator[None]:
+    """Let the commands run inside read their settings as the Paste Deploy
+    filter of ``FILE[#NAME]`` does (``None``: from the environment only)."""
+    token = _PASTE_INI.set(value)
+    try:
+        yield
+    finally:
+        _PASTE_INI.reset(token)
+
+
+def _filter_section() -> dict[str, str] | None:
+    value = _PASTE_INI.get()
+    if value is None:
+        return None
+    from restauth_wsgi.paste import filter_section
+
+    path, _, name = value.partition("#")
+    return filter_section(path, name or None)
+
+
+def settings_values() -> dict[str, str]:
+    """The ``RESTAUTH_*`` values the commands use, by variable: the environment
+    and ``RESTAUTH_SETTINGS_FILE``, under ``--paste-ini``'s section when given."""
+    section = _filter_section()
+    if section is None:
+        return settings_environ(os.environ)
+    from restauth_wsgi.paste import ini_values
+
+    values, _ = ini_values(section, os.environ)
+    return values
+
+
 def load_settings() -> Settings:
-    """The settings from the environment (and ``RESTAUTH_SETTINGS_FILE``),
-    warning about unknown variables on stderr."""
+    """The settings as the middleware would have them here: from the environment
+    (and ``RESTAUTH_SETTINGS_FILE``), warning about unknown variables on
+    stderr; or, with ``--paste-ini``, exactly as the Paste Deploy filter
+    builds them (unknown keys are errors there)."""
+    section = _filter_section()
+    if section is not None:
+        from restauth_wsgi.paste import settings_from_ini
+
+        return settings_from_ini(section, os.environ)
     applied = settings_environ(os.environ)
     for variable in unknown_variables(applied):
         print(f"restauth: warning: {variable} is not a setting; is it misspelt?", file=sys.stderr)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from restauth_wsgi.tokens.store import TokenRecord, open_store
+from restauth_wsgi.errors import ConfigurationError
+from restauth_wsgi.tokens.store import TokenRecord, TokenStore, open_store
 from restauth_wsgi.values import mask_url
 
 from .output import CommandError, load_settings
@@ -42,13 +43,26 @@ def merge(source: TokenRecord, target: TokenRecord | None) -> TokenRecord:
     )
 
 
+def _open(url: str, timeout: float, option: str | None, *, create: bool) -> TokenStore:
+    """The store ``url`` names; a problem with an option's URL is a usage error naming it."""
+    if option is None:
+        return open_store(url, timeout=timeout, create=create)
+    try:
+        return open_store(url, timeout=timeout, source=option, create=create)
+    except ConfigurationError as exc:
+        raise CommandError(str(exc), exit_code=2) from None
+
+
 def _migrate(args: argparse.Namespace) -> int:
     settings = load_settings()
     source_url = args.source or settings.token_store
     if source_url == args.to:
         raise CommandError("the source and the target are the same store", exit_code=2)
-    source = open_store(source_url, timeout=settings.token_store_timeout)
-    target = open_store(args.to, timeout=settings.token_store_timeout)
+    # The source is only read: a mistyped one is an error, not an empty store.
+    source = _open(
+        source_url, settings.token_store_timeout, "--from" if args.source else None, create=False
+    )
+    target = _open(args.to, settings.token_store_timeout, "--to", create=True)
     try:
         records = source.list()
         existing = {r.token_id: r for r in target.list()}

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
-from restauth_wsgi.durations import parse_duration
 from restauth_wsgi.restrictions import TokenRestrictions
 from restauth_wsgi.settings import Settings
 from restauth_wsgi.tokens import format as token_format
 from restauth_wsgi.tokens.issuing import NEVER, issue_token
 from restauth_wsgi.tokens.store import TokenRecord, TokenStore, open_store
+from restauth_wsgi.values import mask_url, parse_lifetime
 
 from .output import CommandError, format_time, load_settings
 
@@ -36,7 +37,7 @@ def register(commands: Any) -> None:
         "--expires",
         type=_lifetime,
         metavar="DURATION",
-        help="lifetime such as 30d, 12h or 1y, or 'never' where allowed"
+        help="lifetime with its unit, such as 30d, 12h or 1y, or 'never' where allowed"
         " (default: RESTAUTH_TOKEN_DEFAULT_LIFETIME)",
     )
     create.add_argument(
@@ -84,7 +85,8 @@ def register(commands: Any) -> None:
         type=_duration,
         default=30 * 86400,
         metavar="DURATION",
-        help="delete tokens expired or revoked more than this long ago (default: 30d)",
+        help="delete tokens expired or revoked more than this long ago, with its unit"
+        " (default: 30d)",
     )
     prune.set_defaults(run=_prune)
 
@@ -94,22 +96,33 @@ def _lifetime(text: str) -> int:
 
 
 def _duration(text: str) -> int:
+    # A bare number would be seconds: never what a lifetime or an age of tokens means.
     try:
-        return parse_duration(text)
+        return parse_lifetime(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _store(settings: Settings | None = None) -> TokenStore:
+def _store(
+    settings: Settings | None = None, *, create: bool = False, as_json: bool = False
+) -> TokenStore:
+    """The store of the settings, named first, so a wrong one shows at once.
+
+    Only ``create`` makes a store that does not exist: the other commands
+    say there is none (a mistyped path is not an empty store).
+    """
     settings = settings or load_settings()
-    return open_store(settings.token_store, timeout=settings.token_store_timeout)
+    store = open_store(settings.token_store, timeout=settings.token_store_timeout, create=create)
+    # Standard output stays one JSON object a line with --json.
+    print(f"Token store: {mask_url(store.url)}", file=sys.stderr if as_json else sys.stdout)
+    return store
 
 
 def _create(args: argparse.Namespace) -> int:
     settings = load_settings()
     try:
         raw, record = issue_token(
-            _store(settings),
+            _store(settings, create=True),
             settings.token_policy(),
             owner=args.user,
             name=args.name,
@@ -145,7 +158,7 @@ def _restrictions(args: argparse.Namespace) -> TokenRestrictions | None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    records = _store().list(args.user)
+    records = _store(as_json=args.json).list(args.user)
     now = time.time()
     if args.json:
         for record in records:

@@ -22,7 +22,7 @@ from restauth_wsgi.per_thread import PerProcess
 from restauth_wsgi.values import mask_url
 
 from .sql import Queries, SqlTokenWrites, from_row, to_row
-from .store import TokenIdTaken, TokenRecord
+from .store import TokenIdTaken, TokenRecord, TokenStoreMissing
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,13 @@ class PostgresTokenStore(SqlTokenWrites):
 
     migrations: Sequence[Sequence[str]] = MIGRATIONS
 
-    def __init__(self, url: str, *, timeout: float = 5.0, pool_size: int = 4) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 5.0, pool_size: int = 4, create: bool = True
+    ) -> None:
         self.url = url
         self.timeout = timeout
+        #: Whether the first use makes the tables if missing (the database must exist).
+        self.create = create
         self.pool_size = pool_size
         self._pool = PerProcess(self._open_pool)
         self._schema_ready = False
@@ -167,6 +171,10 @@ class PostgresTokenStore(SqlTokenWrites):
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         target = len(self.migrations)
+        if not self.create:
+            found = conn.execute("SELECT to_regclass('restauth_schema')").fetchone()
+            if found is None or found[0] is None:
+                raise TokenStoreMissing(f"{mask_url(self.url)} (no restauth_schema table)")
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             conn.execute("CREATE TABLE IF NOT EXISTS restauth_schema (version INTEGER NOT NULL)")

@@ -27,7 +27,7 @@ from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
 from restauth_wsgi.per_thread import PerThread
 
 from .sql import Queries, SqlTokenWrites, from_row, to_row
-from .store import TokenIdTaken, TokenRecord
+from .store import TokenIdTaken, TokenRecord, TokenStoreMissing
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,12 @@ class SQLiteTokenStore(SqlTokenWrites):
 
     migrations: Sequence[Sequence[str]] = MIGRATIONS
 
-    def __init__(self, path: str, *, timeout: float = 5.0) -> None:
+    def __init__(self, path: str, *, timeout: float = 5.0, create: bool = True) -> None:
         self.path = path
         self.url = f"sqlite://{path}" if path.startswith("/") else f"sqlite:{path}"
         self.timeout = timeout
+        #: Whether the first use makes the file (and its directory) if missing.
+        self.create = create
         self._connections = PerThread(self._connect)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
@@ -133,6 +135,8 @@ class SQLiteTokenStore(SqlTokenWrites):
         return self._connections.get()
 
     def _connect(self) -> sqlite3.Connection:
+        if not self.create and not os.path.isfile(self.path):
+            raise TokenStoreMissing(self.url)
         try:
             _create_private_file(self.path)
             conn = sqlite3.connect(

@@ -6,9 +6,9 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import NamedTuple, Protocol
 
-from restauth_wsgi.errors import ConfigurationError
+from restauth_wsgi.errors import ConfigurationError, TokenStoreUnavailable
 from restauth_wsgi.restrictions import TokenRestrictions
-from restauth_wsgi.values import mask_url
+from restauth_wsgi.values import mask_url, require_extra
 
 
 class TokenRecord(NamedTuple):
@@ -82,6 +82,22 @@ class TokenIdTaken(Exception):
     """Raised by :meth:`TokenStore.add` when the random id already exists."""
 
 
+class TokenStoreMissing(TokenStoreUnavailable):
+    """A store opened with ``create=False`` does not exist.
+
+    Commands that only read or change existing tokens open the store so: a
+    mistyped path is then an error naming it, not a new empty store that
+    lists no tokens.
+    """
+
+    def __init__(self, where: str) -> None:
+        super().__init__(
+            "The token store is unavailable; try again shortly.",
+            reason=f"there is no token store at {where}; is the path right?"
+            " ('restauth token create' makes a new store)",
+        )
+
+
 def check_store_url(url: str) -> None:
     """Check that ``url`` names a supported store, without connecting.
 
@@ -100,27 +116,31 @@ def check_store_url(url: str) -> None:
     )
 
 
-def open_store(url: str, *, timeout: float) -> TokenStore:
+def open_store(
+    url: str, *, timeout: float, source: str = "RESTAUTH_TOKEN_STORE", create: bool = True
+) -> TokenStore:
     """Return the store that ``url`` names, without connecting to it.
 
-    :raises ConfigurationError: naming ``RESTAUTH_TOKEN_STORE``.
+    :param source: where the URL came from (a variable, or a command's
+        option such as ``--to``), named in errors.
+    :param create: make the store (the SQLite file, the PostgreSQL tables)
+        on first use if it does not exist; when false, using a store that
+        does not exist raises :class:`TokenStoreMissing`.
+    :raises ConfigurationError: naming ``source``.
     """
     try:
         check_store_url(url)
+        if not url.startswith("sqlite:"):
+            require_extra("postgresql", "a PostgreSQL store")
     except ValueError as exc:
-        raise ConfigurationError("RESTAUTH_TOKEN_STORE", str(exc)) from None
+        raise ConfigurationError(source, str(exc)) from None
     if url.startswith("sqlite:"):
         from .sqlite import SQLiteTokenStore
 
-        return SQLiteTokenStore(sqlite_path(url), timeout=timeout)
-    try:
-        from .postgres import PostgresTokenStore
-    except ImportError:
-        raise ConfigurationError(
-            "RESTAUTH_TOKEN_STORE",
-            "a PostgreSQL store needs psycopg: pip install 'restauth-wsgi[postgresql]'",
-        ) from None
-    return PostgresTokenStore(url, timeout=timeout)
+        return SQLiteTokenStore(sqlite_path(url), timeout=timeout, create=create)
+    from .postgres import PostgresTokenStore
+
+    return PostgresTokenStore(url, timeout=timeout, create=create)
 
 
 def sqlite_path(url: str) -> str:

@@ -1,8 +1,9 @@
-"""A minimal Django site whose users come from restauth-wsgi's REMOTE_USER.
+"""A minimal Django API whose users come from restauth-wsgi's REMOTE_USER.
 
-The two lines that matter are RemoteUserMiddleware in MIDDLEWARE and
-RemoteUserBackend in AUTHENTICATION_BACKENDS; wsgi.py wraps the Django
-application in RestAuthMiddleware, which sets REMOTE_USER.
+The lines that matter are RemoteUserNoSessionMiddleware (restauth.py) in
+MIDDLEWARE and RemoteUserBackend in AUTHENTICATION_BACKENDS: request.user is
+set on every request without login(), so no session is ever created. wsgi.py
+wraps the Django application in RestAuthMiddleware, which sets REMOTE_USER.
 """
 
 import os
@@ -18,14 +19,12 @@ ALLOWED_HOSTS = ["*"]
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
-    "django.contrib.sessions",
 ]
 
 MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # Logs in (and creates, the first time) the user named by REMOTE_USER.
-    "django.contrib.auth.middleware.RemoteUserMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    # request.user from REMOTE_USER (created the first time), without sessions.
+    "django_site.restauth.RemoteUserNoSessionMiddleware",
 ]
 
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.RemoteUserBackend"]

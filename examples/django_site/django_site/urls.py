@@ -5,7 +5,7 @@ from django.urls import path
 
 
 def whoami(request: HttpRequest) -> JsonResponse:
-    """The Django user RemoteUserMiddleware logged in from REMOTE_USER."""
+    """The Django user RemoteUserNoSessionMiddleware found from REMOTE_USER."""
     identity = request.META.get("restauth.identity")
     return JsonResponse(
         {

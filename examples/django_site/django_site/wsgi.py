@@ -1,6 +1,6 @@
-"""The WSGI application: Django behind restauth-wsgi.
+"""The WSGI application: Django behind restauth-wsgi. From examples/django_site::
 
-gunicorn --chdir examples/django_site django_site.wsgi:application
+gunicorn -c ../gunicorn/gunicorn.conf.py django_site.wsgi:application
 """
 
 import os
