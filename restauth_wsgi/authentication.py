@@ -253,6 +253,7 @@ class Authentication:
         if (
             key is not None
             and self._recent is not None
+            and error.remember
             and not isinstance(error, TooManyFailures | PasswordsBlocked)
         ):
             self._recent.put(key, Refusal.of(error), self._negative_ttl)

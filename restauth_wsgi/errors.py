@@ -53,6 +53,9 @@ class AuthenticationError(RestAuthError):
         self.provider: str | None = None
         #: Whether a password was checked and found wrong: counted per user.
         self.password = False
+        #: Whether the refusal may be remembered for these credentials (not when
+        #: the same credentials could pass moments later: an unknown key id).
+        self.remember = True
         super().__init__(self.reason)
 
 
@@ -158,12 +161,14 @@ class ServiceUnavailable(AuthenticationError):
 class ProviderUnavailable(ServiceUnavailable):
     """An identity provider that must vouch for a token cannot be asked."""
 
-    def __init__(self, provider: str, problem: object) -> None:
+    def __init__(self, provider: str, problem: object, *, retry_after: int = 5) -> None:
         super().__init__(
             "The identity provider cannot be reached; try again shortly.",
             reason=f"{provider}: {problem}",
             scheme="Bearer",
+            retry_after=retry_after,
         )
+        self.provider = provider
 
 
 class TokenStoreUnavailable(ServiceUnavailable):

@@ -25,6 +25,12 @@ from .identity import Identity, freeze
 
 # Where providers put the client a token was issued to.
 CLIENT_ID_CLAIMS = ("client_id", "azp", "appid", "cid")
+#: How a provider's tokens without a user (client credentials) are told apart:
+#: ``generic`` (no username, or the username is the client id), ``azure``
+#: (app-only: ``idtyp`` is ``app``, or no ``idtyp`` and no ``scp``; Microsoft's
+#: claims-validation guidance), ``keycloak`` (the user ``service-account-<azp>``).
+CLIENT_TOKEN_RULES = ("generic", "azure", "keycloak")
+_SERVICE_ACCOUNT_USER = "service-account-"
 # Where providers put granted scopes: a space-separated string or a list.
 SCOPE_CLAIMS = ("scope", "scp", "scopes")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -75,6 +81,12 @@ class IdentityMapping:
         (client credentials); a client not listed is refused.
     :param require_verified_email: when the username came from ``email``,
         refuse it unless ``email_verified`` is true.
+    :param client_tokens: how tokens without a user are told apart (see
+        :data:`CLIENT_TOKEN_RULES`); only those map to service accounts.
+    :param allowed_clients: when given, only tokens issued to one of these
+        clients (``client_id``, ``azp``, ``appid`` or ``cid``) are accepted.
+    :param required_values: ``(claim, values)`` pairs: the claim must hold one
+        of the values (Slack's team, for instance).
     """
 
     username_attributes: tuple[str, ...] = ("sub",)
@@ -88,6 +100,9 @@ class IdentityMapping:
     replacement: str = r"\g<0>"
     service_accounts: Mapping[str, str] = field(default_factory=dict)
     require_verified_email: bool = False
+    client_tokens: str = "generic"
+    allowed_clients: tuple[str, ...] = ()
+    required_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: The variable prefix (``RESTAUTH_<NAME>_``), for messages that name settings.
     prefix: str = "RESTAUTH_"
 
@@ -102,8 +117,10 @@ class IdentityMapping:
     ) -> Identity:
         """The identity these claims prove.
 
-        :raises InvalidToken: when no usable username can be found.
+        :raises InvalidToken: when no usable username can be found, or the
+            token was issued to a client or in a place that is not accepted.
         """
+        self._check_belongs(claims)
         return Identity(
             username=self.username(claims),
             method=method,
@@ -125,9 +142,18 @@ class IdentityMapping:
     def username(self, claims: Mapping[str, Any]) -> str:
         """``REMOTE_USER`` for these claims, or a service account's name."""
         attribute, raw = self._first_username(claims)
-        client_id = next((str(claims[c]) for c in CLIENT_ID_CLAIMS if claims.get(c)), None)
-        if raw is None or (client_id is not None and raw == client_id):
+        client_id = client_of(claims)
+        if self.client_tokens == "generic":
+            if raw is None or (client_id is not None and raw == client_id):
+                return self._service_account(client_id)
+        elif self._is_client_token(claims, raw, client_id):
             return self._service_account(client_id)
+        if raw is None:
+            raise _refuse(
+                f"the token has a user but none of {', '.join(self.username_attributes)};"
+                f" set {self.prefix}USERNAME_ATTRIBUTE to a claim it carries (e.g. sub)"
+                + (" or request the profile scope" if self.client_tokens == "azure" else "")
+            )
         if (
             attribute == "email"
             and self.require_verified_email
@@ -169,6 +195,41 @@ class IdentityMapping:
                 return path, str(value)
         return "", None
 
+    def _is_client_token(
+        self, claims: Mapping[str, Any], raw: str | None, client_id: str | None
+    ) -> bool:
+        """Whether a token of this provider is a client's (no user), by its own marks."""
+        if self.client_tokens == "azure":
+            # idtyp is an optional claim; without it, a delegated (user) token
+            # always carries scp and an app-only one never does.
+            kind = claims.get("idtyp")
+            return kind == "app" if kind is not None else "scp" not in claims
+        # Keycloak names a client's service account user service-account-<client>.
+        if raw is not None and raw.startswith(_SERVICE_ACCOUNT_USER):
+            if client_id is None or raw != _SERVICE_ACCOUNT_USER + client_id:
+                raise _refuse(
+                    f"{raw[:80]!r} looks like a service account user, but not of the"
+                    " client the token names"
+                )
+            return True
+        return False
+
+    def _check_belongs(self, claims: Mapping[str, Any]) -> None:
+        """Refuse a token issued to another client, or in another place (team)."""
+        if self.allowed_clients:
+            client = client_of(claims)
+            if client is None:
+                raise _refuse("the answer does not say which client the token was issued to")
+            if client not in self.allowed_clients:
+                raise _refuse(
+                    f"the token was issued to client {client[:60]!r}, not one of"
+                    f" {self.prefix}ALLOWED_CLIENTS"
+                )
+        for name, values in self.required_values:
+            value = claim(claims, name)
+            if not isinstance(value, str) or value not in values:
+                raise _refuse(f"{name} is {str(value)[:40]!r}, not one of {', '.join(values)}")
+
     def _service_account(self, client_id: str | None) -> str:
         if client_id is not None and client_id in self.service_accounts:
             return self.service_accounts[client_id]
@@ -176,6 +237,15 @@ class IdentityMapping:
             f"the token has no user (client {client_id!r}); map the client to a service"
             f" account with {self.prefix}SERVICE_ACCOUNTS to accept it"
         )
+
+
+def client_of(claims: Mapping[str, Any]) -> str | None:
+    """The client a token was issued to, from the claims that name it, if any."""
+    for name in CLIENT_ID_CLAIMS:
+        value = claims.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def lowercase(value: str) -> str:

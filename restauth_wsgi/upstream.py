@@ -2,19 +2,27 @@
 
 Every call has a total deadline (connect plus the whole answer), a size cap
 on the answer, verified TLS, no redirects followed, and https required
-beyond loopback. A provider that failed is not called again for a short
-backoff, so an outage answers 503 at once instead of every request waiting
-out the timeout. Errors never carry a URL's query string (Google's and
+beyond loopback. Errors never carry a URL's query string (Google's and
 Facebook's check endpoints take the token as a query parameter).
+
+Backoff tells a provider that is down from one bad token. A provider that
+cannot be reached, times out, or says it is rate limited (429, with its
+``Retry-After``) is not called again for a short backoff, so an outage
+answers 503 at once instead of every request waiting out the timeout. A 5xx
+about one token (the *subject* of the call: a hash, never the token) backs
+off that token only; any client can mint a token that makes a provider fail,
+and must not take the provider down for everyone. Only when several
+different tokens fail with 5xx in a row is the whole provider backed off.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import urllib.parse
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +31,7 @@ import requests
 from requests.auth import AuthBase
 
 from . import metrics, strict_json
+from .cache import ExpiringMap
 from .per_thread import PerThread
 from .values import check_url
 
@@ -30,10 +39,23 @@ log = logging.getLogger(__name__)
 
 #: The largest answer read from a provider; a JWKS or userinfo is a few KB.
 MAX_ANSWER_BYTES = 1024 * 1024
+#: How many different tokens must fail with 5xx in a row before the whole
+#: provider is taken to be failing.
+FAILING_FOR_EVERYONE = 3
+#: The longest wait a provider's Retry-After may impose.
+MAX_RETRY_AFTER = 300.0
 
 
 class UpstreamError(Exception):
-    """A provider gave no usable answer (down, slow, refusing, garbage): a 503."""
+    """A provider gave no usable answer (down, slow, refusing, garbage): a 503.
+
+    :param retry_after: seconds after which asking again makes sense (the
+        backoff actually applied, or what the provider said), if known.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -85,6 +107,11 @@ class UpstreamClient:
         #: Calls made, by origin and path: what the tests and metrics count.
         self.calls: Counter[str] = Counter()
         self._down_until: dict[str, float] = {}
+        # Subjects (token hashes) a provider answered 5xx about, by origin.
+        self._failing_subjects: ExpiringMap[tuple[str, str], bool] = ExpiringMap(
+            10_000, time.monotonic
+        )
+        self._recent_5xx: dict[str, deque[str]] = {}
         self._lock = threading.Lock()
         self._sessions = PerThread(requests.Session)
 
@@ -98,9 +125,12 @@ class UpstreamClient:
         json_body: Any = None,
         auth: tuple[str, str] | AuthBase | None = None,
         params: Mapping[str, str] | None = None,
+        subject: str | None = None,
     ) -> Answer:
         """Make one call; any answer below 500 comes back for the caller to judge.
 
+        :param subject: what the call is about (a hash of the token), so that a
+            5xx about it backs off that token only.
         :raises UpstreamError: unreachable, too slow, too large, redirected,
             a 5xx or 429, or a URL that breaks the https rule.
         """
@@ -111,13 +141,24 @@ class UpstreamClient:
             check_url(url, allow_http=self.allow_http)
         except ValueError as exc:
             raise UpstreamError(str(exc).split(";")[0]) from None
-        if self._down_until.get(origin, 0.0) > time.monotonic():
-            raise UpstreamError(f"{origin} failed moments ago; not asked again yet")
+        now = time.monotonic()
+        down_until = self._down_until.get(origin, 0.0)
+        if down_until > now:
+            raise UpstreamError(
+                f"{origin} failed moments ago; not asked again yet", retry_after=down_until - now
+            )
+        if subject is not None and self._failing_subjects.get((origin, subject)):
+            raise UpstreamError(
+                f"{where} failed on this token moments ago; not asked again yet",
+                retry_after=self.backoff,
+            )
         with self._lock:
             self.calls[where] += 1
         started = time.monotonic()
         try:
-            answer = self._call(method, url, where, origin, headers, data, json_body, auth, params)
+            answer = self._call(
+                method, url, where, origin, headers, data, json_body, auth, params, subject
+            )
         except UpstreamError:
             metrics.METRICS.upstream(where, "failed", time.monotonic() - started)
             raise
@@ -135,6 +176,7 @@ class UpstreamClient:
         json_body: Any,
         auth: tuple[str, str] | AuthBase | None,
         params: Mapping[str, str] | None,
+        subject: str | None,
     ) -> Answer:
         deadline = time.monotonic() + self.timeout
         try:
@@ -159,12 +201,23 @@ class UpstreamClient:
             ) from None
         except requests.RequestException as exc:
             raise self._failed(origin, f"{where} is unreachable ({type(exc).__name__})") from None
-        if response.status_code >= 500 or response.status_code == 429:
-            raise self._failed(origin, f"{where} answered {response.status_code}")
-        if 300 <= response.status_code < 400:
-            raise UpstreamError(f"{where} answered a redirect, which is not followed")
+        status = response.status_code
+        if status == 429:
+            # Rate limited: for everyone, for as long as the provider says.
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            raise self._failed(origin, f"{where} answered 429 (rate limited)", wait)
+        if status >= 500:
+            raise self._failed_about(origin, subject, f"{where} answered {status}")
+        if 300 <= status < 400:
+            location = urllib.parse.urlsplit(response.headers.get("Location", ""))
+            shown = urllib.parse.urlunsplit(location._replace(query="", fragment=""))
+            raise UpstreamError(
+                f"{where} answered a redirect to {shown or '(no Location)'}, which is not"
+                " followed; if that is the endpoint, set its URL to it"
+            )
         self._down_until.pop(origin, None)
-        return Answer(response.status_code, response.headers, body, where)
+        self._recent_5xx.pop(origin, None)
+        return Answer(status, response.headers, body, where)
 
     def _read(self, response: requests.Response, deadline: float, where: str) -> bytes:
         # read1 returns what one receive brings, so a provider that trickles
@@ -182,8 +235,38 @@ class UpstreamClient:
                 raise UpstreamError(f"{where} answered more than {self.max_bytes} bytes")
             chunks.append(chunk)
 
-    def _failed(self, origin: str, reason: str) -> UpstreamError:
-        if self.backoff:
-            self._down_until[origin] = time.monotonic() + self.backoff
+    def _failed(self, origin: str, reason: str, wait: float | None = None) -> UpstreamError:
+        """The provider failed for everyone: back it off (for ``wait``, if it said)."""
+        backoff = self.backoff if wait is None else min(max(wait, self.backoff), MAX_RETRY_AFTER)
+        if backoff:
+            self._down_until[origin] = time.monotonic() + backoff
         log.warning("provider call failed: %s", reason)
-        return UpstreamError(reason)
+        return UpstreamError(reason, retry_after=backoff or None)
+
+    def _failed_about(self, origin: str, subject: str | None, reason: str) -> UpstreamError:
+        """A 5xx: about this subject only, unless different ones keep failing."""
+        if subject is None:
+            return self._failed(origin, reason)
+        with self._lock:
+            recent = self._recent_5xx.setdefault(origin, deque(maxlen=FAILING_FOR_EVERYONE))
+            if subject not in recent:
+                recent.append(subject)
+            everyone = len(recent) >= FAILING_FOR_EVERYONE
+        if everyone:
+            return self._failed(origin, f"{reason} for {FAILING_FOR_EVERYONE} different tokens")
+        if self.backoff:
+            self._failing_subjects.put((origin, subject), True, self.backoff)
+        log.warning("provider call failed for one token: %s", reason)
+        return UpstreamError(f"{reason} for this token", retry_after=self.backoff or None)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header's delay in seconds (the delta-seconds form), if any."""
+    if value is None or not value.strip().isdigit() or len(value.strip()) > 6:
+        return None
+    return float(value.strip())
+
+
+def retry_after_header(seconds: float | None, default: int = 5) -> int:
+    """Whole seconds for a ``Retry-After`` header: at least one, rounded up."""
+    return default if seconds is None else max(1, math.ceil(seconds))

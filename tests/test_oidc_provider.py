@@ -26,6 +26,7 @@ from .oidc_provider import (
     RESOURCE_SERVER,
     RESOURCE_SERVER_POST,
     OidcProvider,
+    SigningKey,
 )
 
 pytestmark = pytest.mark.slow
@@ -234,17 +235,57 @@ def test_key_rotation_costs_one_refetch(
 ) -> None:
     op = own_oidc_provider
     fake_provider.proxy_to = op.issuer  # counts the JWKS fetches
-    web = with_providers(jwt_provider(op, jwks_url=f"{fake_provider.url}/jwks"), jwks_cooldown=1)
+    # The default cooldown (60 s): a rotation right after the first (routine)
+    # fetch is seen at once, because only fetches for unknown kids use it up.
+    web = with_providers(jwt_provider(op, jwks_url=f"{fake_provider.url}/jwks"))
     old = op.client_credentials(RESOURCE_JWT)
     assert ask(web, old)[0] == 200
     assert fake_provider.calls["/jwks"] == 1
 
     op.rotate_keys()
     new = op.client_credentials(RESOURCE_JWT)
-    time.sleep(1.1)  # past the cooldown, so the unknown kid may trigger a refetch
     assert ask(web, new)[0] == 200
     assert ask(web, old)[0] == 200, "the old key is still published"
     assert fake_provider.calls["/jwks"] == 2
+    newer_kid = op.mint({}, {"kid": "not-yet-published"})
+    assert ask(web, newer_kid)[0] == 401
+    assert fake_provider.calls["/jwks"] == 2, "the cooldown holds later unknown kids"
+
+
+def test_a_refusal_for_an_unknown_kid_is_not_remembered(
+    own_oidc_provider: OidcProvider,
+    fake_provider: FakeProvider,
+    with_providers: Callable[..., Client],
+) -> None:
+    op = own_oidc_provider
+    fake_provider.proxy_to = op.issuer
+    web = with_providers(jwt_provider(op, jwks_url=f"{fake_provider.url}/jwks"))
+    assert ask(web, op.client_credentials(RESOURCE_JWT))[0] == 200
+    early = op.mint({}, {"kid": "rotated-soon"})
+    assert ask(web, early)[0] == 401, "not published yet: fetched once, still unknown"
+    op.keys.insert(0, SigningKey("RS256"))
+    op.keys[0].kid = "rotated-soon"
+    op.keys[0].jwk["kid"] = "rotated-soon"
+    op.stop()
+    op.start()
+    # Past the cooldown the same token is asked about again, not answered from memory.
+    web_later = with_providers(
+        jwt_provider(op, jwks_url=f"{fake_provider.url}/jwks"), jwks_cooldown=1
+    )
+    assert ask(web_later, op.mint({}, {"kid": "rotated-soon"}))[0] == 200
+
+
+def test_one_token_that_breaks_userinfo_does_not_take_the_provider_down(
+    oidc_provider: OidcProvider, with_providers: Callable[..., Client]
+) -> None:
+    web = with_providers(userinfo(oidc_provider), upstream_backoff=30)
+    poison = oidc_provider.user_tokens("explode", scope="openid profile")["access_token"]
+    for _ in range(3):
+        status, body = ask(web, poison)
+        assert status == 503, body
+    alice = oidc_provider.user_tokens("alice", scope="openid profile")["access_token"]
+    assert ask(web, alice) == (200, ask(web, alice)[1])
+    assert ask(web, alice)[1]["remote_user"] == "alice"
 
 
 def test_revocation_is_seen_after_the_cache_ttl(

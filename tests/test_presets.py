@@ -43,6 +43,19 @@ def claims(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in {**base, **values}.items() if v is not None}
 
 
+# The access token of Microsoft's B2C docs (active-directory-b2c/access-tokens.md).
+B2C_ACCESS = {
+    "iss": B2C_ISSUER,
+    "aud": "b2c-api",
+    "oid": "1558f87f-452b-4757-bcd1-883",
+    "sub": "1558f87f-452b-4757-bcd1-883",
+    "name": "David",
+    "tfp": "B2C_1_signin",
+    "nonce": "anyRandomValue",
+    "scp": "read",
+    "azp": "38307aee-303c-4fff-8087-d8d2",
+    "ver": "1.0",
+}
 AZURE_USER = {
     "iss": AZURE_V2,
     "aud": "api://orders",
@@ -145,9 +158,10 @@ def jwt_cases() -> list[Any]:
                 "policy": "B2C_1_signin",
                 "audience": ("b2c-api",),
             },
-            {"iss": B2C_ISSUER, "aud": "b2c-api", "sub": "b2c-user-1", "tfp": "B2C_1_signin"},
+            # Microsoft's B2C access token example (access-tokens.md): nonce and all.
+            B2C_ACCESS,
             200,
-            "b2c-user-1",
+            "1558f87f-452b-4757-bcd1-883",
         ),
         case(
             "okta",
@@ -335,6 +349,7 @@ def opaque_cases() -> list[Any]:
     google = {"type": "google", "client_id": "g-client.apps.googleusercontent.com"}
     github = {"type": "github", "client_id": "gh-client", "client_secret": "gh-secret"}
     gitlab = {"type": "gitlab", "client_id": "gl-app"}
+    slack = {"type": "slack", "any_client": True, "team": ("T0R7GR",)}
     facebook = {"type": "facebook", "client_id": "123", "client_secret": "fb-secret"}
     return [
         case("google-check", google, "ya29.valid", 200, "alice@gmail.com", {"openid", "email"}),
@@ -355,9 +370,10 @@ def opaque_cases() -> list[Any]:
         case("github-userinfo", {"type": "github"}, "gho_valid", 200, "octocat", {"repo", "user"}),
         case("github-userinfo-unknown", {"type": "github"}, "ghp_unknown", 401),
         case("github-not-a-github-token", {"type": "github"}, "ya29.valid", 401),
-        case("slack", {"type": "slack"}, "xoxp-valid", 200, "alice@example.com"),
-        case("slack-invalid-auth", {"type": "slack"}, "xoxp-revoked", 401),
-        case("slack-ratelimited", {"type": "slack"}, "xoxp-ratelimited", 503),
+        case("slack", slack, "xoxp-valid", 200, "alice@example.com"),
+        case("slack-invalid-auth", slack, "xoxp-revoked", 401),
+        case("slack-other-team", slack, "xoxp-other-team", 401),
+        case("slack-ratelimited", slack, "xoxp-ratelimited", 503),
         case("gitlab-check", gitlab, "glpat-valid", 200, "alice", {"api", "openid"}),
         case("gitlab-other-app", gitlab, "glpat-other-app", 401),
         case("gitlab-userinfo", {"type": "gitlab"}, "glpat-valid", 200, "alice"),
@@ -421,7 +437,24 @@ def serve_opaque_presets(fake: FakeProvider) -> None:
         lambda r: Reply(
             200,
             {
-                "xoxp-valid": {"ok": True, "email": "alice@example.com", "email_verified": True},
+                # Slack's documented openid.connect.userInfo answer, for alice.
+                "xoxp-valid": {
+                    "ok": True,
+                    "sub": "U0R7JM",
+                    "https://slack.com/user_id": "U0R7JM",
+                    "https://slack.com/team_id": "T0R7GR",
+                    "email": "alice@example.com",
+                    "email_verified": True,
+                    "name": "alice",
+                    "https://slack.com/team_name": "kraneflannel",
+                },
+                "xoxp-other-team": {
+                    "ok": True,
+                    "sub": "U999",
+                    "https://slack.com/team_id": "T_OTHER",
+                    "email": "mallory@example.com",
+                    "email_verified": True,
+                },
                 "xoxp-revoked": {"ok": False, "error": "invalid_auth"},
             }.get(bearer_of(r), {"ok": False, "error": "ratelimited"}),
         ),
@@ -581,13 +614,18 @@ def test_oauth2_userinfo(
     ("preset", "answer", "user"),
     [
         pytest.param(
-            {"type": "okta", "domain": "dev-1.okta.com", "auth_server": "org"},
+            {
+                "type": "okta",
+                "domain": "dev-1.okta.com",
+                "auth_server": "org",
+                "allowed_clients": ("spa",),
+            },
             {
                 "active": True,
                 "username": "alice@example.com",
                 "sub": "00u1",
                 "aud": "https://dev-1.okta.com",
-                "client_id": "rs",
+                "client_id": "spa",
             },
             "alice@example.com",
             id="okta-org",
@@ -674,7 +712,7 @@ def test_introspection_presets(
                 "audience": ("a",),
             },
             "jwt",
-            (B2C_ISSUER,),
+            (B2C_ISSUER, f"https://contoso.b2clogin.com/tfp/{TENANT}/B2C_1_x/v2.0/"),
             "https://contoso.b2clogin.com/contoso.onmicrosoft.com/B2C_1_x/discovery/v2.0/keys",
             id="azure-b2c",
         ),
@@ -692,6 +730,7 @@ def test_introspection_presets(
                 "auth_server": "org",
                 "client_id": "c",
                 "client_secret": "s",
+                "any_client": True,
             },
             "introspection",
             ("https://dev-1.okta.com",),
@@ -732,7 +771,7 @@ def test_introspection_presets(
             None,
             id="github",
         ),
-        pytest.param({"type": "slack"}, "userinfo", (), None, id="slack"),
+        pytest.param({"type": "slack", "any_client": True}, "userinfo", (), None, id="slack"),
         pytest.param(
             {"type": "gitlab", "url": "https://git.example.com"},
             "userinfo",

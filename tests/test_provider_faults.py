@@ -72,11 +72,44 @@ def test_backoff_answers_503_at_once_without_calling(
 ) -> None:
     client = userinfo_client(fake_provider, settings, make_client, upstream_backoff=30)
     fake_provider.mode = "error"
+    for token in ("good-1", "good-2", "good-3"):  # 5xx for three different tokens in a row
+        assert ask(client, token).status_code == 503
+    calls = fake_provider.calls["/me"]
+    for token in ("good-4", "good-5", "good-6"):
+        refused = ask(client, token)
+        assert refused.status_code == 503
+        assert 1 <= int(refused.headers["Retry-After"]) <= 30, "the backoff actually applied"
+    assert fake_provider.calls["/me"] == calls, "a failing provider is not asked again at once"
+
+
+def test_a_down_provider_is_backed_off_at_its_first_failure(
+    fake_provider: FakeProvider, settings: Settings, make_client: Callable[..., Client]
+) -> None:
+    client = userinfo_client(fake_provider, settings, make_client, upstream_backoff=30)
+    fake_provider.mode = "slow"
     assert ask(client, "good-1").status_code == 503
     calls = fake_provider.calls["/me"]
-    for token in ("good-2", "good-3", "good-4"):
-        assert ask(client, token).status_code == 503
-    assert fake_provider.calls["/me"] == calls, "a failed provider is not asked again at once"
+    assert ask(client, "good-2").status_code == 503
+    assert fake_provider.calls["/me"] == calls
+
+
+def test_one_token_the_provider_fails_on_does_not_take_it_down(
+    fake_provider: FakeProvider, settings: Settings, make_client: Callable[..., Client]
+) -> None:
+    def me(request: Request) -> Reply:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if token == "poison":
+            return Reply(500, {"error": "server_error"})
+        return Reply(200, {"sub": token.upper()}) if token.startswith("good") else Reply(401, {})
+
+    client = userinfo_client(fake_provider, settings, make_client, upstream_backoff=30)
+    fake_provider.route("/me", me)
+    for n in range(5):  # sent again and again, as an attacker would
+        poisoned = ask(client, "poison")
+        assert poisoned.status_code == 503
+        assert poisoned.headers["Retry-After"] == "30", "that token's own backoff"
+        assert ask(client, f"good-{n}").status_code == 200, "everyone else is served"
+    assert fake_provider.calls["/me"] == 1 + 5, "the poisoned token is asked once per backoff"
 
 
 def jwt_client(

@@ -26,7 +26,7 @@ from restauth_wsgi.jws import InvalidJwt, ParsedJwt
 from restauth_wsgi.providers.config import ProviderConfig
 from restauth_wsgi.providers.keys import KeySet, UnknownKey
 from restauth_wsgi.providers.settings import HMAC_ALGORITHMS
-from restauth_wsgi.upstream import UpstreamError
+from restauth_wsgi.upstream import UpstreamError, retry_after_header
 
 _INVALID = "The access token is invalid."
 # How refusals read to the caller (a caller holding a token may learn why it
@@ -115,9 +115,15 @@ class JwtValidator:
         try:
             key = self.keys.key(kid, alg)
         except UnknownKey as exc:
-            raise _refuse(str(exc)) from None
+            # The next key-set fetch may know this kid (a rotation): never
+            # answer it from memory.
+            error = _refuse(str(exc))
+            error.remember = False
+            raise error from None
         except UpstreamError as exc:
-            raise ProviderUnavailable(self.config.name, exc) from None
+            raise ProviderUnavailable(
+                self.config.name, exc, retry_after=retry_after_header(exc.retry_after)
+            ) from None
         return key.Algorithm, key.key
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
@@ -129,11 +135,9 @@ class JwtValidator:
                 _DESCRIPTIONS["InvalidAudienceError"],
             )
         for rule in config.claim_rules:
-            if rule.issuer is not None and claims.get("iss") != rule.issuer:
-                continue
-            if claims.get(rule.claim) not in rule.values:
+            if not rule.holds(claims):
                 raise _refuse(
-                    f"claim {rule.claim} is {str(claims.get(rule.claim))[:40]!r},"
+                    f"claim {rule.claim} is {str(rule.found(claims))[:40]!r},"
                     f" not {' or '.join(rule.values)}: not an access token for this API"
                 )
         if config.any_of_claims and not any(c in claims for c in config.any_of_claims):

@@ -27,7 +27,7 @@ from restauth_wsgi.providers.config import ProviderConfig
 from restauth_wsgi.providers.lookups import Lookup, LookupAnswer
 from restauth_wsgi.providers.routing import may_receive
 from restauth_wsgi.single_flight import SingleFlight
-from restauth_wsgi.upstream import UpstreamError
+from restauth_wsgi.upstream import UpstreamError, retry_after_header
 
 
 class OpaqueTokenAuthenticator:
@@ -125,7 +125,9 @@ class OpaqueTokenAuthenticator:
         try:
             answer = self.lookup(token)
         except UpstreamError as exc:
-            raise ProviderUnavailable(self.config.name, exc) from None
+            raise ProviderUnavailable(
+                self.config.name, exc, retry_after=retry_after_header(exc.retry_after)
+            ) from None
         answer = LookupAnswer(
             answer.active,
             _without(answer.claims, token),

@@ -13,6 +13,7 @@ Exit codes scripts can rely on (docs/cli.md):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -56,6 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with output.paste_ini(args.paste_ini):
             code: int = args.run(args)
+        sys.stdout.flush()  # here, where a closed pipe can still be handled
+    except BrokenPipeError:
+        # The reader went away (`restauth config | head -1`): no traceback,
+        # and nothing more to write (Python's documented way, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except ConfigurationError as exc:
         print(f"restauth: invalid settings: {exc}", file=sys.stderr)
         return 2

@@ -152,20 +152,31 @@ def _key_count(provider: Provider) -> int:
 
 
 def provider_warnings(config: ProviderConfig) -> list[str]:
-    """Settings that work but deserve a second look."""
+    """Settings that work but deserve a second look: above all, every mode
+    that cannot tell whether a token was issued to this app."""
     warnings = []
+    prefix = f"RESTAUTH_{config.name.upper()}_"
     if "*" in config.audience:
         warnings.append(
-            f"RESTAUTH_{config.name.upper()}_AUDIENCE is '*': {config.name} accepts tokens the"
+            f"{prefix}AUDIENCE is '*': {config.name} accepts tokens the"
             " provider issued for any API, not only yours; name your API's audience instead"
         )
-    if (
-        config.kind in ("google", "github", "facebook", "gitlab")
-        and config.validation == "userinfo"
-    ):
+    if config.validation == "userinfo":
+        if config.kind in ("google", "github", "facebook", "gitlab"):
+            fix = f"set {prefix}CLIENT_ID (and _CLIENT_SECRET) to check them with {config.kind}"
+        elif config.kind == "slack":
+            fix = "Slack cannot say which app a token belongs to" + (
+                "" if config.mapping.required_values else f"; at least set {prefix}TEAM"
+            )
+        else:
+            fix = "validate by jwt or introspection, which say which client a token belongs to"
         warnings.append(
-            f"{config.name} validates by userinfo: a token of any {config.kind} app is accepted;"
-            f" set RESTAUTH_{config.name.upper()}_CLIENT_ID (and _CLIENT_SECRET) to check"
-            " that tokens were issued to yours"
+            f"{config.name} validates by userinfo, which cannot tell whether a token was issued"
+            f" to your app: a token of any app of the provider is accepted; {fix}"
+        )
+    elif config.any_client:
+        warnings.append(
+            f"{prefix}ANY_CLIENT is true: {config.name} accepts a token of any app of the"
+            f" provider; list yours in {prefix}ALLOWED_CLIENTS instead"
         )
     return warnings

@@ -26,10 +26,15 @@ USERNAME_CANDIDATES = (
     "email",
     "emails",
     "name",
+    "oid",
     "sub",
     "id",
 )
-GROUP_CANDIDATES = ("groups", "roles", "realm_access.roles", "cognito:groups", "scp", "scope")
+#: Attributes that identify a user for good: the provider never reassigns them
+#: (Microsoft: oid and sub are immutable; a login or e-mail can change hands).
+STABLE_CANDIDATES = frozenset({"oid", "sub", "id"})
+# Scopes (scope, scp) are what a token may do, not who the user is: never groups.
+GROUP_CANDIDATES = ("groups", "roles", "realm_access.roles", "cognito:groups")
 
 
 def register(commands: Any) -> None:
@@ -97,12 +102,14 @@ def _claims(provider: Provider, token: str) -> dict[str, Any]:
 def _suggest(provider: Provider, claims: dict[str, Any]) -> None:
     mapping = provider.config.mapping
     variable = f"RESTAUTH_{provider.config.name.upper()}_USERNAME_ATTRIBUTE"
-    print("\nAttributes that could be the username:")
+    print("\nAttributes that could be the username (readable ones may change hands; stable")
+    print("ones never do):")
     for name in USERNAME_CANDIDATES:
         value = claim(claims, name)
         if value is not None:
+            kind = "stable" if name in STABLE_CANDIDATES else "readable"
             mark = " <- used now" if name == _used(mapping.username_attributes, claims) else ""
-            print(f"  {name:<20} {json.dumps(value)[:60]}{mark}")
+            print(f"  {name:<20} {kind:<9} {json.dumps(value)[:60]}{mark}")
     try:
         print(
             f"\nREMOTE_USER would be {mapping.username(claims)!r}"
@@ -113,7 +120,7 @@ def _suggest(provider: Provider, claims: dict[str, Any]) -> None:
     groups = [n for n in GROUP_CANDIDATES if claim(claims, n) is not None]
     if groups:
         print(
-            f"Group or scope attributes present: {', '.join(groups)}"
+            f"Group attributes present: {', '.join(groups)}"
             f" (RESTAUTH_{provider.config.name.upper()}_GROUPS_ATTRIBUTE)."
         )
 

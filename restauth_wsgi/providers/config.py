@@ -10,11 +10,36 @@ from restauth_wsgi.mapping import IdentityMapping
 
 @dataclass(frozen=True)
 class ClaimRule:
-    """A claim that must hold one of ``values`` (only for tokens of ``issuer``, if set)."""
+    """A claim that must hold one of ``values`` (only for tokens of ``issuer``, if set).
+
+    :param fallback: a claim read instead when ``claim`` is absent (B2C's
+        ``acr`` for ``tfp``).
+    :param ignore_case: compare without regard to letter case.
+    """
 
     claim: str
     values: tuple[str, ...]
     issuer: str | None = None
+    fallback: str | None = None
+    ignore_case: bool = False
+
+    def holds(self, claims: dict[str, object]) -> bool:
+        """Whether ``claims`` satisfy the rule (always, for another issuer's tokens)."""
+        if self.issuer is not None and claims.get("iss") != self.issuer:
+            return True
+        value = claims.get(self.claim)
+        if value is None and self.fallback is not None:
+            value = claims.get(self.fallback)
+        if not isinstance(value, str):
+            return False
+        if self.ignore_case:
+            return value.casefold() in {v.casefold() for v in self.values}
+        return value in self.values
+
+    def found(self, claims: dict[str, object]) -> object:
+        """The value the rule looked at, for messages."""
+        value = claims.get(self.claim)
+        return claims.get(self.fallback) if value is None and self.fallback else value
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,8 @@ class ProviderConfig:
     #: The token family (``github``, ``gitlab``, ``slack``, ``google``, ``facebook``)
     #: whose prefixed tokens this provider may receive; ``None`` for others.
     family: str | None = None
+    #: The administrator accepts tokens of any client of the provider (ANY_CLIENT).
+    any_client: bool = False
     #: A digest of everything that decides this provider's answers (not its
     #: secrets): part of every shared-cache key, so that an answer is only
     #: reused by a configuration that would have given the same answer.

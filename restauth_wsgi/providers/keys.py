@@ -1,11 +1,13 @@
 """A provider's signing keys (its JWKS), kept and refreshed with discipline.
 
-What PyJWT's ``PyJWKClient`` lacks, and this adds: a token with an unknown
-``kid`` triggers at most one fetch per cooldown (forged ``kid`` values
-cannot drive fetches); a failed refresh keeps the last good key set; one
-thread refreshes while the others wait for it; fetches are bounded by the
-upstream client's timeout; and the key set is shared with other processes
-through the shared cache, so a rotation costs one fetch, not one per worker.
+What PyJWT's ``PyJWKClient`` lacks, and this adds: tokens with unknown
+``kid`` values cause at most one fetch per cooldown (forged ``kid`` values
+cannot drive fetches), while a routine fetch (the first, or the hourly one)
+does not use the cooldown up, so a key rotated just after it is fetched at
+once; a failed refresh keeps the last good key set; one thread refreshes
+while the others wait for it; fetches are bounded by the upstream client's
+timeout; and the key set is shared with other processes through the shared
+cache, so a rotation costs one fetch, not one per worker.
 Keys are only ever fetched from the configured (or discovered) JWKS URL,
 never from a URL a token names (``jku``, ``x5u``).
 """
@@ -61,6 +63,8 @@ class KeySet:
         self._keys: dict[tuple[str, str], PyJWK] = {}  # (kid, alg) -> key object
         self._fetched_at: float | None = None  # when the keys we hold were fetched
         self._attempted_at = float("-inf")  # our last fetch attempt, ok or not
+        # Our last fetch caused by an unknown kid: the only kind the cooldown limits.
+        self._kid_fetch_at = float("-inf")
         self._attempt_failed = False
         self._lock = threading.Lock()
 
@@ -118,20 +122,33 @@ class KeySet:
     def _refresh(self, *, force: bool) -> None:
         """Fetch the key set, unless another thread just did or the cooldown forbids.
 
-        ``force`` is for an unknown kid: only if the cooldown has passed.
+        ``force`` is for an unknown kid: only if no fetch for an unknown kid
+        happened within the cooldown (here or, through the shared cache, in
+        another process). A routine fetch is not limited by it, and does not
+        count against it.
         """
         before = self._fetched_at
         with self._lock:
             if self._fetched_at != before:
                 return  # another thread refreshed while we waited
             now = self._clock()
-            if self._adopt_shared(now, force=force):
-                return
-            if now - self._attempted_at < self.cooldown:
+            kid_fetch_at = self._adopt_shared(now)
+            if kid_fetch_at is None:
+                return  # a newer key set from another process
+            if force:
+                if now - max(kid_fetch_at, self._kid_fetch_at) < self.cooldown:
+                    return
+            elif now - self._attempted_at < self.cooldown:
+                # A routine fetch that failed moments ago is not retried at once.
                 if self._fetched_at is None:
-                    raise UpstreamError("the key set could not be fetched moments ago")
+                    raise UpstreamError(
+                        "the key set could not be fetched moments ago",
+                        retry_after=self.cooldown - (now - self._attempted_at),
+                    )
                 return
             self._attempted_at = now
+            if force:
+                self._kid_fetch_at = kid_fetch_at = now
             try:
                 jwks = self._fetch()
                 self._install(jwks, now)
@@ -144,29 +161,33 @@ class KeySet:
                 return
             metrics.METRICS.jwks_refresh("ok")
             self._attempt_failed = False
-            self.shared.set("jwks", self._locate(), {"fetched_at": now, "jwks": jwks}, self.max_age)
+            entry = {"fetched_at": now, "kid_fetch_at": kid_fetch_at, "jwks": jwks}
+            self.shared.set("jwks", self._locate(), entry, self.max_age)
 
-    def _adopt_shared(self, now: float, *, force: bool) -> bool:
+    def _adopt_shared(self, now: float) -> float | None:
         """Take a key set another process fetched, if it is newer than ours.
 
-        For an unknown kid, a shared copy fetched within the cooldown also
-        stands for "just fetched": no fetch from this process either.
+        :return: ``None`` if one was taken; else when the last fetch for an
+            unknown kid happened anywhere, as far as the shared cache knows.
         """
         entry = self.shared.get("jwks", self._locate())
         if entry is None:
-            return False
+            return float("-inf")
         fetched_at, jwks = entry.get("fetched_at"), entry.get("jwks")
+        kid_fetch_at = entry.get("kid_fetch_at")
+        if not isinstance(kid_fetch_at, int | float):
+            kid_fetch_at = float("-inf")
         if not isinstance(fetched_at, int | float) or not isinstance(jwks, dict):
-            return False
+            return float(kid_fetch_at)
         if self._fetched_at is not None and fetched_at <= self._fetched_at:
-            return force and now - fetched_at < self.cooldown
+            return float(kid_fetch_at)
         if now - fetched_at >= self.max_age:
-            return False
+            return float(kid_fetch_at)
         try:
             self._install(jwks, fetched_at)
         except UpstreamError:
-            return False
-        return True
+            return float(kid_fetch_at)
+        return None
 
     def _fetch(self) -> dict[str, Any]:
         answer = self.http.request("GET", self._locate(), headers={"Accept": "application/json"})

@@ -15,6 +15,7 @@ never a 401: the caller's token may be fine). What an answer means:
 from __future__ import annotations
 
 import datetime
+import hashlib
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -22,7 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from restauth_wsgi.mapping import scopes_of
-from restauth_wsgi.upstream import Answer, UpstreamClient, UpstreamError
+from restauth_wsgi.upstream import (
+    MAX_RETRY_AFTER,
+    Answer,
+    UpstreamClient,
+    UpstreamError,
+    retry_after_seconds,
+)
 
 from .config import ProviderConfig
 from .discovery import Discovery
@@ -30,6 +37,15 @@ from .discovery import Discovery
 # Slack's "ok": false errors that mean the token, not Slack, is the problem.
 _SLACK_TOKEN_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
+)
+# Facebook's error codes for throttling and temporary trouble (Graph API
+# "Handling Errors": 1, 2 temporary; 4, 17, 32, 613 rate limits; 341 app limit).
+_FACEBOOK_RETRY_CODES = frozenset({1, 2, 4, 17, 32, 341, 613})
+# Wait this long for a provider that says it is throttled without saying how long.
+_THROTTLED_WAIT = 60.0
+_USERINFO_SCOPE = (
+    "; userinfo needs a token with the openid scope at most providers (and the"
+    " profile or email scope for those claims)"
 )
 
 
@@ -152,7 +168,12 @@ def _introspection(config: ProviderConfig, http: UpstreamClient, url: Callable[[
             # RFC 6749 section 2.3.1: form-encode both before Basic encoding.
             auth = (urllib.parse.quote(client_id, safe=""), urllib.parse.quote(secret, safe=""))
         answer = http.request(
-            "POST", url(), data=form, auth=auth, headers={"Accept": "application/json"}
+            "POST",
+            url(),
+            data=form,
+            auth=auth,
+            headers={"Accept": "application/json"},
+            subject=subject_of(token),
         )
         if answer.status in (400, 401, 403):
             raise _client_auth_failed(answer, config)
@@ -176,15 +197,67 @@ def _introspection(config: ProviderConfig, http: UpstreamClient, url: Callable[[
     return lookup
 
 
+def subject_of(token: str) -> str:
+    """What a call is about, for the upstream backoff: a hash, never the token."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
 
+def _github_rate_limited(answer: Answer) -> UpstreamError | None:
+    """GitHub's rate limits come as 403 (or 429) with these marks (GitHub REST docs,
+    "Rate limits for the REST API": x-ratelimit-remaining 0, retry-after, or the message)."""
+    if answer.status not in (403, 429):
+        return None
+    headers = answer.headers
+    message = answer.body[:300].decode("utf-8", "replace").lower()
+    remaining = headers.get("x-ratelimit-remaining")
+    retry_after = retry_after_seconds(headers.get("retry-after"))
+    if remaining != "0" and retry_after is None and "rate limit" not in message:
+        return None
+    wait = retry_after
+    reset = headers.get("x-ratelimit-reset", "")
+    if wait is None and remaining == "0" and reset.isdigit():
+        wait = max(1.0, float(reset) - time.time())
+    return UpstreamError(
+        f"{answer.where} is rate limited (GitHub answered {answer.status})",
+        retry_after=min(wait or _THROTTLED_WAIT, MAX_RETRY_AFTER),
+    )
+
+
+def _facebook_error(answer: Answer, config: ProviderConfig) -> tuple[str, UpstreamError | None]:
+    """Facebook's ``{"error": {"code": ...}}``, by code, not by HTTP status: the
+    token's problem (returned as a reason), or throttling and our own
+    misconfiguration (returned as an error: a 503, never the user's refusal)."""
+    try:
+        error = answer.json_object().get("error")
+    except UpstreamError:
+        error = None
+    if not isinstance(error, dict):
+        return "", UpstreamError(f"{answer.where} answered {answer.status} without an error")
+    code = error.get("code")
+    if code in _FACEBOOK_RETRY_CODES:
+        return "", UpstreamError(
+            f"{answer.where} is throttling us (Facebook error {code})", retry_after=_THROTTLED_WAIT
+        )
+    return f"Facebook error {code}: {str(error.get('message', ''))[:120]}", None
+
+
 def _userinfo(config: ProviderConfig, http: UpstreamClient, url: Callable[[], str]) -> Lookup:
     def lookup(token: str) -> LookupAnswer:
-        answer = http.request("GET", url(), headers=_bearer(token))
+        answer = http.request("GET", url(), headers=_bearer(token), subject=subject_of(token))
+        rate_limited = _github_rate_limited(answer) if config.kind == "github" else None
+        if rate_limited is not None:
+            raise rate_limited
+        if config.userinfo_dialect == "facebook" and answer.status in (400, 401, 403):
+            reason, throttled = _facebook_error(answer, config)
+            if throttled is not None:
+                raise throttled
+            return inactive(reason)
         if answer.status in (400, 401, 403):
-            return inactive(f"userinfo answered {answer.status}")
+            return inactive(f"userinfo answered {answer.status}{_USERINFO_SCOPE}")
         if answer.status != 200:
             raise UpstreamError(f"{answer.where} answered {answer.status}")
         claims = answer.json_object()
@@ -192,6 +265,8 @@ def _userinfo(config: ProviderConfig, http: UpstreamClient, url: Callable[[], st
             error = str(claims.get("error", ""))
             if error in _SLACK_TOKEN_ERRORS:
                 return inactive(f"Slack says {error}")
+            if error == "ratelimited":
+                raise UpstreamError(f"{answer.where} is rate limited", retry_after=_THROTTLED_WAIT)
             raise UpstreamError(f"{answer.where} answered ok=false ({error[:40]})")
         scopes = None
         if "X-OAuth-Scopes" in answer.headers:  # GitHub says the scopes in a header
@@ -215,9 +290,13 @@ def _github(config: ProviderConfig, http: UpstreamClient, userinfo: Callable[[],
             json_body={"access_token": token},
             auth=(config.client_id or "", config.client_secret or ""),
             headers={"Accept": "application/vnd.github+json"},
+            subject=subject_of(token),
         )
         if answer.status in (404, 422):
             return inactive("GitHub does not know the token for this app")
+        rate_limited = _github_rate_limited(answer)
+        if rate_limited is not None:
+            raise rate_limited
         if answer.status in (401, 403):
             raise _client_auth_failed(answer, config)
         if answer.status != 200:
@@ -248,7 +327,7 @@ def _google(config: ProviderConfig, http: UpstreamClient, userinfo: Callable[[],
     url = f"{config.api_url}/tokeninfo"
 
     def lookup(token: str) -> LookupAnswer:
-        answer = http.request("GET", url, params={"access_token": token})
+        answer = http.request("GET", url, params={"access_token": token}, subject=subject_of(token))
         if answer.status in (400, 401):
             return inactive("Google's tokeninfo does not know the token")
         if answer.status != 200:
@@ -265,11 +344,16 @@ def _google(config: ProviderConfig, http: UpstreamClient, userinfo: Callable[[],
 
 
 def _gitlab(config: ProviderConfig, http: UpstreamClient, userinfo: Callable[[], str]) -> Lookup:
+    """GitLab: token info says the application and the scopes; the user comes
+    from /oauth/userinfo when the token has openid (it has the groups), else
+    from /api/v4/user, which read_user, read_api and api tokens may read."""
     info_url = f"{config.api_url}/oauth/token/info"
+    user_url = f"{config.api_url}/api/v4/user"
     ask_userinfo = _userinfo(config, http, userinfo)
 
     def lookup(token: str) -> LookupAnswer:
-        answer = http.request("GET", info_url, headers=_bearer(token))
+        subject = subject_of(token)
+        answer = http.request("GET", info_url, headers=_bearer(token), subject=subject)
         if answer.status in (401, 403, 404):
             return inactive("GitLab does not know the token")
         if answer.status != 200:
@@ -279,23 +363,38 @@ def _gitlab(config: ProviderConfig, http: UpstreamClient, userinfo: Callable[[],
         uid = application.get("uid") if isinstance(application, dict) else None
         if uid != config.client_id:
             return inactive("the token was issued to another application")
-        user = ask_userinfo(token)
+        scopes = _string_set(info.get("scope")) or _string_set(info.get("scopes")) or frozenset()
+        if "openid" in scopes:
+            user = ask_userinfo(token)
+        elif scopes & {"read_user", "read_api", "api"}:
+            user = _gitlab_user(http, user_url, token, subject)
+        else:
+            return inactive(
+                "GitLab tells the user only to tokens with the openid, read_user,"
+                f" read_api or api scope; this one has {' '.join(sorted(scopes)) or 'none'}"
+            )
         if not user.active:
             return user
         expires_in = _expiry(info.get("expires_in"))
         expires_at = None if expires_in is None else time.time() + expires_in
-        scopes = info.get("scope")
-        return LookupAnswer(
-            True,
-            user.claims,
-            expires_at,
-            _string_set(scopes),
-        )
+        return LookupAnswer(True, user.claims, expires_at, scopes)
 
     return lookup
 
 
+def _gitlab_user(http: UpstreamClient, url: str, token: str, subject: str) -> LookupAnswer:
+    answer = http.request("GET", url, headers=_bearer(token), subject=subject)
+    if answer.status in (401, 403):
+        return inactive(f"GitLab's /api/v4/user answered {answer.status}")
+    if answer.status != 200:
+        raise UpstreamError(f"{answer.where} answered {answer.status}")
+    return LookupAnswer(True, answer.json_object())
+
+
 def _facebook(config: ProviderConfig, http: UpstreamClient, userinfo: Callable[[], str]) -> Lookup:
+    """Facebook's debug_token: a problem with the input token comes back in
+    ``data`` (``is_valid: false``); a top-level ``error`` is about our call
+    (the app token: our misconfiguration) or throttling, a 503 either way."""
     url = f"{config.api_url}/debug_token"
     ask_userinfo = _userinfo(config, http, userinfo)
 
@@ -307,11 +406,16 @@ def _facebook(config: ProviderConfig, http: UpstreamClient, userinfo: Callable[[
                 "input_token": token,
                 "access_token": f"{config.client_id}|{config.client_secret}",
             },
+            subject=subject_of(token),
         )
-        if answer.status in (401, 403):
-            raise _client_auth_failed(answer, config)
-        if answer.status not in (200, 400):
-            raise UpstreamError(f"{answer.where} answered {answer.status}")
+        if answer.status != 200:
+            reason, error = _facebook_error(answer, config)
+            if error is not None:
+                raise error
+            raise UpstreamError(
+                f"{answer.where} refused our app token ({reason}); check"
+                f" RESTAUTH_{config.name.upper()}_CLIENT_ID and _CLIENT_SECRET"
+            )
         data = answer.json_object().get("data")
         if not isinstance(data, dict) or data.get("is_valid") is not True:
             return inactive("Facebook says the token is not valid")

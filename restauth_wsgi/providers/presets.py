@@ -62,6 +62,11 @@ class Preset:
     source: str = "issuer"
     #: Claims that mark an ID token (not an access token) of this provider.
     id_token_claims: tuple[str, ...] = ID_TOKEN_CLAIMS
+    #: How its tokens without a user are recognised (mapping.CLIENT_TOKEN_RULES).
+    client_tokens: str = "generic"
+    #: Its answers cannot say whether a token was issued to this app unless
+    #: ALLOWED_CLIENTS is set: start only with that or ANY_CLIENT=true.
+    needs_client_check: bool = False
 
     def username_attributes(self, validation: str) -> tuple[str, ...]:
         """The username attributes for tokens validated by ``validation``."""
@@ -108,14 +113,19 @@ def _azure(ps: ProviderSettings) -> Preset:
         validation="jwt",
         issuers=issuers,
         jwks_url=f"https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys",
+        # Readable logins (what Atlassian-facing services show), which
+        # Microsoft says are mutable: USERNAME_ATTRIBUTE=oid is the stable choice.
         usernames=(("", ("preferred_username", "upn", "unique_name")),),
         groups=("groups", "roles"),
         # Each issuer's tokens carry their own version; a v1 token claiming
         # the v2 issuer (or the reverse) is not one Azure issued.
         claim_rules=(ClaimRule("ver", ("2.0",), v2), ClaimRule("ver", ("1.0",), v1)),
-        # Access tokens for an API carry delegated scopes or app roles; ID tokens neither.
-        any_of_claims=("scp", "roles"),
+        # Access tokens name the client they were issued to (azp in v2,
+        # appid in v1); ID tokens do not (they may carry roles, so roles
+        # tells nothing). Microsoft's access and ID token claims references.
+        any_of_claims=("azp", "appid"),
         refuse_nonce_header=True,
+        client_tokens="azure",
         source="tenant",
     )
 
@@ -128,10 +138,18 @@ def _azure_b2c(ps: ProviderSettings) -> Preset:
     return Preset(
         validations=("jwt",),
         validation="jwt",
-        issuers=(f"{base}/{tenant_id}/v2.0/",),
+        # The default issuer, and the one that names the user flow
+        # ("Issuer (iss) claim" setting: https://<domain>/tfp/{tenant id}/{policy}/v2.0/).
+        issuers=(f"{base}/{tenant_id}/v2.0/", f"{base}/tfp/{tenant_id}/{policy}/v2.0/"),
         jwks_url=f"{base}/{tenant}.onmicrosoft.com/{policy}/discovery/v2.0/keys",
-        usernames=(("", ("sub",)),),
-        # B2C access tokens carry the request's nonce too (Microsoft's own example).
+        # sub is one constant string under the legacy "Not supported" setting:
+        # oid is the user's object id in every configuration that has users.
+        usernames=(("", ("oid",)),),
+        # Only tokens from this user flow or policy: tfp, or acr in older ones.
+        claim_rules=(ClaimRule("tfp", (policy,), fallback="acr", ignore_case=True),),
+        # Access tokens carry scp; B2C's ID tokens do not (and its access
+        # tokens carry the request's nonce, so nonce marks nothing).
+        any_of_claims=("scp",),
         id_token_claims=("at_hash", "c_hash", "s_hash"),
         source="tenant",
     )
@@ -156,6 +174,9 @@ def _okta(ps: ProviderSettings) -> Preset:
                 ("", ("preferred_username", "sub")),
             ),
             groups=("groups",),
+            # Every org server token carries the org as audience: only the
+            # client tells whether it was issued to an app of yours.
+            needs_client_check=True,
             source="domain",
         )
     issuer = f"https://{domain}/oauth2/{server}"
@@ -197,6 +218,8 @@ def _keycloak(ps: ProviderSettings) -> Preset:
         # access tokens may carry the nonce of the request that got them.
         claim_rules=(ClaimRule("typ", ("Bearer",)),),
         id_token_claims=("at_hash", "c_hash", "s_hash"),
+        # A client-credentials token's user is service-account-<client>.
+        client_tokens="keycloak",
         source="url",
     )
 
@@ -260,6 +283,8 @@ def _slack(ps: ProviderSettings) -> Preset:
         token_prefixes=("xoxp-", "xoxe.xoxp-"),
         require_verified_email=True,
         userinfo_dialect="slack",
+        # Its userinfo names the team, never the app a token was issued to.
+        needs_client_check=True,
         source="type",
     )
 
@@ -273,7 +298,8 @@ def _gitlab(ps: ProviderSettings) -> Preset:
         userinfo_url=f"{base}/oauth/userinfo",
         check="gitlab",
         api_url=base,
-        usernames=(("", ("nickname", "preferred_username")),),
+        # userinfo's nickname; /api/v4/user's username (tokens without openid).
+        usernames=(("", ("nickname", "preferred_username", "username")),),
         groups=("groups",),
         source="url",
     )
@@ -289,6 +315,7 @@ def _facebook(ps: ProviderSettings) -> Preset:
         api_url=api,
         usernames=(("", ("email", "id")),),
         token_prefixes=("EAA",),
+        userinfo_dialect="facebook",
         source="url",
     )
 
@@ -379,6 +406,7 @@ def resolve(ps: ProviderSettings, *, allow_http: bool) -> ProviderConfig:
             ) from None
     audience = ps.audience or preset.audience
     _check_needs(ps, preset, validation, issuers, urls, audience)
+    _check_client_binding(ps, preset, validation)
     regex = re.compile(ps.username_regex) if ps.username_regex else None
     mapping = IdentityMapping(
         username_attributes=ps.username_attribute or preset.username_attributes(validation),
@@ -394,6 +422,9 @@ def resolve(ps: ProviderSettings, *, allow_http: bool) -> ProviderConfig:
             if ps.require_verified_email is None
             else ps.require_verified_email
         ),
+        client_tokens=preset.client_tokens,
+        allowed_clients=ps.allowed_clients,
+        required_values=(("https://slack.com/team_id", ps.team),) if ps.team else (),
         prefix=ps.prefix,
     )
     if regex is not None:
@@ -431,6 +462,7 @@ def resolve(ps: ProviderSettings, *, allow_http: bool) -> ProviderConfig:
         userinfo_dialect=preset.userinfo_dialect,
         id_token_claims=preset.id_token_claims,
         family=ps.type if ps.type in FAMILIES else None,
+        any_client=ps.any_client,
     )
     return dataclasses.replace(config, fingerprint=fingerprint(config))
 
@@ -458,6 +490,34 @@ def _check_replacement(ps: ProviderSettings, regex: re.Pattern[str]) -> None:
                 ps.variable("username_replacement"),
                 f"refers to group {reference!r}, which {ps.variable('username_regex')} lacks",
             )
+
+
+def _check_client_binding(ps: ProviderSettings, preset: Preset, validation: str) -> None:
+    """A provider must be able to tell that a token was issued to this app, or
+    the administrator must say, explicitly, that any app's token will do."""
+    if ps.allowed_clients and validation == "userinfo":
+        raise ConfigurationError(
+            ps.variable("allowed_clients"),
+            "userinfo answers do not say which client a token was issued to;"
+            " use a validation that does (jwt, introspection, check)",
+        )
+    if ps.team and ps.type != "slack":
+        raise ConfigurationError(ps.variable("team"), "only a Slack provider has a team")
+    if preset.needs_client_check and not ps.allowed_clients and not ps.any_client:
+        can_tell = validation != "userinfo"
+        raise ConfigurationError(
+            ps.variable("allowed_clients" if can_tell else "any_client"),
+            f"a {ps.type} provider with {validation} validation accepts tokens issued to any"
+            " app"
+            + (
+                f"; list your app's client ids in {ps.variable('allowed_clients')}, or set"
+                f" {ps.variable('any_client')}=true to accept any"
+                if can_tell
+                else f" (its answers cannot tell which); set {ps.variable('any_client')}=true"
+                " to accept that explicitly"
+                + (f", and {ps.variable('team')} to your team ids" if ps.type == "slack" else "")
+            ),
+        )
 
 
 def _check_needs(

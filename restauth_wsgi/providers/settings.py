@@ -135,6 +135,9 @@ KINDS: dict[str, Kind] = {
     "username_replacement": STRING,
     "groups_attribute": OPTIONAL_LIST,
     "service_accounts": PAIRS,
+    "allowed_clients": LIST,
+    "any_client": BOOL,
+    "team": LIST,
     "require_verified_email": OPTIONAL_BOOL,
     "algorithms": _ALGORITHMS,
     "hmac_secret": SECRET,
@@ -182,6 +185,9 @@ class ProviderSettings:
     username_replacement: str = r"\g<0>"
     groups_attribute: tuple[str, ...] | None = None
     service_accounts: Mapping[str, str] = field(default_factory=dict)
+    allowed_clients: tuple[str, ...] = ()
+    any_client: bool = False
+    team: tuple[str, ...] = ()
     require_verified_email: bool | None = None
     algorithms: tuple[str, ...] = ASYMMETRIC_ALGORITHMS
     hmac_secret: str | None = field(default=None, repr=False)

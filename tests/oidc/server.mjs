@@ -62,6 +62,11 @@ const configuration = {
     return {
       accountId: id,
       async claims() {
+        // The account "explode" breaks userinfo (a 500, server_error), as a
+        // provider may for one token; everything else about it works.
+        if (id === 'explode' && ctx && ctx.oidc && ctx.oidc.route === 'userinfo') {
+          throw new Error('this account breaks userinfo');
+        }
         return { sub: id, preferred_username: id, ...known };
       },
     };
