@@ -14,6 +14,7 @@ from restauth_wsgi import RestAuthMiddleware, Settings
 from restauth_wsgi.tokens.issuing import issue_token
 from restauth_wsgi.tokens.store import TokenRecord, TokenStore, open_store
 
+from .dot_provider import DotProvider, dot_available
 from .fake_provider import FakeProvider
 from .helpers import echo_app, need
 from .oidc_provider import OidcProvider, node_available
@@ -82,6 +83,17 @@ def own_oidc_provider(tmp_path: Path) -> Iterator[OidcProvider]:
     why = node_available()
     need(why is None, f"no OpenID provider to test against: {why}")
     provider = OidcProvider(tmp_path)
+    provider.start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(scope="session")
+def dot_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DotProvider]:
+    """A second real provider (django-oauth-toolkit under gunicorn) shared by the session."""
+    why = dot_available()
+    need(why is None, f"no django-oauth-toolkit to test against: {why}")
+    provider = DotProvider(tmp_path_factory.mktemp("dot"))
     provider.start()
     yield provider
     provider.stop()
