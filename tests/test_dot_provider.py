@@ -176,11 +176,6 @@ def test_introspection_with_a_wrong_secret_is_503_not_401(
     assert (status, body["error"]) == (503, "temporarily_unavailable")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 10 item 7: introspection endpoint from RFC 8414 metadata",
-)
 def test_introspection_endpoint_is_discovered_from_rfc8414_metadata(
     dot_provider: DotProvider, with_providers: Callable[..., Client]
 ) -> None:
@@ -247,7 +242,6 @@ def test_userinfo_accepts_a_users_openid_token(
     assert (status, body["error"]) == (401, "invalid_token"), "DOT's userinfo needs openid"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 10 item 8")
 def test_one_token_that_breaks_userinfo_does_not_stop_the_others(
     dot_provider: DotProvider, with_providers: Callable[..., Client]
 ) -> None:
