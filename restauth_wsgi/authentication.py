@@ -156,10 +156,10 @@ class Authentication:
             if remembered.method == "password":
                 # A remembered password is still a password: a lockout or a
                 # block applies to it as to a fresh one.
-                guard.before_password(remembered.username)
+                guard.before_password(remembered.username, remembered=True)
             return remembered
         if remembered.password and remembered.username is not None:
-            guard.before_password(remembered.username)
+            guard.before_password(remembered.username, remembered=True)
         raise remembered.error()
 
     def _run_chain(self, header: str, key: bytes | None, guard: Guard) -> Identity:

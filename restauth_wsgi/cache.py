@@ -215,6 +215,26 @@ class SharedCache:
             self._failed(exc)
             return None
 
+    def decr(self, kind: str, secret: str) -> None:
+        """Take one back from a counter (a reservation not needed after all)."""
+        if self._down_until > time.monotonic():
+            return
+        key = self.key(kind, secret)
+        try:
+            backend = self._backend.get()
+            if isinstance(backend, RedisCache):
+                backend._write_client.decr(key)
+                return
+            if isinstance(backend, MemcachedCache):
+                backend._client.decr(key, 1, noreply=False)  # stops at zero by itself
+                return
+            with self._count_lock:
+                count = self.count(kind, secret)
+                if count > 0:
+                    backend.set(key, json.dumps(count - 1))
+        except Exception as exc:
+            self._failed(exc)
+
     def count(self, kind: str, secret: str) -> int:
         """A counter's value (0 when absent or the backend fails)."""
         if self._down_until > time.monotonic():
@@ -313,19 +333,31 @@ def open_shared_cache(
     )
 
 
+class _QuietJSONSerializer(JSONSerializer):
+    """cachelib's JSON serializer, without its warnings on the root logger.
+
+    cachelib reports a miss (``loads(None)``) through ``logging.warning``,
+    which writes to the application's root logger (configuring it on first
+    use) for every unseen token: a client could flood the logs.
+    """
+
+    def _warn(self, e: Exception) -> None:
+        log.debug("cache value not JSON: %s", e)
+
+
 # cachelib pickles by default; these JSON-only variants keep a shared cache
 # data only. The serializer is set on the class so that nothing, not even the
 # file backend's entry counter written during construction, is ever pickled.
 class _JsonSimpleCache(SimpleCache):
-    serializer = JSONSerializer()  # type: ignore[assignment]
+    serializer = _QuietJSONSerializer()  # type: ignore[assignment]
 
 
 class _JsonFileSystemCache(FileSystemCache):
-    serializer = JSONSerializer()  # type: ignore[assignment]
+    serializer = _QuietJSONSerializer()  # type: ignore[assignment]
 
 
 class _JsonRedisCache(RedisCache):
-    serializer = JSONSerializer()  # type: ignore[assignment]
+    serializer = _QuietJSONSerializer()  # type: ignore[assignment]
 
 
 def _backend(url: str, *, max_entries: int, timeout: float) -> BaseCache:

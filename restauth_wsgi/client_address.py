@@ -10,6 +10,7 @@ does. Anything further left was written by the client and is ignored.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -25,14 +26,37 @@ class ClientAddress(NamedTuple):
 
 
 def client_address(environ: Mapping[str, Any], trusted_proxies: int) -> ClientAddress | None:
-    """The client's address, or ``None`` if none can be told (no or bad ``REMOTE_ADDR``)."""
+    """The client's address, or ``None`` if it cannot be told.
+
+    With trusted proxies, the entry they wrote is the client's: an
+    ``address:port`` or ``[v6]:port`` entry (Azure's Application Gateway
+    writes those) is read as its address, and one that is not an address at
+    all (``unknown``) makes the client unknown. It is never replaced by
+    ``REMOTE_ADDR``, which is the proxy's own address and may well be in an
+    allowed network. Only a request with fewer entries than proxies (one
+    that did not come through them all) is judged by ``REMOTE_ADDR``, as
+    werkzeug's ``ProxyFix`` does.
+    """
     if trusted_proxies:
-        forwarded = str(environ.get("HTTP_X_FORWARDED_FOR", "")).split(",")
+        header = environ.get("HTTP_X_FORWARDED_FOR")
+        forwarded = [] if header is None else str(header).split(",")
         if len(forwarded) >= trusted_proxies:
-            address = parse_address(forwarded[-trusted_proxies].strip())
-            if address is not None:
-                return address
+            return parse_forwarded(forwarded[-trusted_proxies].strip())
     return parse_address(str(environ.get("REMOTE_ADDR", "")))
+
+
+_PORTED = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::\d{1,5})?|(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}")
+
+
+def parse_forwarded(entry: str) -> ClientAddress | None:
+    """An ``X-Forwarded-For`` entry as an address, with or without a port."""
+    address = parse_address(entry)
+    if address is not None:
+        return address
+    ported = _PORTED.fullmatch(entry)
+    if ported is None:
+        return None
+    return parse_address(ported.group(1) or ported.group(2))
 
 
 # Addresses repeat request after request; parsing one with ipaddress costs

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from .access import AccessPolicy, load_rules
 from .authentication import Authentication
-from .authenticators import UNGUARDED, Guard
+from .authenticators import UNGUARDED
 from .errors import (
     AuthenticationError,
     Forbidden,
@@ -40,7 +40,7 @@ from .errors import (
     TooManyFailures,
 )
 from .identity import Identity
-from .lockout import Lockout
+from .lockout import Lockout, Reservation, address_subject
 from .paths import PathGlobs
 from .request import Request
 from .settings import Settings
@@ -142,7 +142,9 @@ class Gatekeeper:
         lockout = None
         if settings.lockout_threshold:
             lockout = Lockout(
-                shared,
+                # In process memory, answers and counters would share one
+                # bounded map, where a stream of answers evicts live counters.
+                settings.shared_cache() if settings.cache == "memory" else shared,
                 threshold=settings.lockout_threshold,
                 window=settings.lockout_window,
                 user_threshold=settings.lockout_user_threshold,
@@ -185,13 +187,20 @@ class Gatekeeper:
         header = request.authorization
         if level == "optional" and (header is None or not header.strip(" \t")):
             return ANONYMOUS
-        guard: Guard = _RequestGuard(self, request) if self._guarded else UNGUARDED
+        guard = _RequestGuard(self, request) if self._guarded else None
         try:
-            identity = self.authentication.authenticate(header, guard)
+            identity = self.authentication.authenticate(header, guard or UNGUARDED)
         except AuthenticationError as error:
-            if self.record_failures and isinstance(error, _FAILURES):
-                self._count_failure(error, request)
+            failed = isinstance(error, _FAILURES) and not isinstance(error, PasswordsBlocked)
+            # A guessable attempt was counted before it was checked; any other
+            # failure (a wrong API token, a bad JWT) is counted now.
+            reserved = guard is not None and guard.settle(failed=failed)
+            if failed and not reserved and self.record_failures and self.lockout is not None:
+                user = error.username if error.password else None
+                self.lockout.failed(_address(request), user)
             return refusal(error)
+        if guard is not None:
+            guard.settle(failed=False)
         if identity.method == "password" and self.lockout is not None and self.record_failures:
             self.lockout.password_accepted(identity.username, _address(request))
         return self.authorized(identity, request)
@@ -209,11 +218,6 @@ class Gatekeeper:
         self.authentication.close()
         if self.lockout is not None:
             self.lockout.shared.close()
-
-    def _count_failure(self, error: AuthenticationError, request: Request) -> None:
-        if self.lockout is None or isinstance(error, PasswordsBlocked):
-            return
-        self.lockout.failed(_address(request), error.username if error.password else None)
 
     def password_refused(self, username: str, request: Request) -> None:
         """Refuse a password here if passwords are blocked for this user and path.
@@ -238,28 +242,51 @@ class Gatekeeper:
 
 
 class _RequestGuard:
-    """The guard of one request: blocked passwords and the lockout."""
+    """The guard of one request: blocked passwords, and the lockout's
+    reservation of the one guessable attempt a request makes."""
 
-    __slots__ = ("_gatekeeper", "_request")
+    __slots__ = ("_gatekeeper", "_request", "_reservation")
 
     def __init__(self, gatekeeper: Gatekeeper, request: Request) -> None:
         self._gatekeeper = gatekeeper
         self._request = request
+        self._reservation: Reservation | None = None
 
     def before_costly_call(self) -> None:
         lockout = self._gatekeeper.lockout
-        if lockout is not None:
+        if lockout is not None and self._reservation is None:
             lockout.check_address(_address(self._request))
 
-    def before_password(self, username: str) -> None:
+    def making_costly_call(self) -> None:
+        lockout = self._gatekeeper.lockout
+        if lockout is None or self._reservation is not None:
+            return
+        if self._gatekeeper.record_failures:  # restauth check only looks
+            self._reservation = lockout.reserve_costly(_address(self._request))
+
+    def before_password(self, username: str, *, remembered: bool = False) -> None:
         self._gatekeeper.password_refused(username, self._request)
         lockout = self._gatekeeper.lockout
-        if lockout is not None:
-            lockout.check_password(username, _address(self._request))
+        if lockout is None or self._reservation is not None:
+            return
+        address = _address(self._request)
+        if remembered or not self._gatekeeper.record_failures:
+            lockout.check_password(username, address)
+        else:
+            self._reservation = lockout.reserve_password(username, address)
+
+    def settle(self, *, failed: bool) -> bool:
+        """Keep the reserved counts as a failure or give them back; whether
+        there was a reservation."""
+        if self._reservation is None:
+            return False
+        self._reservation.settle(failed=failed)
+        self._reservation = None
+        return True
 
 
-def _address(request: Request) -> str | None:
-    return None if request.client is None else request.client.text
+def _address(request: Request) -> str:
+    return address_subject(request.client)
 
 
 def _upstream(request: Request) -> Identity:

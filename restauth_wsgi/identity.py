@@ -16,19 +16,27 @@ _NO_CLAIMS: Mapping[str, Any] = types.MappingProxyType({})
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def freeze(value: Any) -> Any:
+#: The deepest nesting of claims kept (real claims are a few levels deep).
+MAX_DEPTH = 32
+
+
+def freeze(value: Any, depth: int = 0) -> Any:
     """JSON data made read-only: objects as read-only mappings, arrays as tuples.
 
     A remembered identity is shared by every request with the same
     credentials; an application that changed its claims would change the
     next request's identity.
+
+    :raises ValueError: for data nested deeper than :data:`MAX_DEPTH`.
     """
     if isinstance(value, _SCALARS):
         return value
+    if depth >= MAX_DEPTH:
+        raise ValueError(f"the claims are nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, Mapping):
-        return types.MappingProxyType({str(k): freeze(v) for k, v in value.items()})
+        return types.MappingProxyType({str(k): freeze(v, depth + 1) for k, v in value.items()})
     if isinstance(value, list | tuple):
-        return tuple(freeze(item) for item in value)
+        return tuple(freeze(item, depth + 1) for item in value)
     return value
 
 

@@ -15,7 +15,9 @@ Kelvin sign U+212A lower-cases to ``k`` in Python).
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,6 +123,10 @@ class IdentityMapping:
             token was issued to a client or in a place that is not accepted.
         """
         self._check_belongs(claims)
+        try:
+            frozen = freeze(claims)
+        except ValueError as exc:
+            raise _refuse(str(exc)) from None
         return Identity(
             username=self.username(claims),
             method=method,
@@ -129,7 +135,7 @@ class IdentityMapping:
             scopes=scopes_of(claims) if scopes is None else scopes,
             groups=self.groups(claims),
             expires_at=expires_at,
-            claims=freeze(claims),
+            claims=frozen,
         )
 
     def groups(self, claims: Mapping[str, Any]) -> frozenset[str]:
@@ -249,14 +255,24 @@ def client_of(claims: Mapping[str, Any]) -> str | None:
 
 
 def lowercase(value: str) -> str:
-    """``value`` lower-cased, except where that would turn a non-ASCII
-    character into ASCII (U+212A KELVIN SIGN would become ``k``, U+0130 an
-    ``i`` with a combining dot): such characters are kept as they are."""
+    """``value`` lower-cased, without merging characters that are not the same
+    letter: a compatibility character (U+212A KELVIN SIGN, U+212B ANGSTROM
+    SIGN, U+2126 OHM SIGN, U+03F4 GREEK CAPITAL THETA SYMBOL, whose lower
+    case is another letter's) and one whose lower case would be ASCII
+    (U+0130, an ``i`` with a dot) are kept as they are."""
     if value.isascii():
         return value.lower()
-    return "".join(
-        c if not c.isascii() and any(x.isascii() for x in c.lower()) else c.lower() for c in value
-    )
+    return "".join(_lower(c) for c in value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _lower(c: str) -> str:
+    if c.isascii():
+        return c.lower()
+    lowered = c.lower()
+    if unicodedata.normalize("NFKC", c) != c or any(x.isascii() for x in lowered):
+        return c
+    return lowered
 
 
 def _refuse(reason: str) -> InvalidToken:

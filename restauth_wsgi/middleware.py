@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ from . import metrics
 from .audit import AuditLog, credential_tag
 from .decision import Decision, Gatekeeper, refusal
 from .errors import AuthenticationError, MalformedRequest, ServiceUnavailable
-from .request import describe_environ
+from .request import Request, describe_environ
 from .responses import error_response
 from .settings import Settings, settings_environ, unknown_variables
 
@@ -41,9 +42,11 @@ IDENTITY_KEY = "restauth.identity"
 #: Where a ``REMOTE_USER`` that was not trusted is kept, for debugging only.
 UNTRUSTED_REMOTE_USER_KEY = "restauth.untrusted_remote_user"
 
-# Identity headers that auth proxies (oauth2-proxy, Apache's mod_auth_openidc
-# and mod_auth_*, nginx auth modules) set and applications are often told to
-# trust. A client can send them too, so they never reach the application.
+# Identity headers that auth proxies and gateways set and that applications
+# are often told to trust (oauth2-proxy, Apache's mod_auth_openidc and
+# mod_auth_*, nginx auth modules, AWS ALB, Google IAP, Azure App Service,
+# Cloudflare Access, Kong, Envoy, Grafana's auth proxy, TLS client-certificate
+# forwarding). A client can send them too, so they never reach the application.
 SPOOFABLE_HEADERS = frozenset(
     {
         "HTTP_REMOTE_USER",
@@ -51,18 +54,81 @@ SPOOFABLE_HEADERS = frozenset(
         "HTTP_X_REMOTE_GROUP",
         "HTTP_X_REMOTE_GROUPS",
         "HTTP_X_REMOTE_EMAIL",
+        "HTTP_X_REMOTE_ROLES",
         "HTTP_X_USER",
         "HTTP_X_EMAIL",
+        "HTTP_X_USERINFO",
+        "HTTP_X_PROXY_USER",
+        "HTTP_X_AUTH_USER",
+        "HTTP_X_AUTH_USERNAME",
+        "HTTP_X_ID_TOKEN",
+        "HTTP_X_ACCESS_TOKEN",
+        "HTTP_X_CLIENT_CERT",
+        "HTTP_X_CREDENTIAL_IDENTIFIER",
         "HTTP_X_FORWARDED_USER",
         "HTTP_X_FORWARDED_EMAIL",
+        "HTTP_X_FORWARDED_LOGIN",
         "HTTP_X_FORWARDED_PREFERRED_USERNAME",
         "HTTP_X_FORWARDED_GROUPS",
         "HTTP_X_FORWARDED_ACCESS_TOKEN",
+        "HTTP_X_FORWARDED_CLIENT_CERT",
+        "HTTP_X_GOOG_IAP_JWT_ASSERTION",
     }
 )
-# Whole families of them: oauth2-proxy's X-Auth-Request-*, mod_auth_openidc's
-# OIDC-Claim-* / OIDC_CLAIM_* / OIDC_access_token...
-SPOOFABLE_PREFIXES = ("HTTP_X_AUTH_REQUEST_", "HTTP_OIDC_")
+# Whole families of them.
+SPOOFABLE_PREFIXES = (
+    "HTTP_X_AUTH_REQUEST_",  # oauth2-proxy
+    "HTTP_OIDC_",  # mod_auth_openidc: OIDC-Claim-*, OIDC_access_token...
+    "HTTP_X_AMZN_OIDC_",  # AWS ALB
+    "HTTP_X_GOOG_AUTHENTICATED_USER_",  # Google IAP
+    "HTTP_X_MS_CLIENT_PRINCIPAL",  # Azure App Service
+    "HTTP_X_MS_TOKEN_",  # Azure App Service token store
+    "HTTP_CF_ACCESS_",  # Cloudflare Access
+    "HTTP_X_CONSUMER_",  # Kong
+    "HTTP_X_WEBAUTH_",  # Grafana's auth proxy
+    "HTTP_X_AUTHENTICATED_",
+    "HTTP_SSL_CLIENT_",
+    "HTTP_X_SSL_CLIENT_",
+)
+
+
+class SpoofableHeaders:
+    """Finds the identity headers of a request, in one pass over its keys.
+
+    The hot path cannot afford a Python loop over every key: the keys are
+    joined once and searched by one compiled pattern (a request without any
+    such header, the usual case, costs that and nothing more).
+
+    :param extra: more header names (``X-My-User``) or prefixes (``X-My-*``)
+        to remove (``RESTAUTH_STRIP_HEADERS``).
+    """
+
+    def __init__(self, extra: tuple[str, ...] = ()) -> None:
+        names = set(SPOOFABLE_HEADERS)
+        prefixes = list(SPOOFABLE_PREFIXES)
+        for header in extra:
+            key = "HTTP_" + header.upper().replace("-", "_")
+            if key.endswith("*"):
+                prefixes.append(key[:-1])
+            else:
+                names.add(key)
+        exact = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+        starts = "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True))
+        self._pattern = re.compile(f"\n((?:{exact})(?=\n)|(?:{starts})[^\n]*)")
+
+    def strip(self, environ: WSGIEnvironment) -> None:
+        """Remove them (and our own identity key) from ``environ``."""
+        environ.pop(IDENTITY_KEY, None)
+        try:
+            joined = "\n" + "\n".join(environ) + "\n"
+        except TypeError:  # a key that is not a string, set by a server in front
+            joined = "\n" + "\n".join(k for k in environ if isinstance(k, str)) + "\n"
+        if self._pattern.search(joined) is None:
+            return
+        for key in self._pattern.findall(joined):
+            environ.pop(key, None)
+
+
 # How many protected requests a process under mod_wsgi serves without ever
 # seeing an Authorization header before it says WSGIPassAuthorization may be off.
 MOD_WSGI_EVIDENCE = 20
@@ -97,6 +163,7 @@ class RestAuthMiddleware:
         self.gatekeeper = gatekeeper or Gatekeeper.from_settings(settings)
         self.authentication = self.gatekeeper.authentication
         self.audit = AuditLog(settings.audit_log)
+        self._spoofable = SpoofableHeaders(settings.strip_headers)
         self._enabled = settings.enabled
         self._trust_remote_user = settings.trust_remote_user
         self._trusted_proxies = settings.trusted_proxies
@@ -115,7 +182,7 @@ class RestAuthMiddleware:
         """Authenticate the request, then call the application or answer it here."""
         if not self._enabled:
             return self.app(environ, start_response)
-        _strip_spoofable(environ)
+        self._spoofable.strip(environ)
         upstream_user = environ.pop("REMOTE_USER", None)
         upstream_type = environ.pop("AUTH_TYPE", None)
         if upstream_user is not None and not self._trust_remote_user:
@@ -126,14 +193,14 @@ class RestAuthMiddleware:
             request = describe_environ(
                 environ,
                 trusted_proxies=self._trusted_proxies,
-                upstream_user=upstream_user,
-                upstream_auth_type=upstream_type,
+                upstream_user=None if upstream_user is None else str(upstream_user),
+                upstream_auth_type=None if upstream_type is None else str(upstream_type),
             )
         except MalformedRequest as malformed:
             decision = refusal(malformed)
         else:
             decision = self.gatekeeper.decide(request)
-        self._note(environ, decision)
+        self._note(environ, decision, request)
         identity, error = decision.identity, decision.error
         if self.audit.enabled:
             self.audit.emit(
@@ -172,18 +239,32 @@ class RestAuthMiddleware:
         self.gatekeeper.close()
         self.audit.close()
 
-    def _note(self, environ: WSGIEnvironment, decision: Decision) -> None:
+    def _note(self, environ: WSGIEnvironment, decision: Decision, request: Request | None) -> None:
         """Hints for the operator, each logged once per process."""
+        if not self._warned_forwarded and request is not None:
+            self._note_address(environ, request)
+        if self._mod_wsgi_bare >= 0 and "mod_wsgi.version" in environ:
+            self._count_mod_wsgi(environ, decision)
+
+    def _note_address(self, environ: WSGIEnvironment, request: Request) -> None:
         forwarded = "HTTP_X_FORWARDED_FOR" in environ
-        if forwarded and not self._warned_forwarded and not self._trusted_proxies:
+        if forwarded and not self._trusted_proxies:
             self._warned_forwarded = True
             log.warning(
                 "requests arrive with X-Forwarded-For but RESTAUTH_TRUSTED_PROXIES=0: every"
                 " client looks like the proxy in front (lockout, networks and the audit log"
-                " see its address); set RESTAUTH_TRUSTED_PROXIES to the number of proxies"
+                " see %s); set RESTAUTH_TRUSTED_PROXIES to the number of proxies",
+                "its address" if request.client is not None else "no address at all",
             )
-        if self._mod_wsgi_bare >= 0 and "mod_wsgi.version" in environ:
-            self._count_mod_wsgi(environ, decision)
+        elif request.client is None:
+            self._warned_forwarded = True
+            log.warning(
+                "a request's client address cannot be told (%s): lockouts count such clients"
+                " together, as one 'unknown' address, and RESTAUTH_ALLOWED_NETWORKS refuses them",
+                "the X-Forwarded-For entry of the trusted proxy is not an address"
+                if forwarded and self._trusted_proxies
+                else "REMOTE_ADDR is empty or not an address: a unix socket?",
+            )
 
     def _count_mod_wsgi(self, environ: WSGIEnvironment, decision: Decision) -> None:
         # Apache drops Authorization unless WSGIPassAuthorization is on. One
@@ -214,10 +295,3 @@ class RestAuthMiddleware:
                 error.reason,
                 credential_tag(None, environ.get("HTTP_AUTHORIZATION")) or "-",
             )
-
-
-def _strip_spoofable(environ: WSGIEnvironment) -> None:
-    """Drop identity headers a client could have sent, and our own key."""
-    environ.pop("restauth.identity", None)
-    for key in [k for k in environ if k in SPOOFABLE_HEADERS or k.startswith(SPOOFABLE_PREFIXES)]:
-        del environ[key]

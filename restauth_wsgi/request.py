@@ -89,9 +89,14 @@ def describe(
 
     :param overrides: the values of method-override headers.
     :param cors: whether ``Origin`` and ``Access-Control-Request-Method`` were sent.
-    :raises MalformedRequest: for a method or override that is not an HTTP method.
+    :param upstream_user: a ``REMOTE_USER`` the server in front set: an empty
+        one means nobody (servers set that for anonymous requests).
+    :raises MalformedRequest: for a method or override that is not an HTTP
+        method, or an upstream user that is not a username.
     """
     run = _method(method, "method")
+    if upstream_user is not None:
+        upstream_user = _upstream(upstream_user)
     extra = [_method(value, "method override header") for value in overrides]
     if not extra:
         methods = _GET if run in ("GET", "HEAD") else frozenset({run})
@@ -133,6 +138,17 @@ def describe_environ(
         upstream_user=upstream_user,
         upstream_auth_type=upstream_auth_type,
     )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _upstream(user: str) -> str | None:
+    if not user.strip():
+        return None
+    if len(user) > 255 or _CONTROL.search(user):
+        raise MalformedRequest("The user the server in front names is not a username.")
+    return user
 
 
 def _method(value: str, what: str) -> str:

@@ -176,6 +176,8 @@ class Settings:
     allow_preflight: bool = True
     #: RESTAUTH_TRUST_REMOTE_USER: keep a REMOTE_USER set by the server in front.
     trust_remote_user: bool = False
+    #: RESTAUTH_STRIP_HEADERS: more identity headers (or ``Prefix-*``) to remove.
+    strip_headers: tuple[str, ...] = ()
     #: RESTAUTH_REALM: the realm of the WWW-Authenticate challenges.
     realm: str = "api"
     #: RESTAUTH_CACHE: where provider answers are shared: memory, file://, redis://, memcached://.
@@ -419,6 +421,20 @@ def _check_realm(value: object) -> str:
     return value
 
 
+_HEADER = re.compile(r"[A-Za-z0-9-]{1,64}\*?")
+
+
+def _check_header_names(value: object) -> tuple[str, ...]:
+    names = check_str_tuple(value)
+    for name in names:
+        if not _HEADER.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is not a header name; use letters, digits and '-',"
+                " with a final '*' for a prefix (X-Auth-*)"
+            )
+    return names
+
+
 _NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -476,6 +492,7 @@ _KINDS: dict[str, Kind] = {
     "metrics_path": Kind(STRING.parse, _check_path),
     "allow_preflight": BOOL,
     "trust_remote_user": BOOL,
+    "strip_headers": Kind(LIST.parse, _check_header_names, ",".join),
     "realm": Kind(STRING.parse, _check_realm),
     "cache": Kind(STRING.parse, _check_cache, mask_url),
     "cache_namespace": Kind(OPTIONAL_STRING.parse, _check_namespace, OPTIONAL_STRING.show),

@@ -171,6 +171,41 @@ def test_optional_paths_pass_anonymous_requests_without_remote_user(
             200,
             id="two-trusted-proxies",
         ),
+        pytest.param(
+            {"allowed_networks": ("10.0.0.0/8",), "trusted_proxies": 1},
+            "10.0.0.2",
+            "203.0.113.7:51234",
+            403,
+            id="entry-with-a-port-is-that-address",
+        ),
+        pytest.param(
+            {"allowed_networks": ("10.0.0.0/8",), "trusted_proxies": 1},
+            "10.0.0.2",
+            "10.1.2.3:51234",
+            200,
+            id="inside-with-a-port",
+        ),
+        pytest.param(
+            {"allowed_networks": ("10.0.0.0/8",), "trusted_proxies": 1},
+            "10.0.0.2",
+            "[2001:db8::7]:443",
+            403,
+            id="bracketed-v6-with-a-port",
+        ),
+        pytest.param(
+            {"allowed_networks": ("10.0.0.0/8",), "trusted_proxies": 1},
+            "10.0.0.2",
+            "unknown",
+            403,
+            id="not-an-address-is-never-the-proxy",
+        ),
+        pytest.param(
+            {"allowed_networks": ("10.0.0.0/8",), "trusted_proxies": 1},
+            "10.0.0.2",
+            "203.0.113.007",
+            403,
+            id="leading-zeros",
+        ),
         pytest.param({"allowed_networks": ("2001:db8::/32",)}, "2001:db8::1", None, 200, id="ipv6"),
         pytest.param(
             {"allowed_networks": ("127.0.0.1",)}, "::ffff:127.0.0.1", None, 200, id="ipv4-mapped"

@@ -528,3 +528,24 @@ def test_check_says_what_to_fix(env: dict[str, str]) -> None:
     assert "no github provider is configured" in ghp.stdout
     bad_method = run("check", "--bearer", "x", "--method", "GE T", env=env)
     assert bad_method.returncode == 2
+
+
+def test_check_says_when_the_middleware_is_off(env: dict[str, str]) -> None:
+    done = run(
+        "check",
+        "--bearer",
+        "restauth_wrong",
+        "--path",
+        "/rest/admin",
+        env={**env, "RESTAUTH_ENABLED": "false"},
+    )
+    assert done.returncode == 0
+    assert done.stdout.startswith("DISABLED")
+
+
+def test_check_decodes_the_path_as_the_server_does(env: dict[str, str]) -> None:
+    public = {**env, "RESTAUTH_PUBLIC_PATHS": "/données/*"}
+    done = run("check", "--bearer", "x", "--path", "/donn%C3%A9es/a", env=public)
+    assert done.stdout.startswith("PUBLIC"), done.stdout
+    plain = run("check", "--bearer", "x", "--path", "/données/a", env=public)
+    assert plain.stdout.startswith("PUBLIC"), plain.stdout

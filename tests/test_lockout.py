@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -234,6 +235,66 @@ def test_forwarded_for_with_trusted_proxies_is_not_warned_about(
     with caplog.at_level(logging.WARNING, logger="restauth_wsgi"):
         ask(client, None, "10.0.0.1", **{"X-Forwarded-For": "198.51.100.1"})
     assert not [r for r in caplog.records if "X-Forwarded-For" in r.getMessage()]
+
+
+def test_concurrent_guesses_get_no_more_than_the_threshold(
+    store_url: str, passwords: str, clock: Clock
+) -> None:
+    settings = Settings(
+        token_store=store_url, password_file=passwords, lockout_threshold=10, lockout_window=WINDOW
+    )
+    middleware = RestAuthMiddleware(
+        echo_app, settings=settings, gatekeeper=Gatekeeper.from_settings(settings, clock=clock)
+    )
+    statuses: list[int] = []
+    start = threading.Barrier(40)
+
+    def guess(n: int) -> None:
+        client = Client(middleware)
+        start.wait()
+        statuses.append(ask(client, basic("jenkins", f"guess-{n}"), "203.0.113.9").status_code)
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses.count(401) <= 10, "a guess is counted before it is checked"
+    assert statuses.count(401) + statuses.count(429) == 40
+
+
+def test_an_ipv6_client_is_counted_by_its_64(web: Callable[..., Client]) -> None:
+    client = web()
+    for n in range(3):  # one guess from each of three addresses of one /64
+        assert ask(client, basic("jenkins", f"g{n}"), f"2001:db8:1:2::{n + 1:x}").status_code == 401
+    assert ask(client, basic("jenkins", "right"), "2001:db8:1:2::ffff").status_code == 429
+    assert ask(client, basic("jenkins", "right"), "2001:db8:1:3::1").status_code == 200, "next /64"
+
+
+def test_clients_without_an_address_are_counted_together(
+    web: Callable[..., Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    client = web()
+    with caplog.at_level(logging.WARNING, logger="restauth_wsgi"):
+        for n in range(3):
+            assert ask(client, basic("jenkins", f"g{n}"), "").status_code == 401
+    assert ask(client, f"Bearer {claims_token(sub='x')}", "").status_code == 429
+    said = [r.getMessage() for r in caplog.records if "cannot be told" in r.getMessage()]
+    assert len(said) == 1
+    assert "REMOTE_ADDR is empty" in said[0]
+
+
+def test_answers_do_not_evict_lockout_counters(
+    web: Callable[..., Client], fake_provider: FakeProvider
+) -> None:
+    client = web(cache_max_entries=100)
+    lock(client, "203.0.113.66")
+    for n in range(150):  # plenty of ordinary sign-ins, each answer cached
+        assert (
+            ask(client, f"Bearer {claims_token(sub=f'user{n}')}", f"198.51.100.{n}").status_code
+            == 200
+        )
+    assert ask(client, basic("jenkins", "right"), "203.0.113.66").status_code == 429
 
 
 # -- across processes sharing Redis, and the CLI ---------------------------------------------

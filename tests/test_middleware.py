@@ -101,6 +101,29 @@ def test_spoofed_remote_user_is_dropped_on_public_paths(
         "OIDC_CLAIM_email",
         "OIDC-Access-Token",
         "OIDC_id_token",
+        "X-Amzn-Oidc-Identity",
+        "X-Amzn-Oidc-Data",
+        "X-Goog-Authenticated-User-Email",
+        "X-Goog-Iap-Jwt-Assertion",
+        "X-Ms-Client-Principal-Name",
+        "X-Ms-Token-Aad-Access-Token",
+        "Cf-Access-Authenticated-User-Email",
+        "X-WEBAUTH-USER",
+        "X-Consumer-Username",
+        "X-Credential-Identifier",
+        "X-Userinfo",
+        "X-Forwarded-Client-Cert",
+        "X-Ssl-Client-Dn",
+        "Ssl-Client-S-Dn",
+        "X-Client-Cert",
+        "X-Authenticated-User",
+        "X-Authenticated-Groups",
+        "X-Proxy-User",
+        "X-Forwarded-Login",
+        "X-Auth-Username",
+        "X-Remote-Roles",
+        "X-Id-Token",
+        "X-Access-Token",
     ],
 )
 def test_proxy_identity_headers_are_stripped(
@@ -336,3 +359,35 @@ def test_the_mod_wsgi_hint_needs_evidence(
         for _ in range(50):
             working.get("/api", environ_overrides=under_mod_wsgi)
         assert hints() == 1, "one request with the header proves the directive is on"
+
+
+def test_more_identity_headers_can_be_named(
+    settings: Settings, make_client: Callable[..., Client], issue: Issue
+) -> None:
+    client = make_client(
+        dataclasses.replace(settings, strip_headers=("X-Corp-User", "X-Corp-Sso-*"))
+    )
+    token, _ = issue("alice")
+    forged = {"X-Corp-User": "root", "X-Corp-Sso-Groups": "admins", "X-Corp-Other": "kept"}
+    app_saw = seen(client.get("/", headers={"Authorization": f"Bearer {token}", **forged}))
+    assert app_saw["spoofable"] == {"HTTP_X_CORP_OTHER": "kept"}
+    with pytest.raises(ConfigurationError, match="RESTAUTH_STRIP_HEADERS"):
+        Settings(strip_headers=("X Corp",))
+
+
+@pytest.mark.parametrize(
+    ("upstream", "expected"),
+    [
+        pytest.param("", 401, id="empty-is-nobody"),
+        pytest.param("   ", 401, id="blank-is-nobody"),
+        pytest.param("root\n", 400, id="control-character"),
+        pytest.param("r\x00oot", 400, id="nul"),
+        pytest.param("x" * 256, 400, id="too-long"),
+        pytest.param("bob", 200, id="a-user"),
+    ],
+)
+def test_a_trusted_remote_user_must_be_a_username(
+    settings: Settings, make_client: Callable[..., Client], upstream: str, expected: int
+) -> None:
+    client = make_client(dataclasses.replace(settings, trust_remote_user=True))
+    assert client.get("/", environ_overrides={"REMOTE_USER": upstream}).status_code == expected

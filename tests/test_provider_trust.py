@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -325,6 +326,10 @@ def claims_provider(fake_provider: FakeProvider, store_url: str) -> Callable[...
         pytest.param({"username_lowercase": True}, "KELLY", "kelly", id="ascii"),
         pytest.param({"username_lowercase": True}, "ÉLODIE", "élodie", id="non-ascii-letters"),
         pytest.param({"username_lowercase": True}, "\u0130nci", "\u0130nci", id="dotted-capital-i"),
+        pytest.param({"username_lowercase": True}, "\u212bsa", "\u212bsa", id="angstrom-sign"),
+        pytest.param({"username_lowercase": True}, "\u00c5sa", "\u00e5sa", id="a-with-ring"),
+        pytest.param({"username_lowercase": True}, "\u2126", "\u2126", id="ohm-sign"),
+        pytest.param({"username_lowercase": True}, "\u03f4", "\u03f4", id="theta-symbol"),
         pytest.param({"username_prefix": "gh:"}, "alice", "gh:alice", id="prefix"),
     ],
 )
@@ -343,18 +348,67 @@ def test_stripping_any_domain_is_no_longer_possible() -> None:
         )
 
 
-def test_providers_sharing_a_namespace_are_warned_about(
-    corp_and_families: Callable[..., Client], store_url: str, caplog: pytest.LogCaptureFixture
+def clashes(*providers: ProviderSettings) -> list[str]:
+    from restauth_wsgi.providers.build import Providers
+
+    return Providers(Settings(providers=providers)).username_clashes()
+
+
+def oauth2(name: str, **more: Any) -> ProviderSettings:
+    return ProviderSettings(name, type="oauth2", userinfo_url="http://127.0.0.1:9/me", **more)
+
+
+@pytest.mark.parametrize(
+    ("providers", "clash"),
+    [
+        pytest.param((oauth2("corp"), oauth2("ptr")), True, id="both-unprefixed"),
+        pytest.param(
+            (oauth2("corp"), oauth2("ptr", username_prefix="gh:")), True, id="one-unprefixed"
+        ),
+        pytest.param(
+            (oauth2("corp", username_prefix="corp-"), oauth2("ptr", username_prefix="corp-x")),
+            True,
+            id="one-prefix-begins-the-other",
+        ),
+        pytest.param(
+            (oauth2("corp", username_prefix="corp:"), oauth2("ptr", username_prefix="ptr:")),
+            False,
+            id="distinct",
+        ),
+        pytest.param(
+            (
+                oauth2("corp", username_prefix="corp:", service_accounts={"ci": "deploy"}),
+                oauth2("ptr", username_prefix=""),
+            ),
+            True,
+            id="service-account-in-another-namespace",
+        ),
+        pytest.param(
+            (
+                oauth2("corp", username_prefix="corp:", service_accounts={"ci": "svc:deploy"}),
+                oauth2("ptr", username_prefix="ptr:"),
+            ),
+            False,
+            id="service-account-apart",
+        ),
+    ],
+)
+def test_providers_sharing_a_namespace_are_named(
+    providers: tuple[ProviderSettings, ...], clash: bool
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="restauth_wsgi"):
-        corp_and_families("corp", "github")
-    assert not [r for r in caplog.records if "same REMOTE_USER" in r.getMessage()]
+    assert bool(clashes(*providers)) == clash
+
+
+def test_a_shared_namespace_is_warned_about_at_start_up_and_by_config(
+    store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     env = cli_env(
         store_url,
         RESTAUTH_PROVIDERS="corp,github",
         RESTAUTH_CORP_TYPE="oauth2",
         RESTAUTH_CORP_USERINFO_URL="http://127.0.0.1:9/me",
         RESTAUTH_GITHUB_URL="http://127.0.0.1:9/github",
+        RESTAUTH_GITHUB_USERNAME_PREFIX="gh:",
     )
     done = subprocess.run([RESTAUTH, "config"], env=env, capture_output=True, text=True)
     assert "corp and github can map different people to the same REMOTE_USER" in done.stdout
@@ -363,10 +417,7 @@ def test_providers_sharing_a_namespace_are_warned_about(
             echo_app,
             settings=Settings(
                 token_store=store_url,
-                providers=(
-                    ProviderSettings("corp", type="oauth2", userinfo_url="http://127.0.0.1:9/me"),
-                    ProviderSettings("github", url="http://127.0.0.1:9/github"),
-                ),
+                providers=(oauth2("corp"), ProviderSettings("github", url="http://127.0.0.1:9/gh")),
             ),
         )
     assert [r for r in caplog.records if "same REMOTE_USER" in r.getMessage()]
@@ -409,3 +460,82 @@ def test_an_application_cannot_change_the_next_requests_identity(
     assert first == second
     assert second["sub"] == "alice"
     assert second["groups"] == ["staff"]
+
+
+# -- a second attack review ------------------------------------------------------------------
+
+
+def test_a_jwt_naming_another_issuer_is_shown_to_no_provider(
+    fake_provider: FakeProvider, store_url: str
+) -> None:
+    fake_provider.route("/me", serve_claims)
+    partner = ProviderSettings("ptr", type="oauth2", userinfo_url=f"{fake_provider.url}/me")
+    client = Client(
+        RestAuthMiddleware(echo_app, settings=Settings(token_store=store_url, providers=(partner,)))
+    )
+    google_id_token = (
+        "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsifQ."
+        "eyJpc3MiOiJodHRwczovL2FjY291bnRzLmdvb2dsZS5jb20iLCJzdWIiOiIxIn0.c2ln"
+    )
+    assert ask(client, google_id_token)[0] == 401
+    assert fake_provider.calls["/me"] == 0, "never shown to the partner"
+
+
+def test_providers_sharing_an_issuer_each_get_their_tokens(
+    fake_provider: FakeProvider, store_url: str
+) -> None:
+    from .oidc_provider import SigningKey
+
+    key = SigningKey("RS256")
+    fake_provider.json("/keys", {"keys": [key.public_jwk()]})
+    issuer = "https://idp.shared.test"
+
+    def api(name: str, audience: str) -> ProviderSettings:
+        return ProviderSettings(
+            name,
+            type="oidc",
+            issuer=issuer,
+            audience=(audience,),
+            jwks_url=f"{fake_provider.url}/keys",
+            username_prefix=f"{name}:",
+        )
+
+    settings = Settings(
+        token_store=store_url, providers=(api("staff", "staff-api"), api("ptr", "partner-api"))
+    )
+    client = Client(RestAuthMiddleware(echo_app, settings=settings))
+    now = int(time.time())
+    for audience, user in (("staff-api", "staff:alice"), ("partner-api", "ptr:alice")):
+        token = key.sign({"iss": issuer, "aud": audience, "sub": "alice", "exp": now + 60})
+        status, seen = ask(client, token)
+        assert (status, seen["remote_user"]) == (200, user)
+
+
+def test_an_answer_nested_too_deep_is_refused_not_a_500(
+    fake_provider: FakeProvider, store_url: str
+) -> None:
+    nested = '{"sub": "alice", "x": ' + "[" * 500 + "]" * 500 + "}"
+    fake_provider.route("/me", lambda r: Reply(200, nested.encode()))
+    provider = ProviderSettings("idp", type="oauth2", userinfo_url=f"{fake_provider.url}/me")
+    client = Client(
+        RestAuthMiddleware(
+            echo_app, settings=Settings(token_store=store_url, providers=(provider,))
+        )
+    )
+    for _ in range(2):
+        assert ask(client, "opaque-deep")[0] == 401
+
+
+@pytest.mark.slow
+def test_a_redis_miss_leaves_the_applications_logging_alone(
+    fake_provider: FakeProvider, store_url: str, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_provider.route("/me", serve_claims)
+    provider = ProviderSettings("idp", type="oauth2", userinfo_url=f"{fake_provider.url}/me")
+    settings = Settings(token_store=store_url, cache=redis_url, providers=(provider,))
+    client = Client(RestAuthMiddleware(echo_app, settings=settings))
+    with caplog.at_level(logging.DEBUG):
+        assert ask(client, claims_token(sub="alice"))[0] == 200
+    # cachelib reports a miss with logging.warning() on the root logger, which
+    # configures the application's logging on first use.
+    assert not [r for r in caplog.records if r.name == "root"]

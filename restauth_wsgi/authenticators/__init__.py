@@ -24,14 +24,23 @@ class Guard(Protocol):
     """What a request may spend: asked before costly or guessable checks."""
 
     def before_costly_call(self) -> None:
-        """Before a call to a provider about a token not seen before.
+        """Before a call to a provider about a token not seen before (each
+        request waiting for the answer asks this).
 
         :raises AuthenticationError: if the request may not make one.
         """
 
-    def before_password(self, username: str) -> None:
+    def making_costly_call(self) -> None:
+        """Just before the one request that makes the call makes it: the
+        attempt is counted now, and given back if the token was good.
+
+        :raises AuthenticationError: if the request may not make it after all.
+        """
+
+    def before_password(self, username: str, *, remembered: bool = False) -> None:
         """Before a password is checked, or a remembered one accepted.
 
+        :param remembered: the password is known right already (nothing to guess).
         :raises AuthenticationError: if passwords may not be tried here.
         """
 
@@ -42,7 +51,10 @@ class Unguarded:
     def before_costly_call(self) -> None:
         """Allow the call."""
 
-    def before_password(self, username: str) -> None:
+    def making_costly_call(self) -> None:
+        """Count nothing."""
+
+    def before_password(self, username: str, *, remembered: bool = False) -> None:
         """Allow the password check."""
 
 

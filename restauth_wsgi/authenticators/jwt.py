@@ -150,16 +150,23 @@ class JwtValidator:
 
 
 class JwtAuthenticator:
-    """Routes JWTs to their provider by issuer and validates them there."""
+    """Routes JWTs to their provider by issuer and validates them there.
+
+    Several providers may share an issuer (two APIs of one Azure tenant, with
+    their own audiences and prefixes): each is tried, and the first that
+    accepts the token answers; if none does, the first one's refusal is
+    the answer.
+    """
 
     schemes = frozenset({"Bearer"})
     #: Its answers depend only on the token (and the provider), so they may be remembered.
     remembers = True
 
     def __init__(self, validators: list[JwtValidator]) -> None:
-        self.validators = {
-            issuer: validator for validator in validators for issuer in validator.config.issuers
-        }
+        self.validators: dict[str, list[JwtValidator]] = {}
+        for validator in validators:
+            for issuer in validator.config.issuers:
+                self.validators.setdefault(issuer, []).append(validator)
 
     def authenticate(self, credentials: Credentials, guard: Guard) -> Identity | None:
         """The identity, or ``None`` if this is not a JWT of a configured issuer.
@@ -171,10 +178,17 @@ class JwtAuthenticator:
         if parsed is None:
             return None
         issuer = parsed.claims.get("iss")
-        validator = self.validators.get(issuer) if isinstance(issuer, str) else None
-        if validator is None:
+        validators = self.validators.get(issuer) if isinstance(issuer, str) else None
+        if not validators:
             return None
-        return validator.validate(credentials.secret, parsed)
+        first: InvalidToken | None = None
+        for validator in validators:
+            try:
+                return validator.validate(credentials.secret, parsed)
+            except InvalidToken as error:
+                first = first or error
+        assert first is not None
+        raise first
 
     def close(self) -> None:
         """Nothing to close: the key sets live in the shared cache."""

@@ -43,7 +43,6 @@ class OpaqueTokenAuthenticator:
         shared: SharedCache,
         flights: SingleFlight[LookupAnswer],
         *,
-        known_issuers: frozenset[str],
         negative_ttl: float,
         wait: float,
     ) -> None:
@@ -51,7 +50,6 @@ class OpaqueTokenAuthenticator:
         self.lookup = lookup
         self.shared = shared
         self.flights = flights
-        self.known_issuers = known_issuers
         self.negative_ttl = negative_ttl
         self.wait = wait
         self._kind = f"{config.validation}:{config.name}:{config.fingerprint}"
@@ -69,7 +67,7 @@ class OpaqueTokenAuthenticator:
         answer = self._cached(token)
         if answer is None:
             guard.before_costly_call()
-            answer = self._answer(token)
+            answer = self._answer(token, guard)
         try:
             if not answer.active:
                 raise TokenNotRecognised(
@@ -99,29 +97,32 @@ class OpaqueTokenAuthenticator:
                 credentials.secret, family=self.config.family, prefixes=self.config.token_prefixes
             )
         issuer = unverified.claims.get("iss")
-        if issuer is not None and not isinstance(issuer, str):
-            return False  # an iss that is a list or an object: no provider issued it
-        if self.config.issuers:
-            return issuer in self.config.issuers
-        # A provider of unknown issuer (generic oauth2) gets no JWT that a
-        # configured provider claims; the presets without an issuer never
-        # issue JWT access tokens at all.
-        return self.config.kind == "oauth2" and issuer not in self.known_issuers
+        if issuer is not None:
+            # A JWT that names its issuer goes to that provider only (an iss
+            # that is a list or an object, or a near miss of a configured one,
+            # goes nowhere): never to a provider that could not have issued it.
+            return isinstance(issuer, str) and issuer in self.config.issuers
+        # A JWT-shaped token without an issuer may be a generic oauth2
+        # provider's opaque token; the presets never issue such tokens.
+        return self.config.kind == "oauth2" and not self.config.issuers
 
-    def _answer(self, token: str) -> LookupAnswer:
+    def _answer(self, token: str, guard: Guard) -> LookupAnswer:
         key = hashlib.sha256(f"{self._kind}\0{token}".encode()).hexdigest()
         return self.flights.run(
-            key, lambda: self._ask(token), wait=self.wait, timed_out=self._timed_out
+            key, lambda: self._ask(token, guard), wait=self.wait, timed_out=self._timed_out
         )
 
     def _cached(self, token: str) -> LookupAnswer | None:
         entry = self.shared.get(self._kind, token)
         return None if entry is None else LookupAnswer.from_json(entry)
 
-    def _ask(self, token: str) -> LookupAnswer:
+    def _ask(self, token: str, guard: Guard) -> LookupAnswer:
         cached = self._cached(token)  # another process may have asked meanwhile
         if cached is not None:
             return cached
+        # Only the request that makes the call counts it: one token, one guess,
+        # however many requests wait for its answer.
+        guard.making_costly_call()
         try:
             answer = self.lookup(token)
         except UpstreamError as exc:

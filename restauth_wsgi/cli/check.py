@@ -13,6 +13,7 @@ import argparse
 import base64
 import json
 import time
+import urllib.parse
 from typing import Any
 
 from restauth_wsgi.client_address import parse_address
@@ -40,7 +41,12 @@ def register(commands: Any) -> None:
     which.add_argument("--bearer", metavar="TOKEN", help="a bearer token (or '-')")
     which.add_argument("--basic", metavar="USER:PASSWORD", help="Basic credentials (or '-')")
     check.add_argument("--method", default="GET", help="the request's method (default GET)")
-    check.add_argument("--path", default="/", help="the request's path (default /)")
+    check.add_argument(
+        "--path",
+        default="/",
+        help="the request's path as a client sends it (default /); %%XX escapes are"
+        " decoded once, as the server does",
+    )
     check.add_argument(
         "--client", metavar="ADDRESS", help="the client's address (for networks and lockout)"
     )
@@ -73,18 +79,22 @@ def _run(args: argparse.Namespace) -> int:
     path = args.path if args.path.startswith("/") else "/" + args.path
     header = authorization_header(args)
     try:
-        # PATH_INFO is latin-1 text of the path's UTF-8 bytes (PEP 3333).
+        # As the server hands it on (PEP 3333): %XX decoded once, the bytes
+        # as latin-1 text.
         request = describe(
             method=args.method,
-            path_info=path.encode("utf-8").decode("latin-1"),
+            path_info=urllib.parse.unquote_to_bytes(path).decode("latin-1"),
             client=client,
             authorization=header,
         )
     except MalformedRequest as exc:
         raise CommandError(f"--method {args.method!r}: {exc.description}", exit_code=2) from None
-    gatekeeper = Gatekeeper.from_settings(
-        load_settings(), record_failures=False, create_store=False
-    )
+    settings = load_settings()
+    if not settings.enabled:
+        print("DISABLED")
+        print("  RESTAUTH_ENABLED is false: the middleware lets every request through unchecked")
+        return 0
+    gatekeeper = Gatekeeper.from_settings(settings, record_failures=False, create_store=False)
     try:
         decision = gatekeeper.decide(request)
     finally:

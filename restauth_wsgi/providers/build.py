@@ -48,7 +48,6 @@ class Providers:
         self.shared: SharedCache = shared or settings.shared_cache()
         flights: SingleFlight[LookupAnswer] = SingleFlight()
         configs = [resolve(p, allow_http=settings.allow_http) for p in settings.providers]
-        known_issuers = frozenset(i for c in configs for i in c.issuers)
         self.by_name: dict[str, Provider] = {}
         for config in configs:
             discovery = Discovery(config, self.http)
@@ -69,7 +68,6 @@ class Providers:
                     provider.lookup,
                     self.shared,
                     flights,
-                    known_issuers=known_issuers,
                     negative_ttl=settings.negative_cache_ttl,
                     # A follower waits out the leader's whole call, with room to spare.
                     wait=3 * settings.http_timeout + 1,
@@ -86,19 +84,37 @@ class Providers:
     def username_clashes(self) -> list[str]:
         """Warnings for providers that can map different people to one username.
 
-        Two providers without distinct ``USERNAME_PREFIX`` values share one
-        namespace: a stranger's ``alice`` at one is the ``alice`` of the other.
+        Providers share one namespace of usernames: two whose prefixes are
+        equal, or where one prefix begins the other (``""`` begins every
+        one), can both produce ``corp-alice``; and a service account's name
+        can be a user of another provider whose prefix begins it.
         """
-        by_prefix: dict[str, list[str]] = {}
-        for provider in self.by_name.values():
-            mapping = provider.config.mapping
-            by_prefix.setdefault(mapping.username_prefix, []).append(provider.config.name)
-        return [
-            f"providers {' and '.join(names)} can map different people to the same"
-            f" REMOTE_USER; give each a distinct RESTAUTH_<NAME>_USERNAME_PREFIX (e.g. gh:)"
-            for prefix, names in by_prefix.items()
-            if len(names) > 1
-        ]
+        configs = [p.config for p in self.by_name.values()]
+        clashes = []
+        for n, first in enumerate(configs):
+            for second in configs[n + 1 :]:
+                one, other = first.mapping.username_prefix, second.mapping.username_prefix
+                if one.startswith(other) or other.startswith(one):
+                    clashes.append(
+                        f"providers {first.name} and {second.name} can map different people to"
+                        f" the same REMOTE_USER (their username prefixes {one!r} and {other!r}:"
+                        " one begins the other); give each a RESTAUTH_<NAME>_USERNAME_PREFIX"
+                        " that begins no other (e.g. gh:)"
+                    )
+        for owner in configs:
+            for account in sorted(set(owner.mapping.service_accounts.values())):
+                for provider in configs:
+                    if provider is owner or not account.startswith(
+                        provider.mapping.username_prefix
+                    ):
+                        continue
+                    clashes.append(
+                        f"service account {account!r} of {owner.name} can also be a user of"
+                        f" {provider.name}: a stranger there could become it; give"
+                        f" {provider.name} a RESTAUTH_<NAME>_USERNAME_PREFIX the account"
+                        " does not begin with"
+                    )
+        return clashes
 
     def issuers(self) -> tuple[str, ...]:
         """Every configured issuer, in the order the providers are named."""
