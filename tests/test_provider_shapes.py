@@ -748,3 +748,54 @@ def test_config_head_has_no_broken_pipe_traceback(store_url: str) -> None:
     assert first.startswith(b"Settings")
     assert b"Traceback" not in errors
     assert b"BrokenPipeError" not in errors
+
+
+def test_userinfo_command_shows_stable_and_readable_names_and_no_scopes_as_groups(
+    fake_provider: FakeProvider, store_url: str
+) -> None:
+    fake_provider.route(
+        "/me",
+        lambda r: Reply(
+            200,
+            {
+                "sub": "u-1",
+                "oid": "690222be",
+                "preferred_username": "abeli@microsoft.com",
+                "scope": "read write",
+                "groups": ["g1"],
+            },
+        ),
+    )
+    env = cli_env(
+        store_url,
+        RESTAUTH_PROVIDERS="idp",
+        RESTAUTH_IDP_TYPE="oauth2",
+        RESTAUTH_IDP_USERINFO_URL=f"{fake_provider.url}/me",
+    )
+    out = subprocess.run(
+        [RESTAUTH, "userinfo", "--provider", "idp", "opaque-1"],
+        env=env,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "oid                  stable" in out
+    assert "preferred_username   readable" in out
+    groups = next(line for line in out.splitlines() if line.startswith("Group attributes"))
+    assert "scope" not in groups
+
+
+def test_check_reads_expiries_as_a_person_would() -> None:
+    from restauth_wsgi.cli.check import expiry
+    from restauth_wsgi.identity import Identity
+
+    now = 1_000_000.0
+
+    def shown(method: str, expires_at: float | None) -> str:
+        return expiry(Identity("a", method, "Bearer", expires_at=expires_at), now=now)
+
+    assert shown("userinfo", None).startswith("unknown")
+    assert shown("api_token", None) == "never"
+    assert shown("jwt", now + 3 * 3600).endswith("(in 3.0 hours)")
+    assert shown("jwt", now + 600).endswith("(in 10 minutes)")
+    assert shown("jwt", now + 5 * 86400).endswith("(in 5.0 days)")
+    assert "accepted within the leeway" in shown("jwt", now - 30)
