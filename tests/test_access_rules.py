@@ -457,6 +457,21 @@ def test_bad_restrictions_are_refused_by_the_cli(store_url: str) -> None:
             text=True,
         )
         assert done.returncode == 2, options
+    forgot_the_method = subprocess.run(
+        [RESTAUTH, "token", "create", "--user", "ci", "--allow", "/rest/*"],
+        env=cli_env(store_url),
+        capture_output=True,
+        text=True,
+    )
+    assert "write 'GET /rest/*' for one method or '* /rest/*' for any" in forgot_the_method.stderr
+    head = subprocess.run(
+        [RESTAUTH, "token", "create", "--user", "ci", "--allow", "HEAD /x"],
+        env=cli_env(store_url),
+        capture_output=True,
+        text=True,
+    )
+    assert head.returncode == 2
+    assert "write GET" in head.stderr
 
 
 # -- passwords, and blocking them ----------------------------------------------------------------

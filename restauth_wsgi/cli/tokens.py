@@ -146,6 +146,19 @@ def _restrictions(args: argparse.Namespace) -> TokenRestrictions | None:
     allow = []
     for pattern in args.allow:
         method, _, glob = pattern.strip().partition(" ")
+        if method.startswith("/") or not glob.strip():
+            # '/rest/*' alone: the method was left out (an easy slip).
+            shown = pattern.strip()
+            raise CommandError(
+                f"--allow {shown!r} needs a method and a path glob: write 'GET {shown}' for"
+                f" one method or '* {shown}' for any",
+                exit_code=2,
+            )
+        if method.upper() == "HEAD":
+            raise CommandError(
+                "--allow: a HEAD request is judged as GET; write GET (which grants HEAD too)",
+                exit_code=2,
+            )
         allow.append((method.upper(), glob.strip()))
     if not (args.read_only or allow or args.network or args.scope):
         return None
