@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from . import metrics
 from .authenticators import UNGUARDED, Authenticator, Guard
-from .authenticators.api_token import ApiTokenAuthenticator
+from .authenticators.api_token import ApiTokenAuthenticator, StoreAnswer
 from .authenticators.password import REMEMBER_FOR as PASSWORD_REMEMBERED_FOR
 from .authenticators.password import PasswordAuthenticator, PasswordFile
 from .cache import RecentAnswers, Refusal, SharedCache
@@ -33,9 +33,13 @@ from .providers.build import Providers
 from .providers.routing import family_of
 from .settings import Settings
 from .tokens import format as token_format
+from .tokens.feed import ChangeFeed
 from .tokens.store import open_store
 
 log = logging.getLogger("restauth_wsgi")
+# How long an API token's answer is kept while the store does not change: a
+# bound on memory, not on revocation (the change feed sees to that).
+_REMEMBER_API_TOKEN_FOR = 3600.0
 
 # The order challenges are sent in: the scheme we recommend first.
 _SCHEME_ORDER = ("Bearer", "Basic")
@@ -72,6 +76,15 @@ class Authentication:
             for scheme in self.schemes
         }
         self._recent = recent
+        # The API tokens that may be remembered under the store's change counter.
+        self._api = next(
+            (
+                a
+                for a in self.authenticators
+                if isinstance(a, ApiTokenAuthenticator) and a.feed is not None
+            ),
+            None,
+        )
         self._cache_ttls = dict(cache_ttls or {})
         self._negative_ttl = negative_ttl
         self._clock = clock
@@ -83,24 +96,30 @@ class Authentication:
         *,
         shared: SharedCache | None = None,
         create_store: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> Authentication:
         """Build the chain the settings describe, without any network I/O.
 
         :param shared: the shared cache (one is opened from the settings if not given).
         :param create_store: make the token store on first use if it does not
             exist (the middleware); ``False`` for commands that only look.
+        :param clock: the time (tests pass their own).
         :raises ConfigurationError: for a password file that cannot be used.
         """
         authenticators: list[Authenticator] = []
+        remembers_tokens = False
         if settings.api_tokens:
             store = open_store(
                 settings.token_store, timeout=settings.token_store_timeout, create=create_store
             )
+            remembers_tokens = settings.token_feed
             authenticators.append(
                 ApiTokenAuthenticator(
                     store,
                     cache_ttl=settings.token_cache_ttl,
                     cache_entries=settings.cache_max_entries,
+                    feed=ChangeFeed(store) if settings.token_feed else None,
+                    clock=clock,
                 )
             )
         ttls: dict[str, float] = {}
@@ -119,9 +138,14 @@ class Authentication:
         return cls(
             authenticators,
             providers=providers,
-            recent=RecentAnswers(settings.cache_max_entries) if ttls else None,
+            recent=(
+                RecentAnswers(settings.cache_max_entries, clock)
+                if ttls or remembers_tokens
+                else None
+            ),
             cache_ttls=ttls,
             negative_ttl=settings.negative_cache_ttl,
+            clock=clock,
         )
 
     def close(self) -> None:
@@ -143,14 +167,17 @@ class Authentication:
                 "Authentication is required: send 'Authorization: Bearer <token>'."
             )
         recent = self._recent
-        # API tokens are never remembered here (the store decides every time),
-        # so a Bearer API token skips the hash and the lookup.
-        if recent is None or header.find(token_format.PREFIX, 0, 24) != -1:
+        api_token = header.find(token_format.PREFIX, 0, 24) != -1
+        if recent is None or (api_token and self._api is None):
+            # Nothing is remembered: without the change feed the store
+            # decides every time, so an API token skips the hash and the lookup.
             return self._run_chain(header, None, guard)
         key = hashlib.sha256(header.encode("utf-8", "surrogatepass")).digest()
         remembered = recent.get(key)
         metrics.METRICS.cache("recent", remembered is not None)
         if remembered is None:
+            if api_token:
+                return self._run_api_token(header, key, guard)
             return self._run_chain(header, key, guard)
         if isinstance(remembered, Identity):
             if remembered.method == "password":
@@ -158,9 +185,27 @@ class Authentication:
                 # block applies to it as to a fresh one.
                 guard.before_password(remembered.username, remembered=True)
             return remembered
+        if isinstance(remembered, StoreAnswer):
+            assert self._api is not None
+            identity = self._api.recall(remembered)
+            return identity if identity is not None else self._run_api_token(header, key, guard)
         if remembered.password and remembered.username is not None:
             guard.before_password(remembered.username, remembered=True)
         raise remembered.error()
+
+    def _run_api_token(self, header: str, key: bytes, guard: Guard) -> Identity:
+        """Read the store, and remember the answer under the change counter as
+        it stood before the read (a change during the read makes it stale)."""
+        assert self._api is not None
+        assert self._recent is not None
+        generation = self._api.generation()
+        identity = self._run_chain(header, None, guard)
+        if generation is not None and identity.method == "api_token":
+            ttl = _REMEMBER_API_TOKEN_FOR
+            if identity.expires_at is not None:
+                ttl = min(ttl, identity.expires_at - self._clock())
+            self._recent.put(key, StoreAnswer(identity, generation), ttl)
+        return identity
 
     def _run_chain(self, header: str, key: bytes | None, guard: Guard) -> Identity:
         credentials = parse_authorization(header, self._accepted)

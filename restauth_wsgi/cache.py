@@ -30,7 +30,6 @@ from cachelib.serializers import JSONSerializer
 
 from . import metrics
 from .errors import AuthenticationError
-from .identity import Identity
 from .per_thread import PerProcess
 from .values import mask_url
 
@@ -116,8 +115,9 @@ class ExpiringMap(Generic[K, V]):
         return len(self._entries)
 
 
-#: The hot path's map: a credential's hash to the identity or refusal it got.
-RecentAnswers = ExpiringMap[bytes, Identity | Refusal]
+#: The hot path's map: a credential's hash to the identity or refusal it got
+#: (for an API token, its identity under the store's change counter).
+RecentAnswers = ExpiringMap[bytes, Any]
 
 
 class SharedCache:

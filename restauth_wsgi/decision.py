@@ -135,7 +135,8 @@ class Gatekeeper:
 
         :param record_failures: count failures for the lockout (``restauth check`` only looks).
         :param create_store: make the token store if missing (``check`` does not).
-        :param clock: the time, for lockout windows (tests pass their own).
+        :param clock: the time, for lockout windows and remembered answers
+            (tests pass their own).
         :raises ConfigurationError: for a rules or password file that cannot be used.
         """
         shared = settings.shared_cache()
@@ -160,7 +161,9 @@ class Gatekeeper:
             rules=load_rules(settings.rules_file) if settings.rules_file else (),
         )
         return cls(
-            Authentication.from_settings(settings, shared=shared, create_store=create_store),
+            Authentication.from_settings(
+                settings, shared=shared, create_store=create_store, clock=clock
+            ),
             access,
             lockout=lockout,
             block_passwords=settings.block_basic_passwords,

@@ -26,6 +26,11 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
+def fork_generation() -> int:
+    """How many forks deep this process is: it changes in every forked child."""
+    return _generation
+
+
 class PerThread(Generic[T]):
     """Holds one ``T`` per thread (and per process), made by ``factory``."""
 

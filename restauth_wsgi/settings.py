@@ -123,6 +123,9 @@ class Settings:
     token_store: str = field(default_factory=default_token_store)
     #: RESTAUTH_TOKEN_STORE_TIMEOUT: seconds a store call may wait (SQLite busy timeout).
     token_store_timeout: float = 5.0
+    #: RESTAUTH_TOKEN_FEED: keep checked API tokens until the store's change feed
+    #: says something changed (revocations seen within a second everywhere).
+    token_feed: bool = True
     #: RESTAUTH_TOKEN_CACHE_TTL: seconds an API token's record is reused unread (0: never).
     token_cache_ttl: int = 0
     #: RESTAUTH_TOKEN_MAX_PER_USER: active tokens one user may hold (0: no limit).
@@ -467,6 +470,7 @@ _KINDS: dict[str, Kind] = {
     "api_tokens": BOOL,
     "token_store": Kind(STRING.parse, _check_token_store, mask_url),
     "token_store_timeout": seconds_between(0, 300),
+    "token_feed": BOOL,
     "token_cache_ttl": duration_at_least(0),
     "token_max_per_user": int_at_least(0),
     "token_max_lifetime": lifetime_at_least(1),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,11 +12,14 @@ from pathlib import Path
 import pytest
 from werkzeug.test import Client
 
-from restauth_wsgi import Settings
+from restauth_wsgi import RestAuthMiddleware, Settings
+from restauth_wsgi.decision import Gatekeeper
 from restauth_wsgi.errors import TokenLimitExceeded
 from restauth_wsgi.tokens import format as token_format
 from restauth_wsgi.tokens.issuing import NEVER, issue_token
 from restauth_wsgi.tokens.store import TokenRecord, TokenStore
+
+from .helpers import echo_app, eventually
 
 Issue = Callable[..., tuple[str, TokenRecord]]
 
@@ -95,36 +97,32 @@ def _with_secret(token: str, secret: str) -> str:
 
 
 def test_last_used_is_written_at_most_once_a_minute(
-    client: Client, issue: Issue, store: TokenStore
+    settings: Settings, issue: Issue, store: TokenStore
 ) -> None:
+    now = [float(int(time.time()))]
+    gatekeeper = Gatekeeper.from_settings(settings, clock=lambda: now[0])
+    client = Client(RestAuthMiddleware(echo_app, settings=settings, gatekeeper=gatekeeper))
     token, record = issue("alice")
     assert record.last_used_at is None
-    client.get("/", headers=bearer(token))
-    first = store.get(record.token_id)
-    assert first is not None
-    assert first.last_used_at is not None
-    assert abs(first.last_used_at - time.time()) < 5
+    first = now[0]
+    assert client.get("/", headers=bearer(token)).status_code == 200
+    # Written by the change feed's thread, off the request path.
+    eventually(lambda: _last_used(store, record.token_id) == first, "the first use written")
 
-    recent = int(time.time()) - 30
-    _set_last_used(store, record.token_id, recent)
-    client.get("/", headers=bearer(token))
-    assert _last_used(store, record.token_id) == recent, "no write within the minute"
-
-    stale = int(time.time()) - 61
-    _set_last_used(store, record.token_id, stale)
-    client.get("/", headers=bearer(token))
-    assert _last_used(store, record.token_id) > stale
-
-
-def _set_last_used(store: TokenStore, token_id: str, when: int) -> None:
-    with sqlite3.connect(store.path) as conn:  # type: ignore[attr-defined]
-        conn.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (when, token_id))
+    now[0] = first + 30
+    for _ in range(5):
+        assert client.get("/", headers=bearer(token)).status_code == 200
+    time.sleep(0.3)  # a few polls of the feed's thread
+    assert _last_used(store, record.token_id) == first, "no write within the minute"
+    now[0] = first + 61
+    assert client.get("/", headers=bearer(token)).status_code == 200
+    eventually(lambda: _last_used(store, record.token_id) == first + 61, "a later use written")
+    gatekeeper.close()
 
 
-def _last_used(store: TokenStore, token_id: str) -> int:
+def _last_used(store: TokenStore, token_id: str) -> int | None:
     record = store.get(token_id)
     assert record is not None
-    assert record.last_used_at is not None
     return record.last_used_at
 
 

@@ -3,6 +3,11 @@
 Atlassian Cloud clients send their API tokens as Basic ``email:token``;
 other clients send ``Bearer``. Both are accepted because users mix them up;
 with Basic, the user must be the token's owner.
+
+A token is checked against the store; with the change feed (the default,
+:mod:`restauth_wsgi.tokens.feed`) the chain then remembers the answer under
+the store's change counter, so the same token costs no store read until the
+store says something changed (see :class:`StoreAnswer`).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from restauth_wsgi.authenticators import Guard
 from restauth_wsgi.cache import ExpiringMap
@@ -17,20 +23,33 @@ from restauth_wsgi.credentials import Credentials
 from restauth_wsgi.errors import InvalidCredentials, InvalidToken
 from restauth_wsgi.identity import Identity
 from restauth_wsgi.tokens import format as token_format
+from restauth_wsgi.tokens.feed import LAST_USED_INTERVAL, ChangeFeed
 from restauth_wsgi.tokens.store import TokenRecord, TokenStore
 
-#: A token's last-used time is written at most this often (seconds).
-LAST_USED_INTERVAL = 60
 # Compared against when the id is unknown, so that case costs the same.
 _NO_HASH = "0" * 64
 _NO_SCOPES: frozenset[str] = frozenset()
 
 
+class StoreAnswer(NamedTuple):
+    """An API token's identity, remembered under the store's change counter.
+
+    It stands only while the change feed reports the same counter: any
+    revocation, change or deletion anywhere, or a feed too stale to vouch,
+    sends the next request back to the store.
+    """
+
+    identity: Identity
+    generation: int
+
+
 class ApiTokenAuthenticator:
     """Checks the service's own API tokens against the token store.
 
-    Every request reads the store (one primary-key lookup), so a revoked
-    token is refused on the very next request by every process.
+    :param feed: the store's change feed; with it, answers may be remembered
+        (:meth:`remember`, :meth:`recall`) and last-used times are written off
+        the request path. Without it, every request reads the store (or, with
+        ``cache_ttl``, a record is reused for that long).
     """
 
     schemes = frozenset({"Bearer", "Basic"})
@@ -44,8 +63,10 @@ class ApiTokenAuthenticator:
         cache_ttl: float = 0,
         cache_entries: int = 10_000,
         clock: Callable[[], float] = time.time,
+        feed: ChangeFeed | None = None,
     ) -> None:
         self.store = store
+        self.feed = feed
         self._clock = clock
         self.cache_ttl = cache_ttl
         # Only when the administrator trades immediate revocation for fewer
@@ -96,8 +117,13 @@ class ApiTokenAuthenticator:
                 f"The API token has {'been revoked' if status == 'revoked' else 'expired'}.",
                 f"API token {record.token_id} is {status}",
             )
+        if self.feed is not None:
+            self.feed.start()  # an accepted token: worth remembering from now on
         if record.last_used_at is None or now - record.last_used_at >= LAST_USED_INTERVAL:
-            self.store.touch(record.token_id, now=int(now), min_interval=LAST_USED_INTERVAL)
+            if self.feed is not None:
+                self.feed.used(record.token_id, int(now))
+            else:
+                self.store.touch(record.token_id, now=int(now), min_interval=LAST_USED_INTERVAL)
             if self._records is not None:
                 # The cached copy must know of the write, or every request
                 # until it expires would attempt one.
@@ -114,8 +140,28 @@ class ApiTokenAuthenticator:
             restrictions=restrictions,
         )
 
+    def generation(self) -> int | None:
+        """The store's change counter now, if the feed can vouch for it: what
+        an answer about to be read from the store may be remembered under."""
+        return None if self.feed is None else self.feed.current()
+
+    def recall(self, answer: StoreAnswer) -> Identity | None:
+        """A remembered answer's identity, if the store has not changed since
+        and the token has not expired; ``None`` sends the request to the store."""
+        feed = self.feed
+        if feed is None or feed.current() != answer.generation:
+            return None
+        identity = answer.identity
+        now = self._clock()
+        if identity.expires_at is not None and now >= identity.expires_at:
+            return None
+        feed.used(identity.token_id or "", int(now))
+        return identity
+
     def close(self) -> None:
-        """Close this process's connections to the token store."""
+        """Close this process's connections to the token store, and its feed."""
+        if self.feed is not None:
+            self.feed.close()
         self.store.close()
 
     def _record(self, token_id: str) -> TokenRecord | None:

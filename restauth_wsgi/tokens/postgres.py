@@ -43,9 +43,35 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: per-token restrictions (read-only, allowed requests, networks, scopes), as JSON.
     ("ALTER TABLE restauth_tokens ADD COLUMN restrictions TEXT",),
+    # 3: the change counter every process polls (see the SQLite store), kept by
+    # triggers so that any writer bumps it and a last-used time alone does not.
+    (
+        """CREATE TABLE restauth_token_changes (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            generation BIGINT NOT NULL
+        )""",
+        "INSERT INTO restauth_token_changes (id, generation) VALUES (1, 0)",
+        """CREATE FUNCTION restauth_tokens_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE restauth_token_changes SET generation = generation + 1 WHERE id = 1;
+            RETURN NULL;
+        END $$""",
+        """CREATE TRIGGER restauth_tokens_changed_on_update AFTER UPDATE ON restauth_tokens
+        FOR EACH ROW WHEN (
+            OLD.id IS DISTINCT FROM NEW.id
+            OR OLD.secret_hash IS DISTINCT FROM NEW.secret_hash
+            OR OLD.owner IS DISTINCT FROM NEW.owner
+            OR OLD.expires_at IS DISTINCT FROM NEW.expires_at
+            OR OLD.revoked_at IS DISTINCT FROM NEW.revoked_at
+            OR OLD.restrictions IS DISTINCT FROM NEW.restrictions
+        ) EXECUTE FUNCTION restauth_tokens_changed()""",
+        """CREATE TRIGGER restauth_tokens_changed_on_delete AFTER DELETE ON restauth_tokens
+        FOR EACH STATEMENT EXECUTE FUNCTION restauth_tokens_changed()""",
+    ),
 )
 
 _SQL = Queries.render("restauth_tokens", "%s")
+_GENERATION = "SELECT generation FROM restauth_token_changes WHERE id = 1"
 # pg_advisory_xact_lock key for migrations (any constant of our own).
 _MIGRATION_LOCK = 0x72657374  # "rest"
 
@@ -83,6 +109,15 @@ class PostgresTokenStore(SqlTokenWrites):
                 if attempt == 2:
                     raise self._unavailable(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def generation(self) -> int:
+        """The change counter: it moves whenever a token is revoked, changed or deleted."""
+        try:
+            with self._connection() as conn:
+                found = conn.execute(_GENERATION).fetchone()
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+        return int(found[0]) if found else 0
 
     def touch(self, token_id: str, *, now: int, min_interval: int) -> None:
         """Record a use at most once per ``min_interval``; never fail the request for it."""

@@ -48,9 +48,31 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: per-token restrictions (read-only, allowed requests, networks, scopes), as JSON.
     ("ALTER TABLE tokens ADD COLUMN restrictions TEXT",),
+    # 3: a change counter that every process polls (the change feed). Kept by
+    # triggers, so every writer bumps it, an older release or plain SQL too;
+    # a last-used time alone does not.
+    (
+        """CREATE TABLE token_changes (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            generation INTEGER NOT NULL
+        )""",
+        "INSERT INTO token_changes (id, generation) VALUES (1, 0)",
+        """CREATE TRIGGER tokens_changed_on_update AFTER UPDATE ON tokens
+        WHEN OLD.id IS NOT NEW.id OR OLD.secret_hash IS NOT NEW.secret_hash
+            OR OLD.owner IS NOT NEW.owner OR OLD.expires_at IS NOT NEW.expires_at
+            OR OLD.revoked_at IS NOT NEW.revoked_at OR OLD.restrictions IS NOT NEW.restrictions
+        BEGIN
+            UPDATE token_changes SET generation = generation + 1 WHERE id = 1;
+        END""",
+        """CREATE TRIGGER tokens_changed_on_delete AFTER DELETE ON tokens
+        BEGIN
+            UPDATE token_changes SET generation = generation + 1 WHERE id = 1;
+        END""",
+    ),
 )
 
 _SQL = Queries.render("tokens", "?")
+_GENERATION = "SELECT generation FROM token_changes WHERE id = 1"
 # Writes that record a use must not hold a request up behind a long writer.
 _TOUCH_BUSY_MS = 50
 
@@ -81,6 +103,14 @@ class SQLiteTokenStore(SqlTokenWrites):
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
         return None if found is None else from_row(found)
+
+    def generation(self) -> int:
+        """The change counter: it moves whenever a token is revoked, changed or deleted."""
+        try:
+            found = self._connection().execute(_GENERATION).fetchone()
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+        return int(found[0]) if found else 0
 
     def touch(self, token_id: str, *, now: int, min_interval: int) -> None:
         """Record a use at most once per ``min_interval``; skip if the file is busy."""

@@ -64,6 +64,11 @@ class TokenStore(Protocol):
     def prune(self, *, before: int) -> int:
         """Delete tokens that expired or were revoked before ``before``; return how many."""
 
+    def generation(self) -> int:
+        """The store's change counter: it moves whenever a token is revoked,
+        changed or deleted (not when a last-used time is recorded). Cheap: the
+        change feed polls it."""
+
     def touch(self, token_id: str, *, now: int, min_interval: int) -> None:
         """Record a use, unless one was recorded less than ``min_interval``
         seconds ago. Best effort: a busy store skips the write."""

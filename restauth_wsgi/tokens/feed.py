@@ -1,0 +1,162 @@
+"""The change feed: how every process learns, within a fraction of a second,
+that the token store changed, so that it can keep the API tokens it has
+checked and still refuse a revoked one promptly.
+
+The store keeps a change counter that its triggers bump whenever a token is
+revoked, changed or deleted, by any writer (``restauth token revoke``, an
+older release, plain SQL), and not when a last-used time is recorded. One
+thread per process polls it every :data:`POLL_SECONDS`; a request compares
+the counter it was checked under with :meth:`ChangeFeed.current`.
+
+It fails closed on the feed, never on the user: when the last successful poll
+is older than :data:`STALE_SECONDS` (the store is unreachable, the thread is
+behind), :meth:`~ChangeFeed.current` is ``None`` and every request reads the
+store again until the feed catches up. A revocation is therefore seen by every
+process within ``POLL_SECONDS + STALE_SECONDS`` at worst (under a second), and
+usually within one poll. After a fork the child starts its own thread and
+trusts nothing its parent saw.
+
+The same thread records last-used times, at most one write per token per
+``LAST_USED_INTERVAL``, off the request path.
+
+Why polling rather than PostgreSQL's ``LISTEN``/``NOTIFY``: it is the same
+for SQLite and PostgreSQL, it detects a dead connection by itself (a poll
+fails), and ten trivial reads a second per process are nothing to either.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from restauth_wsgi import per_thread
+
+from .store import TokenStore
+
+log = logging.getLogger(__name__)
+
+#: How often each process reads the change counter.
+POLL_SECONDS = 0.1
+#: How old the last successful poll may be before the feed vouches for nothing.
+STALE_SECONDS = 0.5
+#: A token's last-used time is written at most this often (seconds).
+LAST_USED_INTERVAL = 60
+
+
+class _Process:
+    """The feed's state in one process (a forked child makes its own)."""
+
+    def __init__(self) -> None:
+        # (generation, monotonic time it was read): one attribute, so a
+        # request never sees a generation with another poll's time.
+        self.seen: tuple[int, float] | None = None
+        self.pending: dict[str, int] = {}  # token id -> time of the latest use
+        self.written: dict[str, int] = {}  # token id -> last-used time written
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+
+class ChangeFeed:
+    """One store's change counter, as this process last saw it.
+
+    :param store: the token store (its ``generation()`` and ``touch()``).
+    :param poll: seconds between polls; :param stale: how old a poll may be.
+    """
+
+    def __init__(
+        self,
+        store: TokenStore,
+        *,
+        poll: float = POLL_SECONDS,
+        stale: float = STALE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.poll = poll
+        self.stale = stale
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._process = _Process()
+        self._fork = -1
+
+    def current(self) -> int | None:
+        """The change counter as of the last poll, or ``None`` if that poll is
+        too old to vouch that nothing changed since (then read the store), or
+        this process's feed has not started (:meth:`start`)."""
+        if self._fork != per_thread.fork_generation():
+            return None
+        seen = self._process.seen
+        if seen is None or self._clock() - seen[1] > self.stale:
+            return None
+        return seen[0]
+
+    def used(self, token_id: str, now: int) -> None:
+        """Note a use of a token: its last-used time is written by the feed's thread."""
+        process = self._process
+        if now - process.written.get(token_id, -LAST_USED_INTERVAL) >= LAST_USED_INTERVAL:
+            process.pending[token_id] = now
+
+    def close(self) -> None:
+        """Stop this process's thread (for a graceful shutdown, or tests)."""
+        with self._lock:
+            process = self._process
+            process.stop.set()
+            thread = process.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2)
+        with self._lock:
+            self._process = _Process()
+            self._fork = -1
+
+    def start(self) -> None:
+        """Start this process's thread if it is not running (a token was
+        accepted: there is something to remember). The first poll follows."""
+        if self._fork != per_thread.fork_generation():
+            self._start()
+
+    def _start(self) -> _Process:
+        with self._lock:
+            if self._fork == per_thread.fork_generation():
+                return self._process
+            # A parent's state (and thread) does not exist here.
+            process = _Process()
+            process.thread = threading.Thread(
+                target=self._run, args=(process,), name="restauth-token-feed", daemon=True
+            )
+            self._process, self._fork = process, per_thread.fork_generation()
+            process.thread.start()
+            return process
+
+    def _run(self, process: _Process) -> None:
+        failing = False
+        while not process.stop.is_set():
+            # The time before the read: the counter read is at least this fresh,
+            # however long the read (or this thread's turn) takes.
+            started = self._clock()
+            try:
+                generation = self.store.generation()
+            except Exception as exc:  # any failure: the feed just goes stale
+                if not failing:
+                    log.warning(
+                        "token change feed cannot read the store (%s); API tokens"
+                        " are read from the store on every request until it can",
+                        exc,
+                    )
+                failing = True
+            else:
+                process.seen = (generation, started)
+                if failing:
+                    log.warning("token change feed reads the store again")
+                failing = False
+                self._write_last_used(process)
+            process.stop.wait(self.poll)
+
+    def _write_last_used(self, process: _Process) -> None:
+        while process.pending:
+            token_id, now = process.pending.popitem()
+            process.written[token_id] = now
+            self.store.touch(token_id, now=now, min_interval=LAST_USED_INTERVAL)
+        if len(process.written) > 100_000:  # forget old notes, bounded
+            process.written.clear()
