@@ -177,6 +177,7 @@ class AccessPolicy:
         self._protected = PathGlobs(protected)
         self._optional = PathGlobs(optional)
         self._any_globs = bool(self._public.globs or self._protected.globs or self._optional.globs)
+        self._levels: dict[RequestPath, str] = {}
         self.default = default
         self.networks = parse_networks(networks)
         self.read_only_groups = frozenset(read_only_groups)
@@ -189,6 +190,15 @@ class AccessPolicy:
         """``public``, ``optional`` or ``required`` for this path."""
         if not self._any_globs:
             return self.default
+        # Paths repeat: each one's level is worked out once (bounded).
+        level = self._levels.get(path)
+        if level is None:
+            if len(self._levels) > 4096:
+                self._levels.clear()
+            level = self._levels[path] = self._level(path)
+        return level
+
+    def _level(self, path: RequestPath) -> str:
         if self._public.matches(path):
             return "public"
         if self._protected.covers(path):

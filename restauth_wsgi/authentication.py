@@ -162,7 +162,7 @@ class Authentication:
             :class:`~restauth_wsgi.authenticators.Guard`).
         :raises AuthenticationError: with the HTTP meaning of the refusal.
         """
-        if header is None or not header.strip(" \t"):
+        if not header or header.isspace():
             raise MissingCredentials(
                 "Authentication is required: send 'Authorization: Bearer <token>'."
             )
@@ -176,7 +176,8 @@ class Authentication:
         remembered = recent.get(key)
         metrics.METRICS.cache("recent", remembered is not None)
         if remembered is None:
-            if api_token:
+            if api_token or (self._api is not None and header[:6].lower() == "basic "):
+                # An API token, or perhaps one (Basic user:token hides the prefix).
                 return self._run_api_token(header, key, guard)
             return self._run_chain(header, key, guard)
         if isinstance(remembered, Identity):
@@ -199,7 +200,7 @@ class Authentication:
         assert self._api is not None
         assert self._recent is not None
         generation = self._api.generation()
-        identity = self._run_chain(header, None, guard)
+        identity = self._run_chain(header, key, guard)
         if generation is not None and identity.method == "api_token":
             ttl = _REMEMBER_API_TOKEN_FOR
             if identity.expires_at is not None:

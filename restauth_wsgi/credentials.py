@@ -81,13 +81,23 @@ def _bearer(token: str) -> Credentials:
         raise InvalidToken(
             "The access token is invalid.", reason="the token is too long", scheme="Bearer"
         )
+    if token.count(".") == 2:
+        # Shaped like a JWT: its strict parse checks every character anyway
+        # (base64url only, which b64token allows), once, for everything after.
+        parsed = jws.parse(token)
+        if parsed is not None:
+            credentials = Credentials(scheme="Bearer", secret=token)
+            credentials._jwt = parsed
+            return credentials
     if _B64TOKEN.fullmatch(token) is None:
         raise MalformedCredentials(
             "The bearer token contains characters that are not allowed in a token"
             " (spaces, quotes, non-ASCII...).",
             scheme="Bearer",
         )
-    return Credentials(scheme="Bearer", secret=token)
+    credentials = Credentials(scheme="Bearer", secret=token)
+    credentials._jwt = None  # not a JWT: no need to parse it again
+    return credentials
 
 
 def _basic(payload: str) -> Credentials:

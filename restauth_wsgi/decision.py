@@ -21,6 +21,7 @@ Failures of guessable credentials are counted for the lockout here.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -64,6 +65,8 @@ class Decision(NamedTuple):
 
 
 PUBLIC = Decision("public")
+# Made for every request let through: a bound constructor of the tuple.
+_allowed = functools.partial(Decision, "allowed")
 ANONYMOUS = Decision("anonymous")
 # What counts towards a lockout: credentials that were wrong or garbled. Not
 # missing credentials, outages, or passwords refused unchecked (blocked).
@@ -176,13 +179,15 @@ class Gatekeeper:
 
     def decide(self, request: Request) -> Decision:
         """Who is asking, and may they: the whole of the judgement."""
-        try:
-            self.access.check_network(request.client)
-        except AuthenticationError as error:
-            return refusal(error)
+        access = self.access
+        if access.networks:
+            try:
+                access.check_network(request.client)
+            except AuthenticationError as error:
+                return refusal(error)
         if request.preflight and self.allow_preflight:
             return PUBLIC
-        level = self.access.level(request.path)
+        level = access.level(request.path)
         if level == "public":
             return PUBLIC
         if self.trust_remote_user and request.upstream_user is not None:
@@ -214,7 +219,7 @@ class Gatekeeper:
             self.access.authorize(identity, request)
         except AuthenticationError as error:
             return refusal(error, identity)
-        return Decision("allowed", identity)
+        return _allowed(identity)
 
     def close(self) -> None:
         """Close the connections held for deciding (token store, shared cache)."""

@@ -29,15 +29,25 @@ def freeze(value: Any, depth: int = 0) -> Any:
 
     :raises ValueError: for data nested deeper than :data:`MAX_DEPTH`.
     """
-    if isinstance(value, _SCALARS):
+    kind = type(value)
+    if kind in _SCALAR_TYPES:
         return value
     if depth >= MAX_DEPTH:
         raise ValueError(f"the claims are nested deeper than {MAX_DEPTH} levels")
-    if isinstance(value, Mapping):
-        return types.MappingProxyType({str(k): freeze(v, depth + 1) for k, v in value.items()})
-    if isinstance(value, list | tuple):
+    if kind is dict or isinstance(value, Mapping):
+        # Copied whole (in C), then only the values that are not plain data
+        # frozen in turn: claims are mostly strings and numbers.
+        copy = dict(value)
+        for key, item in copy.items():
+            if type(item) not in _SCALAR_TYPES:
+                copy[key] = freeze(item, depth + 1)
+        return types.MappingProxyType(copy)
+    if kind is list or kind is tuple or isinstance(value, list | tuple):
         return tuple(freeze(item, depth + 1) for item in value)
     return value
+
+
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
 def thaw(value: Any) -> Any:

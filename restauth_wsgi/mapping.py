@@ -33,6 +33,7 @@ CLIENT_ID_CLAIMS = ("client_id", "azp", "appid", "cid")
 #: claims-validation guidance), ``keycloak`` (the user ``service-account-<azp>``).
 CLIENT_TOKEN_RULES = ("generic", "azure", "keycloak")
 _SERVICE_ACCOUNT_USER = "service-account-"
+_NO_GROUPS: frozenset[str] = frozenset()
 # Where providers put granted scopes: a space-separated string or a list.
 SCOPE_CLAIMS = ("scope", "scp", "scopes")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -127,15 +128,17 @@ class IdentityMapping:
             frozen = freeze(claims)
         except ValueError as exc:
             raise _refuse(str(exc)) from None
+        # Positional: this runs for every token seen for the first time.
         return Identity(
-            username=self.username(claims),
-            method=method,
-            auth_type="Bearer",
-            provider=provider,
-            scopes=scopes_of(claims) if scopes is None else scopes,
-            groups=self.groups(claims),
-            expires_at=expires_at,
-            claims=frozen,
+            self.username(claims),
+            method,
+            "Bearer",
+            provider,
+            None,
+            scopes_of(claims) if scopes is None else scopes,
+            self.groups(claims) if self.groups_attributes else _NO_GROUPS,
+            expires_at,
+            frozen,
         )
 
     def groups(self, claims: Mapping[str, Any]) -> frozenset[str]:

@@ -92,6 +92,10 @@ SPOOFABLE_PREFIXES = (
 )
 
 
+# How many distinct sets of request keys SpoofableHeaders remembers.
+_FOUND_LIMIT = 256
+
+
 class SpoofableHeaders:
     """Finds the identity headers of a request, in one pass over its keys.
 
@@ -115,18 +119,29 @@ class SpoofableHeaders:
         exact = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
         starts = "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True))
         self._pattern = re.compile(f"\n((?:{exact})(?=\n)|(?:{starts})[^\n]*)")
+        # The keys a server sends repeat from request to request (only values
+        # change), so the answer for one set of keys is remembered: a tuple
+        # hash and a dictionary lookup instead of a join and a search.
+        self._found: dict[tuple[object, ...], tuple[str, ...]] = {}
 
     def strip(self, environ: WSGIEnvironment) -> None:
         """Remove them (and our own identity key) from ``environ``."""
         environ.pop(IDENTITY_KEY, None)
-        try:
-            joined = "\n" + "\n".join(environ) + "\n"
-        except TypeError:  # a key that is not a string, set by a server in front
-            joined = "\n" + "\n".join(k for k in environ if isinstance(k, str)) + "\n"
-        if self._pattern.search(joined) is None:
-            return
-        for key in self._pattern.findall(joined):
+        keys = tuple(environ)
+        found = self._found.get(keys)
+        if found is None:
+            found = self._search(keys)
+        for key in found:
             environ.pop(key, None)
+
+    def _search(self, keys: tuple[object, ...]) -> tuple[str, ...]:
+        # A key that is not a string may be set by a server in front.
+        joined = "\n" + "\n".join(k for k in keys if isinstance(k, str)) + "\n"
+        found = tuple(self._pattern.findall(joined))
+        if len(self._found) >= _FOUND_LIMIT:
+            self._found.clear()  # bounded: an attacker can vary the keys
+        self._found[keys] = found
+        return found
 
 
 # How many protected requests a process under mod_wsgi serves without ever
@@ -163,6 +178,8 @@ class RestAuthMiddleware:
         self.gatekeeper = gatekeeper or Gatekeeper.from_settings(settings)
         self.authentication = self.gatekeeper.authentication
         self.audit = AuditLog(settings.audit_log)
+        # Read per request, where the logger's own cache makes it cheap.
+        self._audit_enabled = self.audit.logger.isEnabledFor
         self._spoofable = SpoofableHeaders(settings.strip_headers)
         self._enabled = settings.enabled
         self._trust_remote_user = settings.trust_remote_user
@@ -177,6 +194,8 @@ class RestAuthMiddleware:
         # mod_wsgi: protected requests seen without any Authorization header,
         # or -1 once one arrived (then the directive is evidently on).
         self._mod_wsgi_bare = 0
+        # Whether a hint may still be logged (each is logged once per process).
+        self._watching = True
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Authenticate the request, then call the application or answer it here."""
@@ -200,9 +219,15 @@ class RestAuthMiddleware:
             decision = refusal(malformed)
         else:
             decision = self.gatekeeper.decide(request)
-        self._note(environ, decision, request)
+        if self._watching and (
+            request is None
+            or request.client is None
+            or "HTTP_X_FORWARDED_FOR" in environ
+            or "mod_wsgi.version" in environ
+        ):
+            self._note(environ, decision, request)
         identity, error = decision.identity, decision.error
-        if self.audit.enabled:
+        if self._audit_enabled(logging.INFO):
             self.audit.emit(
                 decision,
                 method=str(environ.get("REQUEST_METHOD", "")),
@@ -243,6 +268,7 @@ class RestAuthMiddleware:
         """Hints for the operator, each logged once per process."""
         if not self._warned_forwarded and request is not None:
             self._note_address(environ, request)
+        self._watching = not self._warned_forwarded or self._mod_wsgi_bare >= 0
         if self._mod_wsgi_bare >= 0 and "mod_wsgi.version" in environ:
             self._count_mod_wsgi(environ, decision)
 

@@ -22,6 +22,7 @@ Matching is case-sensitive, as the routers' is.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 import urllib.parse
 from collections.abc import Iterable
@@ -51,8 +52,12 @@ class RequestPath:
         return f"RequestPath({self.text!r}, canonical={self.canonical})"
 
 
+@functools.lru_cache(maxsize=4096)
 def request_path(path_info: str) -> RequestPath:
-    """Describe a WSGI ``PATH_INFO`` (latin-1 text of UTF-8 bytes)."""
+    """Describe a WSGI ``PATH_INFO`` (latin-1 text of UTF-8 bytes).
+
+    Paths repeat, request after request: the descriptions are kept (bounded).
+    """
     if not _SUSPECT.search(path_info):
         # The common case, kept cheap: ASCII, absolute, nothing to resolve.
         return RequestPath(path_info, True, (path_info, _toggle_slash(path_info)))

@@ -127,9 +127,28 @@ def describe_environ(
     :raises MalformedRequest: for a method or override that is not an HTTP method.
     """
     get = environ.get
+    method = get("REQUEST_METHOD") or "GET"
+    simple = _PLAIN.get(method)
+    if (
+        simple is not None
+        and upstream_user is None
+        and "HTTP_X_HTTP_METHOD_OVERRIDE" not in environ
+        and "HTTP_X_HTTP_METHOD" not in environ
+        and "HTTP_X_METHOD_OVERRIDE" not in environ
+        and (method != "OPTIONS" or "HTTP_ORIGIN" not in environ)
+    ):
+        # Every request that needs no judgement beyond the usual: one tuple,
+        # the path from its cache (the hot path).
+        return Request(
+            method,
+            simple,
+            request_path(get("PATH_INFO", "")),
+            client_address(environ, trusted_proxies),
+            get("HTTP_AUTHORIZATION"),
+        )
     overrides = [get(k) for k in OVERRIDE_HEADERS if k in environ]
     return describe(
-        method=get("REQUEST_METHOD") or "GET",
+        method=method,
         path_info=get("PATH_INFO", ""),
         client=client_address(environ, trusted_proxies),
         authorization=get("HTTP_AUTHORIZATION"),
@@ -138,6 +157,18 @@ def describe_environ(
         upstream_user=upstream_user,
         upstream_auth_type=upstream_auth_type,
     )
+
+
+# The usual methods, as written by every server, and what each is judged as.
+_PLAIN = {
+    "GET": _GET,
+    "HEAD": _GET,
+    "POST": frozenset({"POST"}),
+    "PUT": frozenset({"PUT"}),
+    "PATCH": frozenset({"PATCH"}),
+    "DELETE": frozenset({"DELETE"}),
+    "OPTIONS": frozenset({"OPTIONS"}),
+}
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

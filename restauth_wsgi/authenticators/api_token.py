@@ -153,7 +153,8 @@ class ApiTokenAuthenticator:
             return None
         identity = answer.identity
         now = self._clock()
-        if identity.expires_at is not None and now >= identity.expires_at:
+        expires_at = identity.expires_at
+        if expires_at is not None and now >= expires_at:
             return None
         feed.used(identity.token_id or "", int(now))
         return identity

@@ -85,10 +85,12 @@ class ChangeFeed:
         """The change counter as of the last poll, or ``None`` if that poll is
         too old to vouch that nothing changed since (then read the store), or
         this process's feed has not started (:meth:`start`)."""
-        if self._fork != per_thread.fork_generation():
-            return None
         seen = self._process.seen
-        if seen is None or self._clock() - seen[1] > self.stale:
+        if (
+            seen is None
+            or self._fork != per_thread._generation  # a forked child's is not started yet
+            or self._clock() - seen[1] > self.stale
+        ):
             return None
         return seen[0]
 
