@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from . import metrics
 from .authenticators import UNGUARDED, Authenticator, Guard
 from .authenticators.api_token import ApiTokenAuthenticator, StoreAnswer
 from .authenticators.password import REMEMBER_FOR as PASSWORD_REMEMBERED_FOR
@@ -29,6 +28,7 @@ from .errors import (
     TooManyFailures,
 )
 from .identity import Identity
+from .metrics import NO_METRICS, Metrics
 from .providers.build import Providers
 from .providers.routing import family_of
 from .settings import Settings
@@ -53,19 +53,25 @@ class Authentication:
     :param cache_ttls: per provider name (or ``password``), how long its
         identities are remembered.
     :param negative_ttl: how long a provider's or password's refusal is remembered.
+    :param fed_api_tokens: the API-token authenticator (one of
+        ``authenticators``) whose answers are remembered under its store's
+        change feed, if any; it needs ``recent``.
     """
 
     def __init__(
         self,
         authenticators: Sequence[Authenticator],
         *,
+        fed_api_tokens: ApiTokenAuthenticator | None = None,
         providers: Providers | None = None,
         recent: RecentAnswers | None = None,
         cache_ttls: Mapping[str, float] | None = None,
         negative_ttl: float = 0,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.authenticators = tuple(authenticators)
+        self.metrics = metrics
         self.providers = providers
         enabled = {scheme for a in self.authenticators for scheme in a.schemes}
         #: The enabled schemes, one challenge each, in the order they are offered.
@@ -77,14 +83,7 @@ class Authentication:
         }
         self._recent = recent
         # The API tokens that may be remembered under the store's change counter.
-        self._api = next(
-            (
-                a
-                for a in self.authenticators
-                if isinstance(a, ApiTokenAuthenticator) and a.feed is not None
-            ),
-            None,
-        )
+        self._api = fed_api_tokens if recent is not None else None
         self._cache_ttls = dict(cache_ttls or {})
         self._negative_ttl = negative_ttl
         self._clock = clock
@@ -96,32 +95,35 @@ class Authentication:
         *,
         shared: SharedCache | None = None,
         create_store: bool = True,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> Authentication:
         """Build the chain the settings describe, without any network I/O.
 
         :param shared: the shared cache (one is opened from the settings if not given).
         :param create_store: make the token store on first use if it does not
             exist (the middleware); ``False`` for commands that only look.
-        :param clock: the time (tests pass their own).
+        :param clock: the time, for every part that keeps time (tests pass
+            their own); by default the system's wall and monotonic clocks.
+        :param metrics: where the parts count what they do.
         :raises ConfigurationError: for a password file that cannot be used.
         """
+        wall = clock or time.time
         authenticators: list[Authenticator] = []
-        remembers_tokens = False
+        fed: ApiTokenAuthenticator | None = None
         if settings.api_tokens:
             store = open_store(
                 settings.token_store, timeout=settings.token_store_timeout, create=create_store
             )
-            remembers_tokens = settings.token_feed
-            authenticators.append(
-                ApiTokenAuthenticator(
-                    store,
-                    cache_ttl=settings.token_cache_ttl,
-                    cache_entries=settings.cache_max_entries,
-                    feed=ChangeFeed(store) if settings.token_feed else None,
-                    clock=clock,
-                )
+            api_tokens = ApiTokenAuthenticator(
+                store,
+                cache_ttl=settings.token_cache_ttl,
+                cache_entries=settings.cache_max_entries,
+                feed=ChangeFeed(store) if settings.token_feed else None,
+                clock=wall,
             )
+            authenticators.append(api_tokens)
+            fed = api_tokens if settings.token_feed else None
         ttls: dict[str, float] = {}
         if settings.password_file:
             passwords = PasswordFile.load(settings.password_file)
@@ -129,23 +131,23 @@ class Authentication:
             ttls["password"] = PASSWORD_REMEMBERED_FOR
         providers = None
         if settings.providers:
-            shared = shared or settings.shared_cache()
-            providers = Providers(settings, shared)
+            shared = shared or settings.shared_cache(metrics)
+            providers = Providers(settings, shared, clock=clock, metrics=metrics)
             for clash in providers.username_clashes():
                 log.warning("%s", clash)
             authenticators += providers.authenticators()
             ttls.update(providers.cache_ttls())
         return cls(
             authenticators,
+            fed_api_tokens=fed,
             providers=providers,
             recent=(
-                RecentAnswers(settings.cache_max_entries, clock)
-                if ttls or remembers_tokens
-                else None
+                RecentAnswers(settings.cache_max_entries, wall) if ttls or fed is not None else None
             ),
             cache_ttls=ttls,
             negative_ttl=settings.negative_cache_ttl,
-            clock=clock,
+            clock=wall,
+            metrics=metrics,
         )
 
     def close(self) -> None:
@@ -167,14 +169,14 @@ class Authentication:
                 "Authentication is required: send 'Authorization: Bearer <token>'."
             )
         recent = self._recent
-        api_token = header.find(token_format.PREFIX, 0, 24) != -1
+        api_token = token_format.named_in(header)
         if recent is None or (api_token and self._api is None):
             # Nothing is remembered: without the change feed the store
             # decides every time, so an API token skips the hash and the lookup.
             return self._run_chain(header, None, guard)
         key = hashlib.sha256(header.encode("utf-8", "surrogatepass")).digest()
         remembered = recent.get(key)
-        metrics.METRICS.cache("recent", remembered is not None)
+        self.metrics.cache("recent", remembered is not None)
         if remembered is None:
             if api_token or (self._api is not None and header[:6].lower() == "basic "):
                 # An API token, or perhaps one (Basic user:token hides the prefix).

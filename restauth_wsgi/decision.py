@@ -42,6 +42,7 @@ from .errors import (
 )
 from .identity import Identity
 from .lockout import Lockout, Reservation, address_subject
+from .metrics import NO_METRICS, Metrics, prometheus_metrics
 from .paths import PathGlobs
 from .request import Request
 from .settings import Settings
@@ -99,6 +100,7 @@ class Gatekeeper:
         except for ``password_users`` and on ``password_paths``.
     :param record_failures: count failures for the lockout (``restauth
         check`` only looks).
+    :param metrics: where the decisions are counted.
     """
 
     def __init__(
@@ -113,8 +115,11 @@ class Gatekeeper:
         allow_preflight: bool = True,
         trust_remote_user: bool = False,
         record_failures: bool = True,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.authentication = authentication
+        #: Where decisions are counted (the middleware counts each it answers).
+        self.metrics = metrics
         self.access = access
         self.lockout = lockout
         self.block_passwords = block_passwords
@@ -132,27 +137,33 @@ class Gatekeeper:
         *,
         record_failures: bool = True,
         create_store: bool = True,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
+        metrics: Metrics | None = None,
     ) -> Gatekeeper:
         """The gatekeeper the settings describe, without any network I/O.
 
         :param record_failures: count failures for the lockout (``restauth check`` only looks).
         :param create_store: make the token store if missing (``check`` does not).
-        :param clock: the time, for lockout windows and remembered answers
-            (tests pass their own).
+        :param clock: the time, for every part that keeps time (tests pass
+            their own); by default the system's wall and monotonic clocks.
+        :param metrics: where the parts count what they do; by default
+            Prometheus's when ``RESTAUTH_METRICS`` is on, else none.
         :raises ConfigurationError: for a rules or password file that cannot be used.
         """
-        shared = settings.shared_cache()
+        if metrics is None:
+            metrics = prometheus_metrics() if settings.metrics else NO_METRICS
+        shared = settings.shared_cache(metrics)
         lockout = None
         if settings.lockout_threshold:
             lockout = Lockout(
                 # In process memory, answers and counters would share one
                 # bounded map, where a stream of answers evicts live counters.
-                settings.shared_cache() if settings.cache == "memory" else shared,
+                settings.shared_cache(metrics) if settings.cache == "memory" else shared,
                 threshold=settings.lockout_threshold,
                 window=settings.lockout_window,
                 user_threshold=settings.lockout_user_threshold,
-                clock=clock,
+                clock=clock or time.time,
+                metrics=metrics,
             )
         access = AccessPolicy(
             public=settings.public_paths,
@@ -165,7 +176,7 @@ class Gatekeeper:
         )
         return cls(
             Authentication.from_settings(
-                settings, shared=shared, create_store=create_store, clock=clock
+                settings, shared=shared, create_store=create_store, clock=clock, metrics=metrics
             ),
             access,
             lockout=lockout,
@@ -175,6 +186,7 @@ class Gatekeeper:
             allow_preflight=settings.allow_preflight,
             trust_remote_user=settings.trust_remote_user,
             record_failures=record_failures,
+            metrics=metrics,
         )
 
     def decide(self, request: Request) -> Decision:

@@ -46,7 +46,55 @@ class ParsedJwt(NamedTuple):
 
 
 class InvalidJwt(ValueError):
-    """The token is not a valid JWT for us; the message says why (for logs)."""
+    """The token is not a valid JWT for us; the message says why (for logs).
+
+    Each reason is a subclass named as PyJWT names the same failure (so a
+    log line reads as operators know it from PyJWT), whose
+    :attr:`description` is what the caller may be told.
+    """
+
+    #: What the caller is told (RFC 6750 ``error_description``): a holder of
+    #: the token may learn why it fails, nothing about anyone else.
+    description = "The access token is invalid."
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"{type(self).__name__}: {detail}")
+        #: The reason without the class name.
+        self.detail = detail
+
+
+class DecodeError(InvalidJwt):
+    """A registered claim has the wrong JSON type."""
+
+
+class MissingRequiredClaimError(InvalidJwt):
+    """A claim that must be present (``exp``, ``aud``) is not."""
+
+
+class ExpiredSignatureError(InvalidJwt):
+    """``exp`` has passed."""
+
+    description = "The access token has expired."
+
+
+class ImmatureSignatureError(InvalidJwt):
+    """``nbf`` or ``iat`` is in the future."""
+
+    description = "The access token is not valid yet."
+
+
+class InvalidIssuerError(InvalidJwt):
+    """``iss`` is not one of the accepted issuers."""
+
+
+class InvalidAudienceError(InvalidJwt):
+    """``aud`` names none of the accepted audiences, or is not strings."""
+
+    description = "The access token was issued for another audience."
+
+
+class InvalidSignatureError(InvalidJwt):
+    """The signature does not verify with the key."""
 
 
 def _segment(raw: bytes) -> bytes:
@@ -92,7 +140,7 @@ def verify_signature(parsed: ParsedJwt, algorithm: Any, key: Any) -> None:
     :raises InvalidJwt: if it does not verify.
     """
     if not algorithm.verify(parsed.signing_input, key, parsed.signature):
-        raise InvalidJwt("InvalidSignatureError: Signature verification failed")
+        raise InvalidSignatureError("Signature verification failed")
 
 
 def check_claims(
@@ -107,35 +155,35 @@ def check_claims(
     leeway), ``iss`` one of ``issuers``, and, unless ``audience`` is ``None``,
     ``aud`` present and naming one of them.
 
-    :raises InvalidJwt: saying which claim fails, in PyJWT's words.
+    :raises InvalidJwt: the subclass saying which claim fails, in PyJWT's words.
     """
     now = time.time() if now is None else now
     exp = claims.get("exp")
     if exp is None:
-        raise InvalidJwt('MissingRequiredClaimError: Token is missing the "exp" claim')
+        raise MissingRequiredClaimError('Token is missing the "exp" claim')
     if not _number(exp):
-        raise InvalidJwt("DecodeError: Expiration Time claim (exp) must be a number")
+        raise DecodeError("Expiration Time claim (exp) must be a number")
     if exp <= now - leeway:
-        raise InvalidJwt("ExpiredSignatureError: Signature has expired")
+        raise ExpiredSignatureError("Signature has expired")
     for name in ("nbf", "iat"):
         value = claims.get(name)
         if value is None:
             continue
         if not _number(value):
-            raise InvalidJwt(f"DecodeError: {name} must be a number")
+            raise DecodeError(f"{name} must be a number")
         if value > now + leeway:
-            raise InvalidJwt(f"ImmatureSignatureError: The token is not yet valid ({name})")
+            raise ImmatureSignatureError(f"The token is not yet valid ({name})")
     if claims.get("iss") not in issuers:
-        raise InvalidJwt("InvalidIssuerError: Invalid issuer")
+        raise InvalidIssuerError("Invalid issuer")
     if audience is not None:
         aud = claims.get("aud")
         if aud is None:
-            raise InvalidJwt('MissingRequiredClaimError: Token is missing the "aud" claim')
+            raise MissingRequiredClaimError('Token is missing the "aud" claim')
         given = [aud] if isinstance(aud, str) else aud
         if not isinstance(given, list) or not all(isinstance(a, str) for a in given):
-            raise InvalidJwt("InvalidAudienceError: Invalid claim format in token")
+            raise InvalidAudienceError("Invalid claim format in token")
         if not set(given) & set(audience):
-            raise InvalidJwt("InvalidAudienceError: Audience doesn't match")
+            raise InvalidAudienceError("Audience doesn't match")
 
 
 def _number(value: object) -> bool:

@@ -38,10 +38,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import metrics
 from .cache import ExpiringMap, SharedCache
 from .client_address import ClientAddress
 from .errors import TooManyFailures
+from .metrics import NO_METRICS, Metrics
 
 #: How long a process trusts its note that a subject is locked.
 _NOTE_SECONDS = 1.0
@@ -114,8 +114,10 @@ class Lockout:
         window: int,
         user_threshold: int = 0,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.shared = shared
+        self.metrics = metrics
         self.threshold = threshold
         self.user_threshold = user_threshold
         self.window = window
@@ -221,7 +223,7 @@ class Lockout:
         if count >= self._threshold(kind):
             self._notes.put(_key(kind, *parts), True, self._note_seconds())
             if count == self._threshold(kind):
-                metrics.METRICS.lockout(kind)
+                self.metrics.lockout(kind)
                 self._remember(kind, parts)
 
     def _password_subjects(self, user: str, address: str) -> list[tuple[str, tuple[str, ...], int]]:

@@ -10,12 +10,14 @@ method, provider), ``restauth_upstream_requests_total`` (endpoint,
 result), ``restauth_upstream_seconds`` (endpoint),
 ``restauth_cache_requests_total`` (cache, result),
 ``restauth_jwks_refreshes_total`` (result), ``restauth_lockouts_total``
-(kind). Without the setting every call here is a no-op.
+(kind). Each part that counts is given its metrics when it is built;
+without the setting it is given :data:`NO_METRICS`, whose calls do nothing.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -77,18 +79,27 @@ class PrometheusMetrics(Metrics):
         self._lockouts.labels(kind).inc()
 
 
-#: The metrics in use in this process; no-ops until :func:`enable`.
-METRICS: Metrics = Metrics()
+#: The metrics when they are off: every call a no-op.
+NO_METRICS = Metrics()
+
+_process_wide: PrometheusMetrics | None = None
+_process_wide_lock = threading.Lock()
 
 
-def enable() -> None:
-    """Start keeping Prometheus metrics in this process (once).
+def prometheus_metrics() -> PrometheusMetrics:
+    """The process's Prometheus metrics (made on first call).
+
+    One per process, because prometheus_client's registry is: every
+    middleware that keeps metrics counts into the same counters, and one
+    that does not (given :data:`NO_METRICS`) counts nothing.
 
     :raises ImportError: without prometheus_client (``pip install 'restauth-wsgi[metrics]'``).
     """
-    global METRICS
-    if not isinstance(METRICS, PrometheusMetrics):
-        METRICS = PrometheusMetrics()
+    global _process_wide
+    with _process_wide_lock:
+        if _process_wide is None:
+            _process_wide = PrometheusMetrics()
+        return _process_wide
 
 
 def exposition_app() -> WSGIApplication:

@@ -24,10 +24,10 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from . import metrics
 from .audit import AuditLog, credential_tag
 from .decision import Decision, Gatekeeper, refusal
 from .errors import AuthenticationError, MalformedRequest, ServiceUnavailable
+from .metrics import exposition_app
 from .request import Request, describe_environ
 from .responses import error_response
 from .settings import Settings, settings_environ, unknown_variables
@@ -188,8 +188,7 @@ class RestAuthMiddleware:
         self._realm = settings.realm
         self._metrics_app = None
         if settings.metrics:
-            metrics.enable()
-            self._metrics_app = metrics.exposition_app()
+            self._metrics_app = exposition_app()
         self._warned_forwarded = False
         # mod_wsgi: protected requests seen without any Authorization header,
         # or -1 once one arrived (then the directive is evidently on).
@@ -236,7 +235,7 @@ class RestAuthMiddleware:
                 header=environ.get("HTTP_AUTHORIZATION"),
             )
         if self._metrics_app is not None:
-            metrics.METRICS.decision(
+            self.gatekeeper.metrics.decision(
                 decision.outcome,
                 identity.method if identity else "-",
                 (identity.provider or "-") if identity else "-",

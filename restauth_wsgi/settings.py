@@ -20,6 +20,7 @@ from typing import Any
 from .cache import SharedCache, check_cache_url, open_shared_cache
 from .config_file import content_lines
 from .errors import ConfigurationError
+from .metrics import NO_METRICS, Metrics
 from .providers.settings import ProviderSettings
 from .tokens.issuing import TokenPolicy
 from .tokens.store import check_store_url
@@ -250,13 +251,14 @@ class Settings:
         )
         return cls(**kwargs)
 
-    def shared_cache(self) -> SharedCache:
+    def shared_cache(self, metrics: Metrics = NO_METRICS) -> SharedCache:
         """The shared cache these settings name (no connection is made here)."""
         return open_shared_cache(
             self.cache,
             max_entries=self.cache_max_entries,
             timeout=self.cache_timeout,
             namespace=self.cache_namespace or self.derived_cache_namespace(),
+            metrics=metrics,
         )
 
     def derived_cache_namespace(self) -> str:

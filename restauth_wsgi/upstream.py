@@ -23,15 +23,16 @@ import threading
 import time
 import urllib.parse
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from requests.auth import AuthBase
 
-from . import metrics, strict_json
+from . import strict_json
 from .cache import ExpiringMap
+from .metrics import NO_METRICS, Metrics
 from .per_thread import PerThread
 from .values import check_url
 
@@ -88,6 +89,8 @@ class UpstreamClient:
     :param ca_bundle: a CA file to verify with instead of the default. Passed
         on every call, because ``REQUESTS_CA_BUNDLE`` overrides a session's own.
     :param backoff: seconds a failed provider is not called again (0: always call).
+    :param clock: monotonic seconds, for the back-off (tests pass their own).
+    :param metrics: where calls are counted and timed.
     """
 
     def __init__(
@@ -98,8 +101,12 @@ class UpstreamClient:
         allow_http: bool = False,
         backoff: float = 2.0,
         max_bytes: int = MAX_ANSWER_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.timeout = timeout
+        self.metrics = metrics
+        self._clock = clock
         self.verify: str | bool = ca_bundle or True
         self.allow_http = allow_http
         self.backoff = backoff
@@ -108,9 +115,7 @@ class UpstreamClient:
         self.calls: Counter[str] = Counter()
         self._down_until: dict[str, float] = {}
         # Subjects (token hashes) a provider answered 5xx about, by origin.
-        self._failing_subjects: ExpiringMap[tuple[str, str], bool] = ExpiringMap(
-            10_000, time.monotonic
-        )
+        self._failing_subjects: ExpiringMap[tuple[str, str], bool] = ExpiringMap(10_000, clock)
         self._recent_5xx: dict[str, deque[str]] = {}
         self._lock = threading.Lock()
         self._sessions = PerThread(requests.Session)
@@ -141,7 +146,7 @@ class UpstreamClient:
             check_url(url, allow_http=self.allow_http)
         except ValueError as exc:
             raise UpstreamError(str(exc).split(";")[0]) from None
-        now = time.monotonic()
+        now = self._clock()
         down_until = self._down_until.get(origin, 0.0)
         if down_until > now:
             raise UpstreamError(
@@ -160,9 +165,9 @@ class UpstreamClient:
                 method, url, where, origin, headers, data, json_body, auth, params, subject
             )
         except UpstreamError:
-            metrics.METRICS.upstream(where, "failed", time.monotonic() - started)
+            self.metrics.upstream(where, "failed", time.monotonic() - started)
             raise
-        metrics.METRICS.upstream(where, "ok", time.monotonic() - started)
+        self.metrics.upstream(where, "ok", time.monotonic() - started)
         return answer
 
     def _call(
@@ -239,7 +244,7 @@ class UpstreamClient:
         """The provider failed for everyone: back it off (for ``wait``, if it said)."""
         backoff = self.backoff if wait is None else min(max(wait, self.backoff), MAX_RETRY_AFTER)
         if backoff:
-            self._down_until[origin] = time.monotonic() + backoff
+            self._down_until[origin] = self._clock() + backoff
         log.warning("provider call failed: %s", reason)
         return UpstreamError(reason, retry_after=backoff or None)
 

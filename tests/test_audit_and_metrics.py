@@ -265,3 +265,41 @@ def test_metrics_from_gunicorn_with_several_workers(
     assert value(r'restauth_cache_requests_total\{.*cache="recent"') >= 3
     for secret in (token, provider_token):
         assert secret not in text
+
+
+def test_two_middlewares_in_one_process_count_only_their_own(store_url: str, issue: Issue) -> None:
+    """Building a middleware changes no process-wide state: one without
+    metrics counts nothing into the Prometheus registry another one serves."""
+    token, _ = issue("alice")
+    counting = Client(
+        RestAuthMiddleware(
+            echo_app,
+            Settings(token_store=store_url, metrics=True, public_paths=("/metrics",)),
+        )
+    )
+    quiet = Client(RestAuthMiddleware(echo_app, Settings(token_store=store_url)))
+
+    def counted() -> tuple[float, float]:
+        text = counting.get("/metrics").get_data(as_text=True)
+
+        def total(pattern: str) -> float:
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if re.match(pattern, line)
+            )
+
+        return (
+            total(r'restauth_decisions_total\{.*method="api_token".*outcome="allowed"'),
+            total(r'restauth_cache_requests_total\{.*cache="recent"'),
+        )
+
+    before = counted()
+    for _ in range(3):
+        assert quiet.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert counted() == before, "the middleware without metrics counted nothing"
+    for _ in range(2):
+        assert counting.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    decisions, lookups = counted()
+    assert decisions == before[0] + 2
+    assert lookups == before[1] + 2

@@ -146,3 +146,23 @@ def test_check_claims(
     else:
         with pytest.raises(jws.InvalidJwt, match=f"^{error}:"):
             jws.check_claims(claims, issuers=("i",), audience=audience, leeway=60, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("claims", "error", "description"),
+    [
+        ({"iss": "i", "exp": NOW - 61}, jws.ExpiredSignatureError, "has expired"),
+        ({"iss": "i", "exp": NOW + 10, "nbf": NOW + 61}, jws.ImmatureSignatureError, "not valid"),
+        ({"iss": "i", "exp": NOW + 10, "aud": "other"}, jws.InvalidAudienceError, "audience"),
+        ({"iss": "j", "exp": NOW + 10, "aud": "api"}, jws.InvalidIssuerError, "is invalid"),
+        ({"iss": "i", "exp": "soon", "aud": "api"}, jws.DecodeError, "is invalid"),
+    ],
+)
+def test_each_reason_is_a_class_that_says_what_the_caller_is_told(
+    claims: dict[str, Any], error: type[jws.InvalidJwt], description: str
+) -> None:
+    with pytest.raises(error) as raised:
+        jws.check_claims(claims, issuers=("i",), audience=("api",), leeway=60, now=NOW)
+    assert type(raised.value) is error
+    assert description in raised.value.description
+    assert str(raised.value) == f"{error.__name__}: {raised.value.detail}"

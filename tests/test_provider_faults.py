@@ -10,9 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from werkzeug.middleware.lint import LintMiddleware
 from werkzeug.test import Client
 
 from restauth_wsgi import RestAuthMiddleware, Settings
+from restauth_wsgi.decision import Gatekeeper
 from restauth_wsgi.providers.settings import ProviderSettings
 
 from .fake_provider import FakeProvider, Reply, Request
@@ -113,7 +115,11 @@ def test_one_token_the_provider_fails_on_does_not_take_it_down(
 
 
 def jwt_client(
-    fake: FakeProvider, settings: Settings, make_client: Callable[..., Client], **changes: Any
+    fake: FakeProvider,
+    settings: Settings,
+    make_client: Callable[..., Client],
+    clock: Callable[[], float] | None = None,
+    **changes: Any,
 ) -> Client:
     provider = ProviderSettings(
         "idp",
@@ -123,7 +129,11 @@ def jwt_client(
         jwks_url=f"{fake.url}/jwks",
     )
     values = {"http_timeout": 1.0, "upstream_backoff": 0, "jwks_cooldown": 1, **changes}
-    return make_client(Settings(token_store=settings.token_store, providers=(provider,), **values))
+    configured = Settings(token_store=settings.token_store, providers=(provider,), **values)
+    if clock is None:
+        return make_client(configured)
+    gatekeeper = Gatekeeper.from_settings(configured, clock=clock)
+    return Client(LintMiddleware(RestAuthMiddleware(echo_app, configured, gatekeeper=gatekeeper)))
 
 
 def token(key: SigningKey = KEY, **claims: Any) -> str:
@@ -145,10 +155,12 @@ def test_key_set_down_at_first_use_is_503_then_recovers(
 ) -> None:
     fake_provider.json("/jwks", {"keys": [KEY.public_jwk()]})
     fake_provider.mode = "error"
-    client = jwt_client(fake_provider, settings, make_client)
+    now = [time.time()]
+    client = jwt_client(fake_provider, settings, make_client, clock=lambda: now[0])
     assert ask(client, token()).status_code == 503
     fake_provider.mode = "ok"
-    time.sleep(1.1)  # the cooldown also spaces out retries of a failed first fetch
+    assert ask(client, token()).status_code == 503, "not fetched again at once"
+    now[0] += 1.1  # the cooldown also spaces out retries of a failed first fetch
     assert ask(client, token()).status_code == 200
 
 
@@ -156,10 +168,11 @@ def test_failed_refresh_keeps_the_last_good_keys(
     fake_provider: FakeProvider, settings: Settings, make_client: Callable[..., Client]
 ) -> None:
     fake_provider.json("/jwks", {"keys": [KEY.public_jwk()]})
-    client = jwt_client(fake_provider, settings, make_client)
+    now = [time.time()]
+    client = jwt_client(fake_provider, settings, make_client, clock=lambda: now[0])
     assert ask(client, token()).status_code == 200
     fake_provider.mode = "garbage"
-    time.sleep(1.1)
+    now[0] += 1.1
     rotated = SigningKey("RS256")
     # A new kid while the provider answers garbage: it may be a real new
     # key, so it cannot be judged (503); the known key still works.
@@ -167,7 +180,7 @@ def test_failed_refresh_keeps_the_last_good_keys(
     assert ask(client, token(jti="2")).status_code == 200
     fake_provider.mode = "ok"
     fake_provider.json("/jwks", {"keys": [KEY.public_jwk(), rotated.public_jwk()]})
-    time.sleep(1.1)
+    now[0] += 1.1
     assert ask(client, token(rotated, jti="3")).status_code == 200
 
 

@@ -4,17 +4,23 @@ memcached (a private one from Debian's package)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pickle
+import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 
 from restauth_wsgi.cache import SharedCache, check_cache_url, open_shared_cache
+from restauth_wsgi.cache.backends import open_backend
 
 from .services import memcached_server, redis_server
 
@@ -61,15 +67,43 @@ def _close_caches() -> Iterator[None]:
         _opened.pop().close()
 
 
-def test_round_trip_and_expiry(cache_url: str) -> None:
+def test_round_trip_and_expiry(cache_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = open_cache(cache_url)
     secret = f"token-{uuid.uuid4()}"
     assert cache.get("introspection:idp", secret) is None
     cache.set("introspection:idp", secret, {"active": True, "claims": {"sub": "alice"}}, ttl=1)
     assert cache.get("introspection:idp", secret) == {"active": True, "claims": {"sub": "alice"}}
     assert cache.get("userinfo:idp", secret) is None, "kinds do not mix"
-    time.sleep(2.1)  # whole-second TTLs in memcached and Redis
-    assert cache.get("introspection:idp", secret) is None
+    key = cache.key("introspection:idp", secret)
+    if cache_url.startswith(("redis", "memcached")):
+        # The server expires the key by its own clock: what is ours to get
+        # right is the whole-second time to live it was given.
+        # (-1 would be "never expires"; 0 is a whole second that just ticked over)
+        assert 0 <= seconds_to_live(cache_url, key) <= 1
+    else:
+        # cachelib's memory and file caches read the time through time.time:
+        # two seconds on, without waiting for them.
+        later = time.time() + 2
+        monkeypatch.setattr("cachelib.simple.time", lambda: later)
+        monkeypatch.setattr("cachelib.file.time", lambda: later)
+        assert cache.get("introspection:idp", secret) is None
+
+
+def seconds_to_live(cache_url: str, key: str) -> int:
+    """The time to live a Redis or memcached server holds for ``key``."""
+    if cache_url.startswith("redis"):
+        client = redis.Redis.from_url(cache_url)
+        try:
+            return int(client.ttl(key))
+        finally:
+            client.close()
+    host, port = cache_url.removeprefix("memcached://").split(":")
+    # memcached's meta get (1.6+) reports the remaining time with the t flag: "HD t1".
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(f"mg {key} t\r\n".encode())
+        answer = conn.recv(256).decode()
+    assert answer.startswith("HD t"), answer
+    return int(answer.split()[1][1:])
 
 
 def test_keys_are_hashes_and_values_json(cache_url: str, tmp_path: Path) -> None:
@@ -81,7 +115,10 @@ def test_keys_are_hashes_and_values_json(cache_url: str, tmp_path: Path) -> None
     assert len(key) < 250
     backend = cache.backend
     if cache_url.startswith("redis"):
-        raw = backend._write_client.get(key)  # type: ignore[attr-defined]
+        client = redis.Redis.from_url(cache_url)
+        raw = client.get(key)
+        client.close()
+        assert isinstance(raw, bytes)
         assert raw.startswith(b'"'), "JSON text, not a pickle"
         assert b"active" in raw
     elif cache_url.startswith("file"):
@@ -100,7 +137,9 @@ def test_a_planted_pickle_is_never_run(cache_url: str, tmp_path: Path) -> None:
     backend = cache.backend
     if cache_url.startswith("redis"):
         # cachelib's default Redis format: "!" + pickle.
-        backend._write_client.set(key, b"!" + payload)  # type: ignore[attr-defined]
+        client = redis.Redis.from_url(cache_url)
+        client.set(key, b"!" + payload)
+        client.close()
     elif cache_url.startswith("memcached"):
         from pymemcache.client.base import Client
 
@@ -117,25 +156,33 @@ def test_a_planted_pickle_is_never_run(cache_url: str, tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("starter", [redis_server, memcached_server], ids=["redis", "memcached"])
 def test_outage_degrades_to_no_cache_and_recovers(
-    caplog: pytest.LogCaptureFixture, tmp_path: Path
+    starter: Callable[[], AbstractContextManager[Any]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    for starter in (redis_server, memcached_server):
-        with starter() as server:
-            scheme = "redis" if starter is redis_server else "memcached"
-            cache = open_cache(f"{scheme}://127.0.0.1:{server.port}")
-            cache.retry_after = 0.5
-            cache.set("userinfo:idp", "t", {"v": 1}, ttl=60)
-            assert cache.get("userinfo:idp", "t") == {"v": 1}
-            server.stop()
-            with caplog.at_level(logging.WARNING):
-                assert cache.get("userinfo:idp", "t") is None  # no exception
-                cache.set("userinfo:idp", "t2", {"v": 2}, ttl=60)  # no exception
-            assert "shared cache unavailable" in caplog.text
-            server.start()
-            time.sleep(0.6)
-            cache.set("userinfo:idp", "t3", {"v": 3}, ttl=60)
-            assert cache.get("userinfo:idp", "t3") == {"v": 3}, "recovered by itself"
+    with starter() as server:
+        scheme = "redis" if starter is redis_server else "memcached"
+        url = f"{scheme}://127.0.0.1:{server.port}"
+        now = [1000.0]
+        cache = SharedCache(
+            functools.partial(open_backend, url, max_entries=1000, timeout=0.5),
+            retry_after=0.5,
+            clock=lambda: now[0],
+        )
+        _opened.append(cache)
+        cache.set("userinfo:idp", "t", {"v": 1}, ttl=60)
+        assert cache.get("userinfo:idp", "t") == {"v": 1}
+        server.stop()
+        with caplog.at_level(logging.WARNING):
+            assert cache.get("userinfo:idp", "t") is None  # no exception
+            cache.set("userinfo:idp", "t2", {"v": 2}, ttl=60)  # no exception
+        assert "shared cache unavailable" in caplog.text
+        server.start()
+        cache.set("userinfo:idp", "t3", {"v": 3}, ttl=60)
+        assert cache.get("userinfo:idp", "t3") is None, "left alone for retry_after"
+        now[0] += 0.6
+        cache.set("userinfo:idp", "t3", {"v": 3}, ttl=60)
+        assert cache.get("userinfo:idp", "t3") == {"v": 3}, "recovered by itself"
 
 
 def test_unwritable_file_cache_is_no_cache(tmp_path: Path) -> None:

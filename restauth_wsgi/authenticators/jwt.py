@@ -13,6 +13,8 @@ signature is verified by PyJWT's algorithm objects.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from jwt.algorithms import get_default_algorithms
@@ -22,27 +24,23 @@ from restauth_wsgi.authenticators import Guard
 from restauth_wsgi.credentials import Credentials
 from restauth_wsgi.errors import InvalidToken, ProviderUnavailable
 from restauth_wsgi.identity import Identity
-from restauth_wsgi.jws import InvalidJwt, ParsedJwt
+from restauth_wsgi.jws import InvalidAudienceError, InvalidJwt, ParsedJwt
 from restauth_wsgi.providers.config import ProviderConfig
 from restauth_wsgi.providers.keys import KeySet, UnknownKey
 from restauth_wsgi.providers.settings import HMAC_ALGORITHMS
 from restauth_wsgi.upstream import UpstreamError, retry_after_header
 
-_INVALID = "The access token is invalid."
-# How refusals read to the caller (a caller holding a token may learn why it
-# fails; nothing here says anything about other users).
-_DESCRIPTIONS = {
-    "ExpiredSignatureError": "The access token has expired.",
-    "ImmatureSignatureError": "The access token is not valid yet.",
-    "InvalidAudienceError": "The access token was issued for another audience.",
-}
+_INVALID = InvalidJwt.description
 
 
 class JwtValidator:
     """Validates one provider's JWTs."""
 
-    def __init__(self, config: ProviderConfig, keys: KeySet) -> None:
+    def __init__(
+        self, config: ProviderConfig, keys: KeySet, clock: Callable[[], float] = time.time
+    ) -> None:
         self.config = config
+        self._clock = clock
         self.keys = keys
         self._algorithms = frozenset(config.algorithms)
         self._types = frozenset(t.lower() for t in config.access_token_types)
@@ -98,11 +96,10 @@ class JwtValidator:
                 issuers=config.issuers,
                 audience=self._audience,
                 leeway=config.leeway,
+                now=self._clock(),
             )
         except InvalidJwt as exc:
-            reason = str(exc)
-            description = _DESCRIPTIONS.get(reason.split(":", 1)[0], _INVALID)
-            raise _refuse(reason, description) from None
+            raise _refuse(str(exc), exc.description) from None
         self._check_claims(parsed.claims)
         return parsed.claims
 
@@ -132,7 +129,7 @@ class JwtValidator:
         if config.audience_claim != "aud" and audience not in config.audience:
             raise _refuse(
                 f"{config.audience_claim} {str(audience)[:60]!r} is not an accepted audience",
-                _DESCRIPTIONS["InvalidAudienceError"],
+                InvalidAudienceError.description,
             )
         for rule in config.claim_rules:
             if not rule.holds(claims):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 
 from restauth_wsgi.authenticators import Guard
 from restauth_wsgi.cache import SharedCache
@@ -45,8 +46,10 @@ class OpaqueTokenAuthenticator:
         *,
         negative_ttl: float,
         wait: float,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self._clock = clock
         self.lookup = lookup
         self.shared = shared
         self.flights = flights
@@ -139,7 +142,7 @@ class OpaqueTokenAuthenticator:
         if answer.active:
             ttl: float = self.config.cache_ttl
             if answer.expires_at is not None:
-                ttl = min(ttl, answer.expires_at - time.time())
+                ttl = min(ttl, answer.expires_at - self._clock())
         else:
             ttl = self.negative_ttl
         if ttl >= 1:

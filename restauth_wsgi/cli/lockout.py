@@ -43,7 +43,7 @@ def _lockout() -> Lockout:
     # The shared cache treats an outage as a miss, which here would read as
     # "nobody is locked out": ask the backend itself once, and say so.
     try:
-        shared.backend.get(shared.key("probe", "restauth lockout"))
+        shared.probe()
     except Exception as exc:
         raise CommandError(
             f"the shared cache {mask_url(settings.cache)} cannot be reached"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ from restauth_wsgi.authenticators import Authenticator
 from restauth_wsgi.authenticators.jwt import JwtAuthenticator, JwtValidator
 from restauth_wsgi.authenticators.opaque import OpaqueTokenAuthenticator
 from restauth_wsgi.cache import SharedCache
+from restauth_wsgi.metrics import NO_METRICS, Metrics
 from restauth_wsgi.settings import Settings
 from restauth_wsgi.single_flight import SingleFlight
 from restauth_wsgi.upstream import UpstreamClient
@@ -38,14 +40,23 @@ class Providers:
     Nothing is fetched here: discovery and keys wait for the first token.
     """
 
-    def __init__(self, settings: Settings, shared: SharedCache | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        shared: SharedCache | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        metrics: Metrics = NO_METRICS,
+    ) -> None:
         self.http = UpstreamClient(
             timeout=settings.http_timeout,
             ca_bundle=settings.ca_bundle,
             allow_http=settings.allow_http,
             backoff=settings.upstream_backoff,
+            clock=clock or time.monotonic,
+            metrics=metrics,
         )
-        self.shared: SharedCache = shared or settings.shared_cache()
+        self.shared: SharedCache = shared or settings.shared_cache(metrics)
         flights: SingleFlight[LookupAnswer] = SingleFlight()
         configs = [resolve(p, allow_http=settings.allow_http) for p in settings.providers]
         self.by_name: dict[str, Provider] = {}
@@ -59,8 +70,10 @@ class Providers:
                     self.shared,
                     cooldown=settings.jwks_cooldown,
                     max_age=settings.jwks_max_age,
+                    clock=clock or time.time,
+                    metrics=metrics,
                 )
-                provider.validator = JwtValidator(config, provider.keys)
+                provider.validator = JwtValidator(config, provider.keys, clock or time.time)
             else:
                 provider.lookup = build_lookup(config, self.http, discovery)
                 provider.authenticator = OpaqueTokenAuthenticator(
@@ -71,6 +84,7 @@ class Providers:
                     negative_ttl=settings.negative_cache_ttl,
                     # A follower waits out the leader's whole call, with room to spare.
                     wait=3 * settings.http_timeout + 1,
+                    clock=clock or time.time,
                 )
             self.by_name[config.name.lower()] = provider
 

@@ -23,8 +23,8 @@ from typing import Any
 from jwt import PyJWK
 from jwt.exceptions import InvalidKeyError, PyJWKError
 
-from restauth_wsgi import metrics
 from restauth_wsgi.cache import SharedCache
+from restauth_wsgi.metrics import NO_METRICS, Metrics
 from restauth_wsgi.upstream import UpstreamClient, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,10 @@ class KeySet:
         cooldown: float,
         max_age: float,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._locate = locate
+        self.metrics = metrics
         self.http = http
         self.shared = shared
         self.cooldown = cooldown
@@ -153,13 +155,13 @@ class KeySet:
                 jwks = self._fetch()
                 self._install(jwks, now)
             except UpstreamError:
-                metrics.METRICS.jwks_refresh("failed")
+                self.metrics.jwks_refresh("failed")
                 self._attempt_failed = True
                 if self._fetched_at is None:
                     raise
                 log.warning("key set refresh failed; keeping the last good one")
                 return
-            metrics.METRICS.jwks_refresh("ok")
+            self.metrics.jwks_refresh("ok")
             self._attempt_failed = False
             entry = {"fetched_at": now, "kid_fetch_at": kid_fetch_at, "jwks": jwks}
             self.shared.set("jwks", self._locate(), entry, self.max_age)

@@ -41,6 +41,17 @@ _SHAPE = re.compile(
 _ID_SHAPE = re.compile(rf"[0-9A-Za-z]{{{ID_LENGTH}}}")
 
 
+def named_in(header: str) -> bool:
+    """Whether an ``Authorization`` header names an API token in the clear.
+
+    A look at its first characters (``Bearer restauth_…``), for the hot path
+    to choose its way before anything is parsed; Basic ``user:token`` hides
+    the prefix in base64 and answers ``False``. Never a judgement of the token.
+    """
+    # The scheme and its spaces come first; 24 characters leave room for them.
+    return header.find(PREFIX, 0, 24) != -1
+
+
 class MalformedToken(ValueError):
     """The text has the token prefix but is not a well-formed token."""
 
