@@ -11,16 +11,17 @@ from __future__ import annotations
 from .errors import ConfigurationError, RestAuthError
 from .identity import Identity
 from .middleware import RestAuthMiddleware
-from .settings import Settings, read_env_file
+from .providers.settings import ProviderSettings
+from .settings import Settings
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigurationError",
     "Identity",
+    "ProviderSettings",
     "RestAuthError",
     "RestAuthMiddleware",
     "Settings",
     "__version__",
-    "read_env_file",
 ]
