@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import restauth_wsgi
 from restauth_wsgi import ProviderSettings, RestAuthMiddleware, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_exports_are_what_users_need() -> None:
@@ -36,3 +42,15 @@ def test_providers_configured_in_code_as_the_docs_show(store_url: str) -> None:
         "https://example.okta.com/oauth2/default",
     )
     middleware.close()
+
+
+def test_the_api_reference_is_current() -> None:
+    """docs/api.md is generated from the docstrings; a change to either without
+    running the generator fails here."""
+    checked = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "api-reference"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
