@@ -30,7 +30,7 @@ from typing import Any
 from .client_address import ClientAddress, IPAddress
 from .errors import ConfigurationError, Forbidden, InsufficientScope
 from .identity import Identity
-from .paths import PathGlobs, RequestPath
+from .paths import REMEMBERED_PATH_LENGTH, PathGlobs, RequestPath
 from .request import Request, judged
 from .restrictions import READ_METHODS
 
@@ -190,12 +190,14 @@ class AccessPolicy:
         """``public``, ``optional`` or ``required`` for this path."""
         if not self._any_globs:
             return self.default
-        # Paths repeat: each one's level is worked out once (bounded).
+        # Paths repeat: each short one's level is worked out once (bounded).
         level = self._levels.get(path)
         if level is None:
-            if len(self._levels) > 4096:
-                self._levels.clear()
-            level = self._levels[path] = self._level(path)
+            level = self._level(path)
+            if len(path.text) <= REMEMBERED_PATH_LENGTH:
+                if len(self._levels) > 4096:
+                    self._levels.clear()
+                self._levels[path] = level
         return level
 
     def _level(self, path: RequestPath) -> str:

@@ -201,13 +201,13 @@ class Authentication:
         it stood before the read (a change during the read makes it stale)."""
         assert self._api is not None
         assert self._recent is not None
-        generation = self._api.generation()
+        epoch = self._api.epoch()
         identity = self._run_chain(header, key, guard)
-        if generation is not None and identity.method == "api_token":
+        if epoch is not None and identity.method == "api_token":
             ttl = _REMEMBER_API_TOKEN_FOR
             if identity.expires_at is not None:
                 ttl = min(ttl, identity.expires_at - self._clock())
-            self._recent.put(key, StoreAnswer(identity, generation), ttl)
+            self._recent.put(key, StoreAnswer(identity, epoch), ttl)
         return identity
 
     def _run_chain(self, header: str, key: bytes | None, guard: Guard) -> Identity:

@@ -59,11 +59,21 @@ def parse_forwarded(entry: str) -> ClientAddress | None:
     return parse_address(ported.group(1) or ported.group(2))
 
 
+# The longest text that can be an address: an IPv6 address in brackets
+# with a scope id, and spaces around it.
+_LONGEST_ADDRESS = 128
+
+
+def parse_address(text: str) -> ClientAddress | None:
+    """``text`` as an address, or ``None`` if it is not one."""
+    # Longer text (a client's X-Forwarded-For entry) is not remembered.
+    return _parse_address(text) if len(text) <= _LONGEST_ADDRESS else None
+
+
 # Addresses repeat request after request; parsing one with ipaddress costs
 # microseconds, a cache hit a fraction of one. Bounded, so it cannot grow.
 @lru_cache(maxsize=4096)
-def parse_address(text: str) -> ClientAddress | None:
-    """``text`` as an address, or ``None`` if it is not one."""
+def _parse_address(text: str) -> ClientAddress | None:
     try:
         ip = ipaddress.ip_address(text.strip().strip("[]"))
     except ValueError:

@@ -85,7 +85,9 @@ def _bearer(token: str) -> Credentials:
         # Shaped like a JWT: its strict parse checks every character anyway
         # (base64url only, which b64token allows), once, for everything after.
         parsed = jws.parse(token)
-        if parsed is not None:
+        # Padding is allowed only at a b64token's end, not inside a JWT.
+        equals = token.find("=")
+        if parsed is not None and (equals == -1 or not token[equals:].strip("=")):
             credentials = Credentials(scheme="Bearer", secret=token)
             credentials._jwt = parsed
             return credentials

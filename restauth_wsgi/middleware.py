@@ -92,8 +92,10 @@ SPOOFABLE_PREFIXES = (
 )
 
 
-# How many distinct sets of request keys SpoofableHeaders remembers.
+# How many distinct sets of request keys SpoofableHeaders remembers, and the
+# most text one may hold (a real server's keys: about 1 KB).
 _FOUND_LIMIT = 256
+_FOUND_KEYS_SIZE = 4096
 
 
 class SpoofableHeaders:
@@ -138,9 +140,12 @@ class SpoofableHeaders:
         # A key that is not a string may be set by a server in front.
         joined = "\n" + "\n".join(k for k in keys if isinstance(k, str)) + "\n"
         found = tuple(self._pattern.findall(joined))
-        if len(self._found) >= _FOUND_LIMIT:
-            self._found.clear()  # bounded: an attacker can vary the keys
-        self._found[keys] = found
+        # Bounded in size as well as number: a client chooses the header
+        # names, and a remembered set of them holds every one.
+        if len(joined) <= _FOUND_KEYS_SIZE:
+            if len(self._found) >= _FOUND_LIMIT:
+                self._found.clear()
+            self._found[keys] = found
         return found
 
 

@@ -52,12 +52,23 @@ class RequestPath:
         return f"RequestPath({self.text!r}, canonical={self.canonical})"
 
 
-@functools.lru_cache(maxsize=4096)
+#: Paths up to this long are remembered once described (real paths are
+#: shorter; a client that sends long ones must not fill memory with them).
+REMEMBERED_PATH_LENGTH = 512
+
+
 def request_path(path_info: str) -> RequestPath:
     """Describe a WSGI ``PATH_INFO`` (latin-1 text of UTF-8 bytes).
 
-    Paths repeat, request after request: the descriptions are kept (bounded).
+    Paths repeat, request after request: the descriptions of short ones are
+    kept (bounded in number and size).
     """
+    if len(path_info) <= REMEMBERED_PATH_LENGTH:
+        return _remembered(path_info)
+    return _describe(path_info)
+
+
+def _describe(path_info: str) -> RequestPath:
     if not _SUSPECT.search(path_info):
         # The common case, kept cheap: ASCII, absolute, nothing to resolve.
         return RequestPath(path_info, True, (path_info, _toggle_slash(path_info)))
@@ -81,6 +92,9 @@ def request_path(path_info: str) -> RequestPath:
             spellings |= {variant, again, _toggle_slash(again)}
     ordered = (text, *sorted(spellings - {text}))
     return RequestPath(text, canonical, ordered)
+
+
+_remembered = functools.lru_cache(maxsize=4096)(_describe)
 
 
 def _resolve(path: str) -> str:

@@ -7,6 +7,7 @@ after a fork, the child makes its own on first use.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -37,16 +38,26 @@ class PerThread(Generic[T]):
     def __init__(self, factory: Callable[[], T]) -> None:
         self._factory = factory
         self._local = threading.local()
+        # Bumped by renew(): values made under an older one are made again.
+        self._renewal = 0
 
     def get(self) -> T:
-        """This thread's value, made now if it has none (or only a parent's)."""
+        """This thread's value, made now if it has none (or only a parent's,
+        or one made before :meth:`renew`)."""
         local = self._local
         value: T | None = getattr(local, "value", None)
         if value is not None and local.generation == _generation:
-            return value
+            if local.renewal == self._renewal:
+                return value
+            _close(value)
         value = self._factory()
-        local.value, local.generation = value, _generation
+        local.value, local.generation, local.renewal = value, _generation, self._renewal
         return value
+
+    def renew(self) -> None:
+        """Make every thread's value again on its next :meth:`get` (the old
+        one is closed then, by the thread that owns it)."""
+        self._renewal += 1
 
     def discard(self) -> T | None:
         """Forget this thread's value and return it (to be closed), if it had one."""
@@ -80,3 +91,11 @@ class PerProcess(Generic[T]):
             value = self._value if self._generation == _generation else None
             self._value = None
             return value
+
+
+def _close(value: object) -> None:
+    close = getattr(value, "close", None)
+    if callable(close):
+        # A broken connection is being replaced anyway.
+        with contextlib.suppress(Exception):
+            close()

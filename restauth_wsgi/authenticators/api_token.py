@@ -32,24 +32,28 @@ _NO_SCOPES: frozenset[str] = frozenset()
 
 
 class StoreAnswer(NamedTuple):
-    """An API token's identity, remembered under the store's change counter.
+    """An API token's identity, remembered under the change feed's epoch.
 
-    It stands only while the change feed reports the same counter: any
+    It stands only while the feed reports the same epoch: any creation,
     revocation, change or deletion anywhere, or a feed too stale to vouch,
     sends the next request back to the store.
     """
 
     identity: Identity
-    generation: int
+    epoch: object
 
 
 class ApiTokenAuthenticator:
     """Checks the service's own API tokens against the token store.
 
     :param feed: the store's change feed; with it, answers may be remembered
-        (:meth:`remember`, :meth:`recall`) and last-used times are written off
+        (:meth:`epoch`, :meth:`recall`) and last-used times are written off
         the request path. Without it, every request reads the store (or, with
         ``cache_ttl``, a record is reused for that long).
+    :param cache_ttl: seconds a record read from the store is reused, only
+        without a feed: with one, every answer not recalled under the feed
+        must come from the store itself, or a record read before a
+        revocation would be remembered under the epoch after it.
     """
 
     schemes = frozenset({"Bearer", "Basic"})
@@ -73,7 +77,7 @@ class ApiTokenAuthenticator:
         # store reads (RESTAUTH_TOKEN_CACHE_TTL): a revoked token then works
         # here for at most cache_ttl seconds.
         self._records: ExpiringMap[str, TokenRecord] | None = (
-            ExpiringMap(cache_entries, clock) if cache_ttl > 0 else None
+            ExpiringMap(cache_entries, clock) if cache_ttl > 0 and feed is None else None
         )
 
     def authenticate(self, credentials: Credentials, guard: Guard) -> Identity | None:
@@ -140,16 +144,16 @@ class ApiTokenAuthenticator:
             restrictions=restrictions,
         )
 
-    def generation(self) -> int | None:
-        """The store's change counter now, if the feed can vouch for it: what
-        an answer about to be read from the store may be remembered under."""
+    def epoch(self) -> object | None:
+        """The feed's epoch now, if it can vouch for it: what an answer about
+        to be read from the store may be remembered under."""
         return None if self.feed is None else self.feed.current()
 
     def recall(self, answer: StoreAnswer) -> Identity | None:
         """A remembered answer's identity, if the store has not changed since
         and the token has not expired; ``None`` sends the request to the store."""
         feed = self.feed
-        if feed is None or feed.current() != answer.generation:
+        if feed is None or feed.current() is not answer.epoch:
             return None
         identity = answer.identity
         now = self._clock()

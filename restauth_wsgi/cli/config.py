@@ -72,6 +72,12 @@ def _run(args: argparse.Namespace) -> int:
             "RESTAUTH_API_TOKENS is false and no provider is configured:"
             " every request outside the public paths is refused"
         )
+    if settings.api_tokens and settings.token_feed and settings.token_cache_ttl:
+        warnings.append(
+            "RESTAUTH_TOKEN_CACHE_TTL has no effect while RESTAUTH_TOKEN_FEED is on (API tokens"
+            " are remembered under the change feed and a revocation is seen within a second);"
+            " it applies with RESTAUTH_TOKEN_FEED=false"
+        )
     failures: list[str] = []
     if settings.api_tokens:
         # Looking must not make a store at a mistyped path.

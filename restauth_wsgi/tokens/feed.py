@@ -3,18 +3,24 @@ that the token store changed, so that it can keep the API tokens it has
 checked and still refuse a revoked one promptly.
 
 The store keeps a change counter that its triggers bump whenever a token is
-revoked, changed or deleted, by any writer (``restauth token revoke``, an
-older release, plain SQL), and not when a last-used time is recorded. One
-thread per process polls it every :data:`POLL_SECONDS`; a request compares
-the counter it was checked under with :meth:`ChangeFeed.current`.
+created, revoked, changed or deleted, by any writer (``restauth token
+revoke``, an older release, plain SQL), and not when a last-used time is
+recorded. One thread per process polls it every :data:`POLL_SECONDS`, and
+each time the counter reads differently (up, or down after a restore from a
+backup) the feed starts a new *epoch*: an object of this process alone. A
+request's answer is remembered under the epoch it was read in
+(:meth:`ChangeFeed.current`), and stands only while that epoch lasts; a
+counter that comes back to an earlier value later never revives an answer.
 
 It fails closed on the feed, never on the user: when the last successful poll
 is older than :data:`STALE_SECONDS` (the store is unreachable, the thread is
 behind), :meth:`~ChangeFeed.current` is ``None`` and every request reads the
 store again until the feed catches up. A revocation is therefore seen by every
 process within ``POLL_SECONDS + STALE_SECONDS`` at worst (under a second), and
-usually within one poll. After a fork the child starts its own thread and
-trusts nothing its parent saw.
+usually within one poll. A poll also fails when the store's triggers are
+missing or disabled, or its counter row is gone (see the stores'
+``generation()``). After a fork the child starts its own thread and its own
+epochs, so nothing its parent remembered matches them.
 
 The same thread records last-used times, at most one write per token per
 ``LAST_USED_INTERVAL``, off the request path.
@@ -27,15 +33,29 @@ fails), and ten trivial reads a second per process are nothing to either.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Hashable
 
 from restauth_wsgi import per_thread
 
 from .store import TokenStore
 
 log = logging.getLogger(__name__)
+
+# Freshness is measured on a clock that keeps counting while the machine is
+# suspended (Linux's CLOCK_BOOTTIME): after a resume, a poll from before the
+# suspend is as old as it really is. Elsewhere, the monotonic clock.
+if hasattr(time, "CLOCK_BOOTTIME"):
+    _CLOCK_BOOTTIME = time.CLOCK_BOOTTIME
+
+    def _boot_clock() -> float:
+        return time.clock_gettime(_CLOCK_BOOTTIME)
+
+else:  # pragma: no cover - not Linux
+    _boot_clock = time.monotonic
 
 #: How often each process reads the change counter.
 POLL_SECONDS = 0.1
@@ -49,9 +69,12 @@ class _Process:
     """The feed's state in one process (a forked child makes its own)."""
 
     def __init__(self) -> None:
-        # (generation, monotonic time it was read): one attribute, so a
-        # request never sees a generation with another poll's time.
-        self.seen: tuple[int, float] | None = None
+        # (epoch, time it was read): one attribute, so a request never sees
+        # an epoch with another poll's time.
+        self.seen: tuple[object, float] | None = None
+        # The store's change mark as last read, and the epoch it began.
+        self.mark: Hashable = None
+        self.epoch: object = object()
         self.pending: dict[str, int] = {}  # token id -> time of the latest use
         self.written: dict[str, int] = {}  # token id -> last-used time written
         self.stop = threading.Event()
@@ -71,7 +94,7 @@ class ChangeFeed:
         *,
         poll: float = POLL_SECONDS,
         stale: float = STALE_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = _boot_clock,
     ) -> None:
         self.store = store
         self.poll = poll
@@ -80,11 +103,12 @@ class ChangeFeed:
         self._lock = threading.Lock()
         self._process = _Process()
         self._fork = -1
+        _FEEDS.add(self)
 
-    def current(self) -> int | None:
-        """The change counter as of the last poll, or ``None`` if that poll is
-        too old to vouch that nothing changed since (then read the store), or
-        this process's feed has not started (:meth:`start`)."""
+    def current(self) -> object | None:
+        """The epoch as of the last poll (compare with ``is``), or ``None`` if
+        that poll is too old to vouch that nothing changed since (then read
+        the store), or this process's feed has not started (:meth:`start`)."""
         seen = self._process.seen
         if (
             seen is None
@@ -137,8 +161,14 @@ class ChangeFeed:
             # The time before the read: the counter read is at least this fresh,
             # however long the read (or this thread's turn) takes.
             started = self._clock()
+            _POLLING.acquire()
             try:
-                generation = self.store.generation()
+                mark = self.store.generation()
+                if mark != process.mark:
+                    # Any difference, down as well as up: a new epoch, never
+                    # an earlier one again.
+                    process.mark, process.epoch = mark, object()
+                process.seen = (process.epoch, started)
             except Exception as exc:  # any failure: the feed just goes stale
                 if not failing:
                     log.warning(
@@ -148,12 +178,21 @@ class ChangeFeed:
                     )
                 failing = True
             else:
-                process.seen = (generation, started)
                 if failing:
                     log.warning("token change feed reads the store again")
                 failing = False
-                self._write_last_used(process)
+                try:
+                    self._write_last_used(process)
+                except Exception as exc:  # the thread must outlive any write
+                    log.debug("last-used times not recorded: %s", exc)
+            finally:
+                _POLLING.release()
             process.stop.wait(self.poll)
+
+    def _after_fork(self) -> None:
+        # A fork taken while another thread held the lock leaves it held in
+        # the child, where no thread will ever release it.
+        self._lock = threading.Lock()
 
     def _write_last_used(self, process: _Process) -> None:
         while process.pending:
@@ -162,3 +201,36 @@ class ChangeFeed:
             self.store.touch(token_id, now=now, min_interval=LAST_USED_INTERVAL)
         if len(process.written) > 100_000:  # forget old notes, bounded
             process.written.clear()
+
+
+# Every feed of this process, to give each a fresh lock in a forked child.
+_FEEDS: weakref.WeakSet[ChangeFeed] = weakref.WeakSet()
+
+# Held by a feed's thread while it talks to a store. A fork waits for it (a
+# little): a child forked while that thread was inside SQLite would inherit
+# SQLite's own locks held, and hang on its first connection.
+_POLLING = threading.Lock()
+_FORK_WAIT_SECONDS = 2.0
+_held_for_fork = False
+
+
+def _before_fork() -> None:
+    global _held_for_fork
+    _held_for_fork = _POLLING.acquire(timeout=_FORK_WAIT_SECONDS)
+
+
+def _after_fork_in_parent() -> None:
+    if _held_for_fork:
+        _POLLING.release()
+
+
+def _after_fork_in_child() -> None:
+    global _POLLING
+    _POLLING = threading.Lock()
+    for feed in list(_FEEDS):
+        feed._after_fork()
+
+
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)

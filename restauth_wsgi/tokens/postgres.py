@@ -68,10 +68,51 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TRIGGER restauth_tokens_changed_on_delete AFTER DELETE ON restauth_tokens
         FOR EACH STATEMENT EXECUTE FUNCTION restauth_tokens_changed()""",
     ),
+    # 4: the counter also moves when tokens are created or the table is
+    # truncated; every change also writes a random nonce (a restored backup
+    # changed as often as it was behind still reads differently); the
+    # triggers fire for every session, replication's and pg_restore's
+    # (session_replication_role = replica) included; the counter bumped is
+    # the one in the schema of the table written, whatever the writer's
+    # search_path; and it starts over at 0 before it could overflow.
+    (
+        "ALTER TABLE restauth_token_changes ADD COLUMN nonce TEXT",
+        "UPDATE restauth_token_changes SET nonce = md5(random()::text || clock_timestamp()::text)",
+        """CREATE OR REPLACE FUNCTION restauth_tokens_changed() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            EXECUTE format(
+                'UPDATE %I.restauth_token_changes SET generation = CASE'
+                ' WHEN generation < 4611686018427387904 THEN generation + 1 ELSE 0 END,'
+                ' nonce = md5(random()::text || clock_timestamp()::text)'
+                ' WHERE id = 1',
+                TG_TABLE_SCHEMA
+            );
+            RETURN NULL;
+        END $$""",
+        """CREATE TRIGGER restauth_tokens_changed_on_insert AFTER INSERT ON restauth_tokens
+        FOR EACH STATEMENT EXECUTE FUNCTION restauth_tokens_changed()""",
+        """CREATE TRIGGER restauth_tokens_changed_on_truncate AFTER TRUNCATE ON restauth_tokens
+        FOR EACH STATEMENT EXECUTE FUNCTION restauth_tokens_changed()""",
+        *(
+            f"ALTER TABLE restauth_tokens ENABLE ALWAYS TRIGGER restauth_tokens_changed_on_{event}"
+            for event in ("update", "delete", "insert", "truncate")
+        ),
+    ),
+)
+
+#: The triggers that keep the counter; a poll that finds any missing or not
+#: enabled for every session fails.
+CHANGE_TRIGGERS = tuple(
+    f"restauth_tokens_changed_on_{event}" for event in ("update", "delete", "insert", "truncate")
 )
 
 _SQL = Queries.render("restauth_tokens", "%s")
-_GENERATION = "SELECT generation FROM restauth_token_changes WHERE id = 1"
+# The counter, and how many of the change triggers fire always (one read).
+_GENERATION = """SELECT generation, nonce, (
+    SELECT count(*) FROM pg_trigger
+    WHERE tgrelid = to_regclass('restauth_tokens') AND tgenabled = 'A' AND tgname = ANY(%s)
+) FROM restauth_token_changes WHERE id = 1"""
 # pg_advisory_xact_lock key for migrations (any constant of our own).
 _MIGRATION_LOCK = 0x72657374  # "rest"
 
@@ -110,19 +151,35 @@ class PostgresTokenStore(SqlTokenWrites):
                     raise self._unavailable(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def generation(self) -> int:
-        """The change counter: it moves whenever a token is revoked, changed or deleted."""
+    def generation(self) -> tuple[int, str]:
+        """The change counter and nonce: they move whenever a token is created,
+        revoked, changed or deleted.
+
+        :raises TokenStoreUnavailable: when the counter row or a change
+            trigger is missing, or a trigger is not enabled for every session.
+        """
         try:
             with self._connection() as conn:
-                found = conn.execute(_GENERATION).fetchone()
+                found = conn.execute(_GENERATION, (list(CHANGE_TRIGGERS),)).fetchone()
         except psycopg.Error as exc:
             raise self._unavailable(exc) from exc
-        return int(found[0]) if found else 0
+        if found is None or found[2] != len(CHANGE_TRIGGERS):
+            raise self._unavailable(
+                ValueError(
+                    "the change counter or its triggers are missing or disabled; API tokens are"
+                    " read from the store on every request (see docs/api-tokens.md, the change"
+                    " feed)"
+                )
+            )
+        return int(found[0]), str(found[1])
 
     def touch(self, token_id: str, *, now: int, min_interval: int) -> None:
         """Record a use at most once per ``min_interval``; never fail the request for it."""
         try:
-            with self._connection() as conn:
+            with self._connection() as conn, conn.transaction():
+                # A row held by someone's open transaction must not stall the
+                # change feed's thread, which writes these between polls.
+                conn.execute("SET LOCAL lock_timeout = '100ms'")
                 conn.execute(_SQL.touch, (now, token_id, now - min_interval))
         except (psycopg.Error, TokenStoreUnavailable) as exc:
             log.debug("last-used time of token %s not recorded: %s", token_id, exc)

@@ -31,6 +31,18 @@ from .store import TokenIdTaken, TokenRecord, TokenStoreMissing
 
 log = logging.getLogger(__name__)
 
+_BUMP = """UPDATE token_changes SET generation = CASE
+                WHEN typeof(generation) = 'integer' AND generation < 4611686018427387904
+                THEN generation + 1 ELSE 0 END,
+                nonce = randomblob(16)
+            WHERE id = 1;"""
+#: The triggers that keep the counter; a poll that finds any missing fails.
+CHANGE_TRIGGERS = (
+    "tokens_changed_on_update",
+    "tokens_changed_on_delete",
+    "tokens_changed_on_insert",
+)
+
 #: Each entry upgrades the schema by one version; never edit a released entry.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -69,10 +81,40 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             UPDATE token_changes SET generation = generation + 1 WHERE id = 1;
         END""",
     ),
+    # 4: the counter also moves when a token is created (INSERT, and REPLACE
+    # INTO, whose delete half fires no trigger); every change also writes a
+    # random nonce, so a store restored from a backup and then changed as
+    # often as the backup was behind still reads differently; the counter
+    # starts over at 0 instead of turning into a float near 2**63.
+    (
+        "ALTER TABLE token_changes ADD COLUMN nonce BLOB",
+        "UPDATE token_changes SET nonce = randomblob(16)",
+        "DROP TRIGGER tokens_changed_on_update",
+        "DROP TRIGGER tokens_changed_on_delete",
+        f"""CREATE TRIGGER tokens_changed_on_update AFTER UPDATE ON tokens
+        WHEN OLD.id IS NOT NEW.id OR OLD.secret_hash IS NOT NEW.secret_hash
+            OR OLD.owner IS NOT NEW.owner OR OLD.expires_at IS NOT NEW.expires_at
+            OR OLD.revoked_at IS NOT NEW.revoked_at OR OLD.restrictions IS NOT NEW.restrictions
+        BEGIN
+            {_BUMP}
+        END""",
+        f"""CREATE TRIGGER tokens_changed_on_delete AFTER DELETE ON tokens
+        BEGIN
+            {_BUMP}
+        END""",
+        f"""CREATE TRIGGER tokens_changed_on_insert AFTER INSERT ON tokens
+        BEGIN
+            {_BUMP}
+        END""",
+    ),
 )
 
 _SQL = Queries.render("tokens", "?")
-_GENERATION = "SELECT generation FROM token_changes WHERE id = 1"
+# The counter, and how many of the change triggers exist (one read).
+_GENERATION = """SELECT generation, nonce, (
+    SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'tokens'
+        AND name IN (?, ?, ?)
+) FROM token_changes WHERE id = 1"""
 # Writes that record a use must not hold a request up behind a long writer.
 _TOUCH_BUSY_MS = 50
 
@@ -91,6 +133,8 @@ class SQLiteTokenStore(SqlTokenWrites):
         #: Whether the first use makes the file (and its directory) if missing.
         self.create = create
         self._connections = PerThread(self._connect)
+        # The (device, inode) of the file the newest connection opened.
+        self._file: tuple[int, int] | None = None
         self._schema_ready = False
         self._schema_lock = threading.Lock()
 
@@ -104,13 +148,36 @@ class SQLiteTokenStore(SqlTokenWrites):
             raise self._unavailable(exc) from exc
         return None if found is None else from_row(found)
 
-    def generation(self) -> int:
-        """The change counter: it moves whenever a token is revoked, changed or deleted."""
+    def generation(self) -> tuple[int, int, int, bytes]:
+        """The file's identity, and its change counter and nonce, which move
+        whenever a token is created, revoked, changed or deleted.
+
+        The file's identity is part of the mark: a store file replaced under
+        running servers (a backup moved into place) is a change, and every
+        thread reopens the file it names.
+
+        :raises TokenStoreUnavailable: when the counter row or a change
+            trigger is missing, or the file was replaced (this poll only).
+        """
         try:
-            found = self._connection().execute(_GENERATION).fetchone()
+            stat = os.stat(self.path)
+        except OSError as exc:
+            raise self._unavailable(exc) from exc
+        if (stat.st_dev, stat.st_ino) != self._file:
+            # Connections made before now may hold the replaced file open.
+            self._connections.renew()
+        try:
+            found = self._connection().execute(_GENERATION, CHANGE_TRIGGERS).fetchone()
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
-        return int(found[0]) if found else 0
+        if found is None or found[2] != len(CHANGE_TRIGGERS):
+            raise self._unavailable(
+                ValueError(
+                    "the change counter or its triggers are missing; API tokens are read from"
+                    " the store on every request (see docs/api-tokens.md, the change feed)"
+                )
+            )
+        return stat.st_dev, stat.st_ino, int(found[0]), bytes(found[1] or b"")
 
     def touch(self, token_id: str, *, now: int, min_interval: int) -> None:
         """Record a use at most once per ``min_interval``; skip if the file is busy."""
@@ -176,6 +243,8 @@ class SQLiteTokenStore(SqlTokenWrites):
             # NORMAL sync is durable across application crashes, which is
             # what a token store needs, and cheaper than FULL under WAL.
             conn.execute("PRAGMA synchronous = NORMAL")
+            stat = os.stat(self.path)
+            self._file = (stat.st_dev, stat.st_ino)
         except (OSError, sqlite3.Error) as exc:
             raise self._unavailable(exc) from exc
         if not self._schema_ready:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import NamedTuple, Protocol
 
 from restauth_wsgi.errors import ConfigurationError, TokenStoreUnavailable
@@ -64,10 +64,15 @@ class TokenStore(Protocol):
     def prune(self, *, before: int) -> int:
         """Delete tokens that expired or were revoked before ``before``; return how many."""
 
-    def generation(self) -> int:
-        """The store's change counter: it moves whenever a token is revoked,
-        changed or deleted (not when a last-used time is recorded). Cheap: the
-        change feed polls it."""
+    def generation(self) -> Hashable:
+        """The store's change mark: it reads differently whenever a token is
+        created, revoked, changed or deleted (not when a last-used time is
+        recorded). Cheap: the change feed polls it.
+
+        :raises TokenStoreUnavailable: also when the store cannot vouch that
+            it would change (its triggers are missing or disabled, its
+            counter row is gone): the feed then fails closed.
+        """
 
     def touch(self, token_id: str, *, now: int, min_interval: int) -> None:
         """Record a use, unless one was recorded less than ``min_interval``

@@ -1,0 +1,408 @@
+"""The change feed under attack: each way an attack review found to keep a
+revoked API token working from memory, and what the feed must do instead.
+
+One middleware in this process stands for a server process; the store's
+reads are counted, so that a test knows a token is answered from memory
+before it changes the store. After a change, the bound the feed promises
+(a poll, and how stale a poll may be) is all the time a revoked token gets.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import ExitStack, closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.test import Client
+
+from restauth_wsgi import RestAuthMiddleware, Settings, paths
+from restauth_wsgi.authenticators.api_token import ApiTokenAuthenticator
+from restauth_wsgi.decision import Gatekeeper
+from restauth_wsgi.middleware import SpoofableHeaders
+from restauth_wsgi.paths import request_path
+from restauth_wsgi.tokens.feed import POLL_SECONDS, STALE_SECONDS
+from restauth_wsgi.tokens.issuing import issue_token
+from restauth_wsgi.tokens.store import TokenRecord, open_store
+
+from .helpers import RESTAUTH, cli_env, echo_app, eventually
+from .services import postgres_database
+
+#: A little more than the feed's bound: a poll, and how stale one may be.
+BOUND = POLL_SECONDS + STALE_SECONDS + 0.2
+
+
+class Rig:
+    """One middleware on a store (a server process), counting its store reads."""
+
+    def __init__(self, store_url: str, **changes: Any) -> None:
+        self.settings = Settings(token_store=store_url, **changes)
+        self.gatekeeper = Gatekeeper.from_settings(self.settings)
+        self.client = Client(
+            RestAuthMiddleware(echo_app, settings=self.settings, gatekeeper=self.gatekeeper)
+        )
+        self.api = next(
+            a
+            for a in self.gatekeeper.authentication.authenticators
+            if isinstance(a, ApiTokenAuthenticator)
+        )
+        self.store = open_store(store_url, timeout=5)
+        self.reads = 0
+        read = self.api.store.get
+
+        def counted(token_id: str) -> TokenRecord | None:
+            self.reads += 1
+            return read(token_id)
+
+        self.api.store.get = counted  # type: ignore[method-assign]
+
+    def issue(self, owner: str = "alice") -> tuple[str, TokenRecord]:
+        return issue_token(self.store, self.settings.token_policy(), owner=owner)
+
+    def status(self, token: str) -> int:
+        return self.client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code
+
+    def remembered(self, token: str) -> None:
+        """Use ``token`` until this process answers it from memory."""
+
+        def from_memory() -> bool:
+            before = self.reads
+            assert self.status(token) == 200
+            return self.reads == before
+
+        eventually(from_memory, "answered from memory", timeout=5)
+
+    def refused_within_the_bound(self, token: str) -> None:
+        time.sleep(BOUND)  # the feed's promise is a time: nothing to move but the clock
+        assert self.status(token) == 401
+
+    def close(self) -> None:
+        self.gatekeeper.close()
+        self.store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite://{tmp_path}/tokens.db"
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+def rig(store_url: str) -> Iterator[Rig]:
+    made = Rig(store_url)
+    yield made
+    made.close()
+
+
+def sql(store_url: str, statement: str, *params: object) -> None:
+    """Plain SQL on the store, as an administrator would run it (written for
+    SQLite; the PostgreSQL store's tables have the restauth_ prefix)."""
+    if store_url.startswith("sqlite"):
+        with sqlite3.connect(store_url.removeprefix("sqlite://")) as conn:
+            conn.execute(statement, params)
+        return
+    if "restauth_" not in statement:
+        statement = statement.replace("token_changes", "restauth_token_changes")
+        statement = statement.replace(" tokens ", " restauth_tokens ")
+    with _pg(store_url) as conn:
+        conn.execute(statement.replace("?", "%s"), params)
+
+
+def test_a_token_cache_ttl_does_not_outlive_a_revocation_with_the_feed(store_url: str) -> None:
+    """A record reused for RESTAUTH_TOKEN_CACHE_TTL was remembered under the
+    feed's next epoch, and worked for an hour after its revocation."""
+    rig = Rig(store_url, token_cache_ttl=60)
+    token, record = rig.issue()
+    rig.remembered(token)
+    rig.store.revoke(record.token_id, now=int(time.time()))
+    rig.refused_within_the_bound(token)
+    rig.close()
+
+
+def test_a_counter_that_goes_back_and_forward_revives_nothing(rig: Rig, store_url: str) -> None:
+    """A store restored from a backup reads a lower counter; as many changes
+    later it reads the old value again. Nothing remembered before may stand."""
+    token, record = rig.issue()
+    _, other = rig.issue("bob")
+    rig.remembered(token)
+    # The restore and the changes after it, all between two polls.
+    sql(store_url, "UPDATE token_changes SET generation = generation - 2 WHERE id = 1")
+    rig.store.revoke(record.token_id, now=int(time.time()))  # +1
+    rig.store.revoke(other.token_id, now=int(time.time()))  # +1: the counter reads as before
+    rig.refused_within_the_bound(token)
+
+
+def test_a_restored_backup_is_a_change(tmp_path: Path) -> None:
+    """SQLite: a backup taken before the token was made, restored in place."""
+    path = tmp_path / "tokens.db"
+    rig = Rig(f"sqlite://{path}")
+    rig.issue("bob")
+    backup = tmp_path / "backup.db"
+    with closing(sqlite3.connect(path)) as live, closing(sqlite3.connect(backup)) as copy:
+        live.backup(copy)
+    token, _ = rig.issue()
+    rig.remembered(token)
+    with closing(sqlite3.connect(path)) as live, closing(sqlite3.connect(backup)) as copy:
+        copy.backup(live)  # the token did not exist then
+    rig.refused_within_the_bound(token)
+    rig.close()
+
+
+def test_a_store_file_replaced_under_the_servers_is_read_again(tmp_path: Path) -> None:
+    """A copy moved over the store file (its WAL files removed, as a "clean"
+    restore does): every connection still open on the old file must go."""
+    path = tmp_path / "tokens.db"
+    rig = Rig(f"sqlite://{path}")
+    token, record = rig.issue()
+    rig.remembered(token)
+    copy = tmp_path / "restored.db"
+    with closing(sqlite3.connect(path)) as live, closing(sqlite3.connect(copy)) as restored:
+        live.backup(restored)
+        restored.execute("UPDATE tokens SET revoked_at = 1 WHERE id = ?", (record.token_id,))
+        restored.commit()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    shutil.move(copy, path)
+    rig.refused_within_the_bound(token)
+    rig.close()
+
+
+DAMAGE = {
+    "counter-row-deleted": (
+        "DELETE FROM token_changes WHERE id = 1",
+        "DELETE FROM restauth_token_changes WHERE id = 1",
+    ),
+    "trigger-dropped": (
+        "DROP TRIGGER tokens_changed_on_update",
+        "DROP TRIGGER restauth_tokens_changed_on_update ON restauth_tokens",
+    ),
+    "trigger-disabled": (
+        None,
+        "ALTER TABLE restauth_tokens DISABLE TRIGGER restauth_tokens_changed_on_update",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("backend", "damage"),
+    [
+        (backend, damage)
+        for damage, statements in sorted(DAMAGE.items())
+        for backend, statement in zip(("sqlite", "postgres"), statements, strict=True)
+        if statement is not None  # SQLite has no way to disable a trigger
+    ],
+)
+def test_a_store_that_cannot_announce_changes_is_read_every_time(
+    tmp_path: Path, backend: str, damage: str
+) -> None:
+    """Without its counter row or a working trigger, a store cannot say that
+    it changed: the feed must stop vouching, and every request read the store."""
+    with ExitStack() as stack:
+        if backend == "sqlite":
+            store_url, statement = f"sqlite://{tmp_path}/tokens.db", DAMAGE[damage][0]
+        else:
+            store_url, statement = stack.enter_context(postgres_database()), DAMAGE[damage][1]
+        assert statement is not None
+        rig = Rig(store_url)
+        stack.callback(rig.close)
+        token, record = rig.issue()
+        rig.remembered(token)
+        sql(store_url, statement)
+        time.sleep(BOUND)
+        # A revocation the store no longer announces.
+        sql(store_url, "UPDATE tokens SET revoked_at = 1 WHERE id = ?", record.token_id)
+        assert rig.status(token) == 401, "read from the store: the feed vouches for nothing"
+
+
+def _pg(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
+
+
+def test_sqlite_replace_into_is_a_change(tmp_path: Path) -> None:
+    """REPLACE INTO deletes the old row without firing a delete trigger."""
+    path = tmp_path / "tokens.db"
+    rig = Rig(f"sqlite://{path}")
+    token, record = rig.issue()
+    rig.remembered(token)
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "REPLACE INTO tokens (id, secret_hash, owner, name, created_at, revoked_at)"
+            " VALUES (?, ?, ?, ?, ?, 1)",
+            (record.token_id, record.secret_hash, record.owner, record.name, record.created_at),
+        )
+    rig.refused_within_the_bound(token)
+    rig.close()
+
+
+def test_a_counter_written_past_its_range_keeps_moving(tmp_path: Path) -> None:
+    """SQLite turns an integer past 2**63 into a float that +1 no longer moves."""
+    path = tmp_path / "tokens.db"
+    rig = Rig(f"sqlite://{path}")
+    token, record = rig.issue()
+    _, other = rig.issue("bob")
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("UPDATE token_changes SET generation = 9223372036854775807")
+        conn.commit()
+    rig.store.revoke(other.token_id, now=int(time.time()))  # past the range
+    rig.remembered(token)
+    rig.store.revoke(record.token_id, now=int(time.time()))
+    rig.refused_within_the_bound(token)
+    rig.close()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param("TRUNCATE restauth_tokens", id="truncate"),
+        pytest.param(
+            "SET session_replication_role = replica; UPDATE restauth_tokens SET revoked_at = 1",
+            id="replica-session",
+        ),
+    ],
+)
+def test_postgres_writers_that_skip_ordinary_triggers_are_changes(statement: str) -> None:
+    """TRUNCATE fires no row trigger; a session in replica mode (logical
+    replication, pg_restore --disable-triggers) fires only ALWAYS triggers."""
+    with postgres_database() as url:
+        rig = Rig(url)
+        token, _ = rig.issue()
+        rig.remembered(token)
+        with _pg(url) as conn:
+            for part in statement.split(";"):
+                conn.execute(part)
+        rig.refused_within_the_bound(token)
+        rig.close()
+
+
+def test_postgres_counter_of_the_table_written_whatever_the_search_path() -> None:
+    """Two stores in schemas a and b of one database: a revocation in a from a
+    session whose search_path is b must move a's counter."""
+    with postgres_database() as base:
+        with _pg(base) as conn:
+            conn.execute("CREATE SCHEMA a")
+            conn.execute("CREATE SCHEMA b")
+        url_a = base + "?options=" + urllib.parse.quote("-csearch_path=a")
+        url_b = base + "?options=" + urllib.parse.quote("-csearch_path=b")
+        rig = Rig(url_a)
+        other = Rig(url_b)
+        other.issue("bob")  # b's tables and triggers exist too
+        token, record = rig.issue()
+        rig.remembered(token)
+        with _pg(url_b) as conn:
+            conn.execute(
+                "UPDATE a.restauth_tokens SET revoked_at = 1 WHERE id = %s", (record.token_id,)
+            )
+        rig.refused_within_the_bound(token)
+        rig.close()
+        other.close()
+
+
+def test_a_row_lock_held_elsewhere_does_not_stall_the_feed() -> None:
+    """The feed's thread writes last-used times between polls; a row held by
+    someone's open transaction must not keep it from polling."""
+    import psycopg
+
+    with postgres_database() as url:
+        rig = Rig(url)
+        started, _ = rig.issue("bob")
+        rig.remembered(started)  # the feed runs
+        token, record = rig.issue()
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "SELECT 1 FROM restauth_tokens WHERE id = %s FOR UPDATE", (record.token_id,)
+            )
+            assert rig.status(token) == 200  # its last-used write, for the row held
+            time.sleep(BOUND)
+            feed = rig.api.feed
+            assert feed is not None
+            assert feed.current() is not None, "the feed still polls"
+            conn.rollback()
+        rig.close()
+
+
+def test_the_feed_thread_outlives_a_failing_write(rig: Rig) -> None:
+    token, _ = rig.issue()
+
+    def broken(token_id: str, *, now: int, min_interval: int) -> None:
+        raise RuntimeError("a write that fails in an unexpected way")
+
+    rig.api.store.touch = broken  # type: ignore[method-assign]
+    rig.remembered(token)
+    time.sleep(BOUND)
+    feed = rig.api.feed
+    assert feed is not None
+    assert feed.current() is not None, "still polling"
+
+
+def test_a_fork_while_the_feed_is_busy_does_not_hang_the_child(rig: Rig) -> None:
+    """A fork from a serving process, taken while the feed's thread holds its
+    lock or is inside the store, must leave the child able to start its own."""
+    token, _ = rig.issue()
+    rig.remembered(token)
+    feed = rig.api.feed
+    assert feed is not None
+    for _ in range(20):  # forks at moments of the poll loop's choosing
+        with feed._lock:
+            child = os.fork()
+            if child == 0:  # pragma: no cover - reports through its exit status
+                signal.alarm(10)
+                code = 0 if rig.status(token) == 200 else 1
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the child answered"
+        time.sleep(POLL_SECONDS / 7)
+
+
+def test_remembered_header_sets_and_paths_are_bounded_in_size() -> None:
+    """A client chooses header names and paths: the hot path's memory of them
+    must hold small ones only, and still strip what must be stripped."""
+    spoofable = SpoofableHeaders()
+    for n in range(300):
+        environ: dict[str, Any] = {f"HTTP_A{n}_{i}_{'X' * 8000}": "v" for i in range(20)}
+        environ["HTTP_X_REMOTE_USER"] = "root"
+        spoofable.strip(environ)
+        assert "HTTP_X_REMOTE_USER" not in environ
+    assert not spoofable._found, "huge key sets are not remembered"
+    small: dict[str, Any] = {"HTTP_HOST": "h", "HTTP_X_REMOTE_USER": "root"}
+    spoofable.strip(small)
+    assert "HTTP_X_REMOTE_USER" not in small
+    assert len(spoofable._found) == 1
+
+    before = paths._remembered.cache_info().currsize
+    for n in range(100):
+        request_path(f"/x{n}/" + "a" * 4000)
+    assert paths._remembered.cache_info().currsize == before, "long paths are not remembered"
+
+
+def test_a_jwt_with_padding_inside_is_not_a_b64token(tmp_path: Path) -> None:
+    """RFC 6750's b64token allows '=' only at the end: a 400, as before the
+    JWT-shaped fast path."""
+    client = Client(RestAuthMiddleware(echo_app, Settings(token_store=f"sqlite://{tmp_path}/t.db")))
+    padded = "eyJhbGciOiAiUlMyNTYifQ==.e30=.c2lnbg=="
+    assert client.get("/", headers={"Authorization": f"Bearer {padded}"}).status_code == 400
+
+
+def test_restauth_config_says_the_cache_ttl_does_nothing_with_the_feed(tmp_path: Path) -> None:
+    env = cli_env(f"sqlite://{tmp_path}/t.db", RESTAUTH_TOKEN_CACHE_TTL="5")
+    shown = subprocess.run(
+        [RESTAUTH, "config"], env=env, capture_output=True, text=True, check=False
+    )
+    assert "RESTAUTH_TOKEN_CACHE_TTL has no effect while RESTAUTH_TOKEN_FEED is on" in shown.stdout
+    env["RESTAUTH_TOKEN_FEED"] = "false"
+    shown = subprocess.run(
+        [RESTAUTH, "config"], env=env, capture_output=True, text=True, check=False
+    )
+    assert "RESTAUTH_TOKEN_CACHE_TTL has no effect" not in shown.stdout
