@@ -1,0 +1,109 @@
+"""Each setting is declared once, and everything else follows from that declaration:
+keyword-only construction, the variable named in every error, what ``restauth
+config`` shows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
+
+import pytest
+
+from restauth_wsgi import ConfigurationError, Settings
+from restauth_wsgi.declaration import declared
+from restauth_wsgi.providers.presets import PRESETS
+from restauth_wsgi.providers.settings import ProviderSettings
+from restauth_wsgi.settings import (
+    LockoutSettings,
+    TokenSettings,
+    env_name,
+    field_problems,
+)
+from restauth_wsgi.tokens.issuing import TokenPolicy
+from restauth_wsgi.values import Kind
+
+GROUPS = Settings.__bases__
+SETTINGS = [name for name, _ in declared(Settings)]
+PROVIDER_SETTINGS = [name for name, _ in declared(ProviderSettings)]
+
+
+@pytest.mark.parametrize(
+    "construct",
+    [
+        pytest.param(lambda: Settings(False, (), False), id="settings"),  # type: ignore[misc]
+        pytest.param(lambda: LockoutSettings(3), id="a-group"),  # type: ignore[misc]
+        pytest.param(lambda: ProviderSettings("corp", "oidc"), id="provider"),  # type: ignore[misc]
+    ],
+)
+def test_settings_are_given_by_keyword_only(construct: Callable[[], object]) -> None:
+    with pytest.raises(TypeError, match="positional argument"):
+        construct()
+
+
+def test_every_field_is_a_declared_setting_with_a_kind_and_a_doc() -> None:
+    for of, names in ((Settings, SETTINGS), (ProviderSettings, PROVIDER_SETTINGS)):
+        assert [spec.name for spec in fields(of) if spec.name != "name"] == names
+        for name, declaration in declared(of):
+            assert isinstance(declaration.kind, Kind), name
+            assert declaration.doc.strip(), f"{name} has no doc"
+
+
+def test_each_setting_is_in_exactly_one_group() -> None:
+    grouped = [name for group in GROUPS for name, _ in declared(group)]
+    assert sorted(grouped) == sorted(SETTINGS)
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+def test_a_value_of_the_wrong_type_names_the_variable(name: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings(**{name: object()})
+    assert raised.value.variable == env_name(name)
+
+
+@pytest.mark.parametrize("name", PROVIDER_SETTINGS)
+def test_a_provider_value_of_the_wrong_type_names_the_variable(name: str) -> None:
+    values: dict[str, Any] = {"type": "oidc", name: object()}
+    with pytest.raises(ConfigurationError) as raised:
+        ProviderSettings("corp", **values)
+    assert raised.value.variable == f"RESTAUTH_CORP_{name.upper()}"
+
+
+def test_what_config_shows_of_the_defaults_reads_back_as_the_defaults() -> None:
+    defaults = Settings()
+    assert Settings.from_mapping(defaults.masked()) == defaults
+
+
+def test_a_group_alone_has_the_same_defaults_and_checks() -> None:
+    assert LockoutSettings().lockout_window == Settings().lockout_window
+    with pytest.raises(ConfigurationError) as raised:
+        LockoutSettings(lockout_window=0)
+    assert raised.value.variable == "RESTAUTH_LOCKOUT_WINDOW"
+    with pytest.raises(ConfigurationError) as raised:
+        TokenSettings(token_default_lifetime=400 * 86400)
+    assert raised.value.variable == "RESTAUTH_TOKEN_DEFAULT_LIFETIME"
+
+
+def test_the_token_policy_defaults_are_the_settings_defaults() -> None:
+    assert Settings().token_policy() == TokenPolicy()
+
+
+def test_provider_types_are_the_presets() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        ProviderSettings("corp", type="ldap")
+    assert all(preset in raised.value.problem for preset in PRESETS)
+
+
+@pytest.mark.parametrize("spelling", ["true", "on", "Yes", "1"])
+def test_config_judges_providers_by_allow_http_however_it_is_spelt(spelling: str) -> None:
+    values = {
+        "RESTAUTH_ALLOW_HTTP": spelling,
+        "RESTAUTH_PROVIDERS": "idp",
+        "RESTAUTH_IDP_TYPE": "oauth2",
+        "RESTAUTH_IDP_USERINFO_URL": "http://idp.example.com/me",
+    }
+    assert field_problems(values) == []
+    assert [p.variable for p in field_problems({**values, "RESTAUTH_ALLOW_HTTP": "maybe"})] == [
+        "RESTAUTH_ALLOW_HTTP",
+        "RESTAUTH_IDP_USERINFO_URL",
+    ]
