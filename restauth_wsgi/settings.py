@@ -14,7 +14,8 @@ kind, default, doc), in the group of the part that takes it:
 :class:`PasswordSettings`, :class:`LockoutSettings`,
 :class:`AuditSettings`, :class:`CacheSettings`. :class:`Settings` is all
 of them at once, so its attributes stay the flat names users write
-(``settings.token_store``), and a Settings is each of its groups.
+(``settings.token_store``) and a part can be given the whole settings
+where it takes only its group (``Lockout(shared, settings)``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from .errors import ConfigurationError
 from .metrics import NO_METRICS, Metrics
 from .providers.settings import ProviderSettings
 from .tokens.issuing import TokenPolicy
-from .tokens.store import check_store_url
+from .tokens.store import TokenStore, check_store_url, open_store
 from .values import (
     BOOL,
     LIST,
@@ -376,6 +377,14 @@ class TokenSettings(_Group):
                 "RESTAUTH_TOKEN_DEFAULT_LIFETIME",
                 "must not be longer than RESTAUTH_TOKEN_MAX_LIFETIME",
             )
+
+    def open_token_store(self, *, create: bool = True) -> TokenStore:
+        """The token store these settings name (no connection is made here).
+
+        :param create: make it on first use if it does not exist; ``False``
+            for what only looks (a mistyped path is not an empty store).
+        """
+        return open_store(self.token_store, timeout=self.token_store_timeout, create=create)
 
     def token_policy(self) -> TokenPolicy:
         """The limits for issuing API tokens."""

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from restauth_wsgi import ConfigurationError, Settings
+from restauth_wsgi.cache import open_shared_cache
 from restauth_wsgi.declaration import declared
+from restauth_wsgi.lockout import Lockout
 from restauth_wsgi.providers.presets import PRESETS
 from restauth_wsgi.providers.settings import ProviderSettings
 from restauth_wsgi.settings import (
@@ -82,6 +84,13 @@ def test_a_group_alone_has_the_same_defaults_and_checks() -> None:
     with pytest.raises(ConfigurationError) as raised:
         TokenSettings(token_default_lifetime=400 * 86400)
     assert raised.value.variable == "RESTAUTH_TOKEN_DEFAULT_LIFETIME"
+
+
+def test_a_part_takes_its_group_or_the_whole_settings() -> None:
+    shared = open_shared_cache("memory", max_entries=100, timeout=0.5)
+    alone = Lockout(shared, LockoutSettings(lockout_threshold=3))
+    whole = Lockout(shared, Settings(lockout_threshold=3))
+    assert (alone.threshold, alone.window) == (whole.threshold, whole.window) == (3, 300)
 
 
 def test_the_token_policy_defaults_are_the_settings_defaults() -> None:
