@@ -8,7 +8,8 @@ that parses, checks and shows the value, and the doc that is the setting's
 row in docs/settings.md or docs/providers.md. Everything else is read from
 there: :func:`parse_all` (strings to typed values), :func:`check_all` (every
 value checked when the object is made), :func:`problems` (all that is
-wrong, for ``restauth config``). The global settings and each
+wrong, for ``restauth config``), and the docs' tables
+(:mod:`restauth_wsgi.settings_doc`). The global settings and each
 provider's go through the same loops; only how a name becomes a variable
 differs, so each loop takes that as ``variable``.
 

@@ -15,7 +15,9 @@ kind, default, doc), in the group of the part that takes it:
 :class:`AuditSettings`, :class:`CacheSettings`. :class:`Settings` is all
 of them at once, so its attributes stay the flat names users write
 (``settings.token_store``) and a part can be given the whole settings
-where it takes only its group (``Lockout(shared, settings)``).
+where it takes only its group (``Lockout(shared, settings)``). The tables
+of docs/settings.md are written from these declarations
+(:mod:`restauth_wsgi.settings_doc`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """Each setting is declared once, and everything else follows from that declaration:
 keyword-only construction, the variable named in every error, what ``restauth
-config`` shows."""
+config`` shows, and the tables of docs/settings.md and docs/providers.md."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +24,11 @@ from restauth_wsgi.settings import (
     env_name,
     field_problems,
 )
+from restauth_wsgi.settings_doc import DOCS, main, rewrite, tables_in, tabulated
 from restauth_wsgi.tokens.issuing import TokenPolicy
 from restauth_wsgi.values import Kind
+
+from .helpers import ROOT
 
 GROUPS = Settings.__bases__
 SETTINGS = [name for name, _ in declared(Settings)]
@@ -116,3 +121,37 @@ def test_config_judges_providers_by_allow_http_however_it_is_spelt(spelling: str
         "RESTAUTH_ALLOW_HTTP",
         "RESTAUTH_IDP_USERINFO_URL",
     ]
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_the_docs_tables_are_those_the_declarations_write(doc: str) -> None:
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    assert rewrite(text) == text, f"run: python -m restauth_wsgi.settings_doc ({doc} differs)"
+
+
+def test_every_group_has_one_table_in_the_docs() -> None:
+    marked = [name for doc in DOCS for name in tables_in((ROOT / doc).read_text("utf-8"))]
+    assert sorted(marked) == sorted(tabulated())
+
+
+def test_settings_doc_rewrites_a_table_that_drifted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for doc in DOCS:
+        (tmp_path / doc).parent.mkdir(exist_ok=True)
+        shutil.copy(ROOT / doc, tmp_path / doc)
+    settings_md = tmp_path / "docs/settings.md"
+    original = settings_md.read_text("utf-8")
+    settings_md.write_text(
+        original.replace("| `RESTAUTH_REALM` | `api` |", "| `RESTAUTH_REALM` | `x` |"), "utf-8"
+    )
+    assert main(["--check", "--root", str(tmp_path)]) == 1
+    assert "docs/settings.md" in capsys.readouterr().out
+    assert main(["--root", str(tmp_path)]) == 0
+    assert settings_md.read_text("utf-8") == original
+    assert main(["--check", "--root", str(tmp_path)]) == 0
+
+
+def test_a_marker_naming_no_group_is_an_error() -> None:
+    with pytest.raises(ValueError, match="NoSuchSettings"):
+        rewrite("<!-- settings: NoSuchSettings -->\n<!-- end settings -->\n")

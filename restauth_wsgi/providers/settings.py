@@ -5,7 +5,7 @@ variables, ``RESTAUTH_CORP_TYPE``, ``RESTAUTH_CORP_DOMAIN``... Which ones a
 provider needs depends on its type (the preset); :mod:`.presets` checks that
 and names any missing variable. Each setting is declared once, as the global
 ones are (:mod:`restauth_wsgi.declaration`), and read and checked by the same
-loops.
+loops; the table of docs/providers.md is written from these declarations.
 """
 
 from __future__ import annotations
