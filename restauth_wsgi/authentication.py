@@ -34,7 +34,6 @@ from .providers.routing import family_of
 from .settings import Settings
 from .tokens import format as token_format
 from .tokens.feed import ChangeFeed
-from .tokens.store import open_store
 
 log = logging.getLogger("restauth_wsgi")
 # How long an API token's answer is kept while the store does not change: a
@@ -112,9 +111,7 @@ class Authentication:
         authenticators: list[Authenticator] = []
         fed: ApiTokenAuthenticator | None = None
         if settings.api_tokens:
-            store = open_store(
-                settings.token_store, timeout=settings.token_store_timeout, create=create_store
-            )
+            store = settings.open_token_store(create=create_store)
             api_tokens = ApiTokenAuthenticator(
                 store,
                 cache_ttl=settings.token_cache_ttl,

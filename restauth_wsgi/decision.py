@@ -159,9 +159,7 @@ class Gatekeeper:
                 # In process memory, answers and counters would share one
                 # bounded map, where a stream of answers evicts live counters.
                 settings.shared_cache(metrics) if settings.cache == "memory" else shared,
-                threshold=settings.lockout_threshold,
-                window=settings.lockout_window,
-                user_threshold=settings.lockout_user_threshold,
+                settings,
                 clock=clock or time.time,
                 metrics=metrics,
             )

@@ -37,11 +37,15 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .cache import ExpiringMap, SharedCache
 from .client_address import ClientAddress
 from .errors import TooManyFailures
 from .metrics import NO_METRICS, Metrics
+
+if TYPE_CHECKING:
+    from .settings import LockoutSettings
 
 #: How long a process trusts its note that a subject is locked.
 _NOTE_SECONDS = 1.0
@@ -98,29 +102,27 @@ class Reservation:
 class Lockout:
     """Counts failures and says what is locked out.
 
-    :param threshold: failures per window of an address, or of a user from
-        one address, before they are locked.
-    :param user_threshold: failed passwords per window of one user from
-        anywhere before the user's passwords are refused from unknown
-        addresses (0: no such ceiling).
-    :param window: the window's length in seconds.
+    :param settings: the ``RESTAUTH_LOCKOUT_*`` settings (the whole
+        :class:`~restauth_wsgi.settings.Settings` will do): the failures per
+        window of an address, or of a user from one address, before they are
+        locked; the failed passwords per window of one user from anywhere
+        before the user's passwords are refused from unknown addresses (0: no
+        such ceiling); the window's length in seconds.
     """
 
     def __init__(
         self,
         shared: SharedCache,
+        settings: LockoutSettings,
         *,
-        threshold: int,
-        window: int,
-        user_threshold: int = 0,
         clock: Callable[[], float] = time.time,
         metrics: Metrics = NO_METRICS,
     ) -> None:
         self.shared = shared
         self.metrics = metrics
-        self.threshold = threshold
-        self.user_threshold = user_threshold
-        self.window = window
+        self.threshold = settings.lockout_threshold
+        self.user_threshold = settings.lockout_user_threshold
+        self.window = settings.lockout_window
         self._clock = clock
         # kind\0subject -> locked, until the note expires.
         self._notes: ExpiringMap[str, bool] = ExpiringMap(10_000, clock)

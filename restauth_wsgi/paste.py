@@ -25,8 +25,10 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from .declaration import declared
 from .errors import ConfigurationError
 from .middleware import RestAuthMiddleware
+from .providers.settings import ProviderSettings
 from .settings import PREFIX, Settings, settings_environ, unknown_variables
 from .values import LIST, require_extra
 
@@ -121,9 +123,8 @@ def _in_ini_terms(
 
 def _provider_of(variable: str) -> str | None:
     """The provider name a ``RESTAUTH_<NAME>_<ATTRIBUTE>`` variable would configure."""
-    from .providers.settings import KINDS
-
-    for attribute in sorted(KINDS, key=len, reverse=True):
+    attributes = [name for name, _ in declared(ProviderSettings)]
+    for attribute in sorted(attributes, key=len, reverse=True):
         suffix = "_" + attribute.upper()
         if variable.endswith(suffix) and len(variable) > len(PREFIX) + len(suffix):
             return variable[len(PREFIX) : -len(suffix)].lower()

@@ -2,10 +2,22 @@
 
 Every setting has one environment variable, the name users see in errors
 and docs. :meth:`Settings.from_env` and :meth:`Settings.from_mapping` parse
-strings; ``Settings(...)`` in code takes typed values. Both end in the same
-checks, which raise :class:`ConfigurationError` naming the variable.
-Nothing here does I/O: a store or provider that is down is not a
+strings; ``Settings(...)`` in code takes typed values, by keyword. Both end
+in the same checks, which raise :class:`ConfigurationError` naming the
+variable. Nothing here does I/O: a store or provider that is down is not a
 configuration error.
+
+Each setting is declared once (:func:`~restauth_wsgi.declaration.setting`:
+kind, default, doc), in the group of the part that takes it:
+:class:`MiddlewareSettings`, :class:`TokenSettings`,
+:class:`UpstreamSettings`, :class:`AccessSettings`,
+:class:`PasswordSettings`, :class:`LockoutSettings`,
+:class:`AuditSettings`, :class:`CacheSettings`. :class:`Settings` is all
+of them at once, so its attributes stay the flat names users write
+(``settings.token_store``) and a part can be given the whole settings
+where it takes only its group (``Lockout(shared, settings)``). The tables
+of docs/settings.md are written from these declarations
+(:mod:`restauth_wsgi.settings_doc`).
 """
 
 from __future__ import annotations
@@ -14,16 +26,18 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
 from .cache import SharedCache, check_cache_url, open_shared_cache
 from .config_file import content_lines
+from .declaration import check_all, declared, default_of, parse_all, problems, setting
 from .errors import ConfigurationError
 from .metrics import NO_METRICS, Metrics
 from .providers.settings import ProviderSettings
 from .tokens.issuing import TokenPolicy
-from .tokens.store import check_store_url
+from .tokens.store import TokenStore, check_store_url, open_store
 from .values import (
     BOOL,
     LIST,
@@ -110,233 +124,6 @@ def env_name(attribute: str) -> str:
     return PREFIX + attribute.upper()
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every setting of the middleware and the CLI. See docs/settings.md."""
-
-    #: RESTAUTH_ENABLED: ``False`` passes every request through untouched.
-    enabled: bool = True
-    #: RESTAUTH_PROVIDERS: the identity providers, each with its RESTAUTH_<NAME>_* settings.
-    providers: tuple[ProviderSettings, ...] = ()
-    #: RESTAUTH_API_TOKENS: accept the service's own API tokens.
-    api_tokens: bool = True
-    #: RESTAUTH_TOKEN_STORE: ``sqlite:///path`` or ``postgresql://...``.
-    token_store: str = field(default_factory=default_token_store)
-    #: RESTAUTH_TOKEN_STORE_TIMEOUT: seconds a store call may wait (SQLite busy timeout).
-    token_store_timeout: float = 5.0
-    #: RESTAUTH_TOKEN_FEED: keep checked API tokens until the store's change feed
-    #: says something changed (revocations seen within a second everywhere).
-    token_feed: bool = True
-    #: RESTAUTH_TOKEN_CACHE_TTL: seconds an API token's record is reused unread (0: never).
-    token_cache_ttl: int = 0
-    #: RESTAUTH_TOKEN_MAX_PER_USER: active tokens one user may hold (0: no limit).
-    token_max_per_user: int = 10
-    #: RESTAUTH_TOKEN_MAX_LIFETIME: the longest lifetime a new token may have
-    #: (seconds in code; a string needs a unit: ``365d``).
-    token_max_lifetime: int = 365 * 86400
-    #: RESTAUTH_TOKEN_DEFAULT_LIFETIME: lifetime of a token created without one
-    #: (seconds in code; a string needs a unit: ``90d``).
-    token_default_lifetime: int = 90 * 86400
-    #: RESTAUTH_TOKEN_ALLOW_NO_EXPIRY: whether tokens that never expire may be created.
-    token_allow_no_expiry: bool = False
-    #: RESTAUTH_PUBLIC_PATHS: path globs that need no authentication.
-    public_paths: tuple[str, ...] = ()
-    #: RESTAUTH_PROTECTED_PATHS: path globs that always need authentication.
-    protected_paths: tuple[str, ...] = ()
-    #: RESTAUTH_OPTIONAL_PATHS: path globs where anonymous requests pass (credentials checked).
-    optional_paths: tuple[str, ...] = ()
-    #: RESTAUTH_DEFAULT_ACCESS: ``required``, ``optional`` or ``public`` for other paths.
-    default_access: str = "required"
-    #: RESTAUTH_ALLOWED_NETWORKS: CIDRs clients must come from (empty: any).
-    allowed_networks: tuple[str, ...] = ()
-    #: RESTAUTH_TRUSTED_PROXIES: reverse proxies in front whose X-Forwarded-For counts.
-    trusted_proxies: int = 0
-    #: RESTAUTH_READ_ONLY_GROUPS: groups whose members may only GET, HEAD and OPTIONS.
-    read_only_groups: tuple[str, ...] = ()
-    #: RESTAUTH_RULES_FILE: a TOML file of per-path rules.
-    rules_file: str | None = None
-    #: RESTAUTH_PASSWORD_FILE: an htpasswd-style file of service accounts (bcrypt/argon2).
-    password_file: str | None = None
-    #: RESTAUTH_BLOCK_BASIC_PASSWORDS: refuse Basic with a password (API tokens still work).
-    block_basic_passwords: bool = False
-    #: RESTAUTH_BASIC_PASSWORD_PATHS: path globs where passwords still work when blocked.
-    basic_password_paths: tuple[str, ...] = ()
-    #: RESTAUTH_BASIC_PASSWORD_USERS: users whose passwords still work when blocked.
-    basic_password_users: tuple[str, ...] = ()
-    #: RESTAUTH_LOCKOUT_THRESHOLD: failures in a window before 429 (0: no lockout).
-    lockout_threshold: int = 10
-    #: RESTAUTH_LOCKOUT_WINDOW: the window failures are counted in, seconds.
-    lockout_window: int = 300
-    #: RESTAUTH_LOCKOUT_USER_THRESHOLD: wrong passwords of one user from anywhere
-    #: in a window before that user's passwords are refused from unknown addresses.
-    lockout_user_threshold: int = 100
-    #: RESTAUTH_AUDIT_LOG: ``stderr`` or a file for the audit log (else: the logger only).
-    audit_log: str | None = None
-    #: RESTAUTH_METRICS: keep Prometheus metrics (the ``metrics`` extra).
-    metrics: bool = False
-    #: RESTAUTH_METRICS_PATH: the path the metrics are served at, when kept.
-    metrics_path: str = "/metrics"
-    #: RESTAUTH_ALLOW_PREFLIGHT: let CORS preflight requests through unauthenticated.
-    allow_preflight: bool = True
-    #: RESTAUTH_TRUST_REMOTE_USER: keep a REMOTE_USER set by the server in front.
-    trust_remote_user: bool = False
-    #: RESTAUTH_STRIP_HEADERS: more identity headers (or ``Prefix-*``) to remove.
-    strip_headers: tuple[str, ...] = ()
-    #: RESTAUTH_REALM: the realm of the WWW-Authenticate challenges.
-    realm: str = "api"
-    #: RESTAUTH_CACHE: where provider answers are shared: memory, file://, redis://, memcached://.
-    cache: str = "memory"
-    #: RESTAUTH_CACHE_NAMESPACE: this service's name in the shared cache (default:
-    #: derived from the settings that decide who is accepted).
-    cache_namespace: str | None = None
-    #: RESTAUTH_CACHE_TIMEOUT: seconds a network cache may take per call.
-    cache_timeout: float = 0.5
-    #: RESTAUTH_CACHE_MAX_ENTRIES: tokens remembered per process (answers and refusals).
-    cache_max_entries: int = 10_000
-    #: RESTAUTH_NEGATIVE_CACHE_TTL: seconds a refused provider token stays refused unasked.
-    negative_cache_ttl: int = 10
-    #: RESTAUTH_ALLOW_HTTP: allow plain-http provider URLs beyond loopback (unsafe).
-    allow_http: bool = False
-    #: RESTAUTH_HTTP_TIMEOUT: seconds an outbound call may take in all.
-    http_timeout: float = 3.0
-    #: RESTAUTH_CA_BUNDLE: a CA bundle to verify providers with, instead of the system's.
-    ca_bundle: str | None = None
-    #: RESTAUTH_UPSTREAM_BACKOFF: seconds a failed provider is not called again (503 at once).
-    upstream_backoff: float = 2.0
-    #: RESTAUTH_JWKS_COOLDOWN: least seconds between key-set fetches for unknown key ids.
-    jwks_cooldown: int = 60
-    #: RESTAUTH_JWKS_MAX_AGE: seconds after which a key set is fetched again.
-    jwks_max_age: int = 3600
-
-    def __post_init__(self) -> None:
-        for spec in fields(self):
-            try:
-                checked = _KINDS[spec.name].check(getattr(self, spec.name))
-            except (TypeError, ValueError) as exc:
-                raise ConfigurationError(env_name(spec.name), str(exc)) from None
-            object.__setattr__(self, spec.name, checked)
-        if self.token_default_lifetime > self.token_max_lifetime:
-            raise ConfigurationError(
-                "RESTAUTH_TOKEN_DEFAULT_LIFETIME",
-                "must not be longer than RESTAUTH_TOKEN_MAX_LIFETIME",
-            )
-        from .providers.presets import resolve  # the presets need these settings
-
-        for provider in self.providers:
-            resolve(provider, allow_http=self.allow_http)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read every ``RESTAUTH_*`` variable of ``environ`` (default ``os.environ``),
-        over those of ``RESTAUTH_SETTINGS_FILE`` if it names one."""
-        return cls.from_mapping(settings_environ(os.environ if environ is None else environ))
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, str]) -> Settings:
-        """Build settings from strings keyed by environment variable name.
-
-        Keys that are not settings are ignored (see :func:`unknown_variables`).
-        :raises ConfigurationError: naming the first variable that is wrong.
-        """
-        kwargs: dict[str, Any] = {}
-        for name, kind in _KINDS.items():
-            variable = env_name(name)
-            if variable in values:
-                try:
-                    kwargs[name] = kind.parse(values[variable])
-                except ValueError as exc:
-                    raise ConfigurationError(variable, str(exc)) from None
-        kwargs["providers"] = tuple(
-            ProviderSettings.from_mapping(name, values) for name in kwargs.get("providers", ())
-        )
-        return cls(**kwargs)
-
-    def shared_cache(self, metrics: Metrics = NO_METRICS) -> SharedCache:
-        """The shared cache these settings name (no connection is made here)."""
-        return open_shared_cache(
-            self.cache,
-            max_entries=self.cache_max_entries,
-            timeout=self.cache_timeout,
-            namespace=self.cache_namespace or self.derived_cache_namespace(),
-            metrics=metrics,
-        )
-
-    def derived_cache_namespace(self) -> str:
-        """The namespace when ``RESTAUTH_CACHE_NAMESPACE`` is not set: a digest of
-        what decides who is accepted (the token store, each provider's
-        fingerprint, the password file, the realm), so that the workers and
-        hosts of one service share counters and answers and other services do not."""
-        from .providers.presets import resolve
-
-        parts = [
-            self.realm,
-            mask_url(self.token_store) if self.api_tokens else "",
-            self.password_file or "",
-            *(resolve(p, allow_http=self.allow_http).fingerprint for p in self.providers),
-        ]
-        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
-
-    def token_policy(self) -> TokenPolicy:
-        """The limits for issuing API tokens."""
-        return TokenPolicy(
-            max_per_user=self.token_max_per_user,
-            max_lifetime=self.token_max_lifetime,
-            default_lifetime=self.token_default_lifetime,
-            allow_no_expiry=self.token_allow_no_expiry,
-        )
-
-    def masked(self) -> dict[str, str]:
-        """Every setting as its variable and a printable value, secrets masked."""
-        shown = {
-            env_name(spec.name): mask_url(_KINDS[spec.name].show(getattr(self, spec.name)))
-            for spec in fields(self)
-        }
-        for provider in self.providers:
-            shown.update(provider.shown())
-        return shown
-
-
-def field_problems(values: Mapping[str, str]) -> list[ConfigurationError]:
-    """Every variable of ``values`` that is invalid on its own (not only the first)."""
-    from .providers.presets import resolve
-
-    problems = []
-    for name, kind in _KINDS.items():
-        variable = env_name(name)
-        if variable in values and name != "providers":
-            try:
-                kind.check(kind.parse(values[variable]))
-            except (TypeError, ValueError) as exc:
-                problems.append(ConfigurationError(variable, str(exc)))
-    allow_http = values.get("RESTAUTH_ALLOW_HTTP", "false").strip().lower() in (
-        "1",
-        "true",
-        "yes",
-        "on",
-    )
-    for name in LIST.parse(values.get("RESTAUTH_PROVIDERS", "")):
-        try:
-            resolve(ProviderSettings.from_mapping(name, values), allow_http=allow_http)
-        except ConfigurationError as exc:
-            problems.append(exc)
-    return problems
-
-
-def unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    """``RESTAUTH_*`` variables in ``environ`` that no setting reads (typos, usually)."""
-    known = {env_name(name) for name in _KINDS} | {SETTINGS_FILE}
-    for name in LIST.parse(environ.get("RESTAUTH_PROVIDERS", "")):
-        prefix = f"RESTAUTH_{name.upper()}_"
-        known |= {k for k in environ if k.startswith(prefix)} & _provider_variables(prefix)
-    return sorted(k for k in environ if k.startswith(PREFIX) and k not in known)
-
-
-def _provider_variables(prefix: str) -> set[str]:
-    from .providers.settings import KINDS
-
-    return {prefix + attribute.upper() for attribute in KINDS}
-
-
 def _check_providers(value: object) -> tuple[ProviderSettings, ...]:
     if isinstance(value, str) or not isinstance(value, tuple | list):
         raise TypeError(f"expected a list of ProviderSettings, got {value!r}")
@@ -349,7 +136,7 @@ def _check_providers(value: object) -> tuple[ProviderSettings, ...]:
         if folded in seen:
             raise ValueError(f"{provider.name!r} is named twice")
         seen.add(folded)
-        clash = [v for v in map(env_name, _KINDS) if v.startswith(provider.prefix)]
+        clash = [v for v in _variables() if v.startswith(provider.prefix)]
         if clash:
             raise ValueError(
                 f"{provider.name!r} cannot be a provider name: its variables would clash"
@@ -466,49 +253,494 @@ def _check_ca_bundle(value: object) -> str | None:
     return value
 
 
-_KINDS: dict[str, Kind] = {
-    "enabled": BOOL,
-    "providers": Kind(LIST.parse, _check_providers, lambda v: ",".join(p.name for p in v)),
-    "api_tokens": BOOL,
-    "token_store": Kind(STRING.parse, _check_token_store, mask_url),
-    "token_store_timeout": seconds_between(0, 300),
-    "token_feed": BOOL,
-    "token_cache_ttl": duration_at_least(0),
-    "token_max_per_user": int_at_least(0),
-    "token_max_lifetime": lifetime_at_least(1),
-    "token_default_lifetime": lifetime_at_least(1),
-    "token_allow_no_expiry": BOOL,
-    "public_paths": Kind(LIST.parse, _check_paths, ",".join),
-    "protected_paths": Kind(LIST.parse, _check_paths, ",".join),
-    "optional_paths": Kind(LIST.parse, _check_paths, ",".join),
-    "default_access": one_of("required", "optional", "public"),
-    "allowed_networks": Kind(LIST.parse, _check_networks, ",".join),
-    "trusted_proxies": int_at_least(0),
-    "read_only_groups": LIST,
-    "rules_file": OPTIONAL_STRING,
-    "password_file": Kind(OPTIONAL_STRING.parse, _check_password_file, OPTIONAL_STRING.show),
-    "block_basic_passwords": BOOL,
-    "basic_password_paths": Kind(LIST.parse, _check_paths, ",".join),
-    "basic_password_users": LIST,
-    "lockout_threshold": int_at_least(0),
-    "lockout_window": duration_at_least(1),
-    "lockout_user_threshold": int_at_least(0),
-    "audit_log": OPTIONAL_STRING,
-    "metrics": Kind(BOOL.parse, _check_metrics, BOOL.show),
-    "metrics_path": Kind(STRING.parse, _check_path),
-    "allow_preflight": BOOL,
-    "trust_remote_user": BOOL,
-    "strip_headers": Kind(LIST.parse, _check_header_names, ",".join),
-    "realm": Kind(STRING.parse, _check_realm),
-    "cache": Kind(STRING.parse, _check_cache, mask_url),
-    "cache_namespace": Kind(OPTIONAL_STRING.parse, _check_namespace, OPTIONAL_STRING.show),
-    "cache_timeout": seconds_between(0, 10),
-    "cache_max_entries": int_at_least(100),
-    "negative_cache_ttl": duration_at_least(0),
-    "allow_http": BOOL,
-    "http_timeout": seconds_between(0, 60),
-    "ca_bundle": Kind(OPTIONAL_STRING.parse, _check_ca_bundle, OPTIONAL_STRING.show),
-    "upstream_backoff": Kind(seconds_between(0, 300).parse, _check_backoff),
-    "jwks_cooldown": duration_at_least(1),
-    "jwks_max_age": duration_at_least(60),
-}
+_PATHS = Kind(LIST.parse, _check_paths, ",".join)
+
+
+class _Group:
+    """What every group of settings does when made: check each value, naming its variable."""
+
+    def __post_init__(self) -> None:
+        check_all(self, env_name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MiddlewareSettings(_Group):
+    """The middleware itself: whether it acts, what it trusts and strips, its realm."""
+
+    enabled: bool = setting(
+        BOOL,
+        True,
+        doc="The global switch. `false` passes every request to the application untouched"
+        " (no authentication, nothing stripped).",
+    )
+    trust_remote_user: bool = setting(
+        BOOL,
+        False,
+        doc="Take a `REMOTE_USER` set by the server in front (e.g. Apache with Kerberos) as"
+        " the user, instead of authenticating. The user is still subject to every other"
+        " check: networks, path levels, read-only groups and rules. An empty or blank one"
+        " means nobody (servers set that for anonymous requests); one with control"
+        " characters or over 255 characters is a 400. Off by default: otherwise any"
+        " `REMOTE_USER` in the environ is removed before authentication (kept for"
+        ' debugging only under `environ["restauth.untrusted_remote_user"]`).',
+    )
+    trusted_proxies: int = setting(
+        int_at_least(0),
+        0,
+        doc="How many reverse proxies of yours stand in front: the client address is then"
+        " taken that many entries from the right of `X-Forwarded-For` (with or without a"
+        " port); an entry that is not an address makes the client unknown, never the proxy.",
+    )
+    strip_headers: tuple[str, ...] = setting(
+        Kind(LIST.parse, _check_header_names, ",".join),
+        (),
+        doc="More identity headers to remove from every request, beyond the built-in list"
+        " below: names, or prefixes ending in `*`.",
+    )
+    realm: str = setting(
+        Kind(STRING.parse, _check_realm),
+        "api",
+        doc="The realm of every `WWW-Authenticate` challenge; printable ASCII without quotes"
+        " or backslashes.",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenSettings(_Group):
+    """The service's own API tokens: whether they count, their store, the limits on issuing."""
+
+    api_tokens: bool = setting(
+        BOOL,
+        True,
+        doc="Accept the service's own API tokens (`Bearer <token>` and Basic `user:<token>`).",
+    )
+    token_store: str = setting(
+        Kind(STRING.parse, _check_token_store, mask_url),
+        factory=default_token_store,
+        default_doc="`sqlite://$XDG_DATA_HOME/restauth/tokens.db`",
+        doc="Where API tokens are stored. `sqlite:///absolute/path.db` (three slashes, then"
+        " the absolute path, as in `file:` URLs); `sqlite:relative.db` is relative to the"
+        " working directory; `postgresql://user:password@host/dbname` for several hosts (the"
+        " `postgresql` extra; see [deployment](deployment.md)). Without `XDG_DATA_HOME` the"
+        " default is `~/.local/share/restauth/tokens.db` of the user the process runs as:"
+        " `restauth` and the middleware agree when they run as the same user. Servers that"
+        " run as another user (`www-data` under Apache) should set it explicitly.",
+    )
+    token_store_timeout: float = setting(
+        seconds_between(0, 300),
+        5.0,
+        doc="Seconds a token-store call may wait (SQLite's busy timeout; PostgreSQL's"
+        " connect and pool wait), more than 0 and at most 300.",
+    )
+    token_feed: bool = setting(
+        BOOL,
+        True,
+        doc="Keep the API tokens a process has checked until the store's change feed says"
+        " something changed: a token seen before costs no store read, and a revocation"
+        " reaches every process within 0.6 s at worst (see"
+        " [API tokens](api-tokens.md#revocation-and-the-change-feed)). `false`: every"
+        " request reads the store.",
+    )
+    token_cache_ttl: int = setting(
+        duration_at_least(0),
+        0,
+        doc="With `RESTAUTH_TOKEN_FEED=false` only (with the feed it is not used): seconds an"
+        " API token's record is reused in the process without reading the store. `0`: no such"
+        " reuse; `N`: a host may accept a revoked token for up to N seconds.",
+    )
+    token_max_per_user: int = setting(
+        int_at_least(0),
+        10,
+        doc="Active (not expired, not revoked) tokens one user may hold; `0` for no limit."
+        " Enforced atomically, even with many processes creating tokens at once.",
+    )
+    token_max_lifetime: int = setting(
+        lifetime_at_least(1),
+        365 * 86400,
+        doc="The longest lifetime a new token may be given. A duration with its unit"
+        " (`365d`, `1y`).",
+    )
+    token_default_lifetime: int = setting(
+        lifetime_at_least(1),
+        90 * 86400,
+        doc="The lifetime of a token created without `--expires`, with its unit (`90d`)."
+        " Must not exceed the maximum.",
+    )
+    token_allow_no_expiry: bool = setting(
+        BOOL,
+        False,
+        doc="Whether `restauth token create --expires never` is allowed.",
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.token_default_lifetime > self.token_max_lifetime:
+            raise ConfigurationError(
+                "RESTAUTH_TOKEN_DEFAULT_LIFETIME",
+                "must not be longer than RESTAUTH_TOKEN_MAX_LIFETIME",
+            )
+
+    def open_token_store(self, *, create: bool = True) -> TokenStore:
+        """The token store these settings name (no connection is made here).
+
+        :param create: make it on first use if it does not exist; ``False``
+            for what only looks (a mistyped path is not an empty store).
+        """
+        return open_store(self.token_store, timeout=self.token_store_timeout, create=create)
+
+    def token_policy(self) -> TokenPolicy:
+        """The limits for issuing API tokens."""
+        return TokenPolicy(
+            max_per_user=self.token_max_per_user,
+            max_lifetime=self.token_max_lifetime,
+            default_lifetime=self.token_default_lifetime,
+            allow_no_expiry=self.token_allow_no_expiry,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpstreamSettings(_Group):
+    """The identity providers, and how they are called."""
+
+    providers: tuple[ProviderSettings, ...] = setting(
+        Kind(LIST.parse, _check_providers, lambda v: ",".join(p.name for p in v)),
+        (),
+        doc="Comma list of identity provider names, each configured by its own"
+        " `RESTAUTH_<NAME>_*` variables: see [providers](providers.md). Empty: API tokens"
+        " only.",
+    )
+    allow_http: bool = setting(
+        BOOL,
+        False,
+        doc="Provider URLs must be https; loopback hosts (`localhost`, `127.0.0.0/8`, `::1`)"
+        " are exempt. `true` allows plain http elsewhere: tokens and client secrets then"
+        " cross the network readable. Discovered endpoints obey the same rule.",
+    )
+    http_timeout: float = setting(
+        seconds_between(0, 60),
+        3.0,
+        doc="Seconds one provider call may take in all (connect and the whole answer), more"
+        " than 0 and at most 60.",
+    )
+    ca_bundle: str | None = setting(
+        Kind(OPTIONAL_STRING.parse, _check_ca_bundle, OPTIONAL_STRING.show),
+        None,
+        default_doc="(system)",
+        doc="A CA bundle file to verify providers with (a private CA). Without it the"
+        " system's, or `REQUESTS_CA_BUNDLE`'s, is used.",
+    )
+    upstream_backoff: float = setting(
+        Kind(seconds_between(0, 300).parse, _check_backoff),
+        2.0,
+        doc="Seconds a provider that just failed is not called again (tokens it must vouch"
+        " for get 503 at once); `0` calls it every time.",
+    )
+    jwks_cooldown: int = setting(
+        duration_at_least(1),
+        60,
+        doc="The least time between key-set fetches caused by tokens with an unknown `kid`"
+        " (per process, and across processes sharing a cache).",
+    )
+    jwks_max_age: int = setting(
+        duration_at_least(60),
+        3600,
+        doc="The age at which a key set is fetched again; at least a minute.",
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from .providers.presets import resolve  # the presets need these settings
+
+        for provider in self.providers:
+            resolve(provider, allow_http=self.allow_http)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccessSettings(_Group):
+    """Who may reach what: path levels, networks, read-only groups, rules."""
+
+    public_paths: tuple[str, ...] = setting(
+        _PATHS,
+        (),
+        doc="Path globs that need no authentication, e.g. `/health,/static/*`. Matched"
+        " against the path as the application's router sees it (`PATH_INFO` decoded as"
+        " UTF-8); `*` matches any characters including `/`. Only the canonical spelling of a"
+        " path matches: with `.`, `..` or empty segments (also `%2e%2e` decoded twice), a"
+        " backslash or invalid UTF-8 it never does, so `/static/../admin` is not public (see"
+        " [security](security.md)). Requests to public paths reach the application without"
+        " `REMOTE_USER`.",
+    )
+    protected_paths: tuple[str, ...] = setting(
+        _PATHS,
+        (),
+        doc="Path globs that always need authentication (useful with"
+        " `RESTAUTH_DEFAULT_ACCESS=public`). They cover every spelling a router may resolve"
+        " to a covered path (`//rest/`, `/x/../rest/`, `/rest` for `/rest/*`...).",
+    )
+    optional_paths: tuple[str, ...] = setting(
+        _PATHS,
+        (),
+        doc="Path globs where anonymous requests pass without `REMOTE_USER`; credentials"
+        " that are sent are still checked. Canonical spellings only, as public paths.",
+    )
+    default_access: str = setting(
+        one_of("required", "optional", "public"),
+        "required",
+        doc="`required`, `optional` or `public`: the paths none of the globs name.",
+    )
+    allow_preflight: bool = setting(
+        BOOL,
+        True,
+        doc="Let CORS preflight requests (`OPTIONS` with `Origin` and"
+        " `Access-Control-Request-Method`, and no method-override header) through"
+        " unauthenticated: browsers never send credentials on a preflight. Other `OPTIONS`"
+        " requests are authenticated as usual. The network allow-list still applies.",
+    )
+    allowed_networks: tuple[str, ...] = setting(
+        Kind(LIST.parse, _check_networks, ",".join),
+        (),
+        default_doc="(any)",
+        doc="CIDRs (or addresses) clients must come from; others get 403 for every request"
+        " (public paths and CORS preflights included) before their credentials are looked"
+        " at.",
+    )
+    read_only_groups: tuple[str, ...] = setting(
+        LIST,
+        (),
+        doc="Groups whose members may only GET, HEAD and OPTIONS (in any letter case; a"
+        " method-override header's method counts too).",
+    )
+    rules_file: str | None = setting(
+        OPTIONAL_STRING,
+        None,
+        doc="A TOML file of per-path rules (scopes, users, groups, networks), read at start-up.",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PasswordSettings(_Group):
+    """Basic ``user:password`` for service accounts, and where it is refused."""
+
+    password_file: str | None = setting(
+        Kind(OPTIONAL_STRING.parse, _check_password_file, OPTIONAL_STRING.show),
+        None,
+        doc="An htpasswd-style file of service accounts (bcrypt or Argon2) for Basic"
+        " `user:password`.",
+    )
+    block_basic_passwords: bool = setting(
+        BOOL,
+        False,
+        doc="Refuse Basic with a password (401 telling the client to use an API token),"
+        " decided before the password is checked, so the answer is the same for a right and"
+        " a wrong one; API tokens keep working.",
+    )
+    basic_password_paths: tuple[str, ...] = setting(
+        _PATHS,
+        (),
+        doc="Path globs where passwords still work when blocked (canonical spellings only).",
+    )
+    basic_password_users: tuple[str, ...] = setting(
+        LIST,
+        (),
+        doc="Users whose passwords still work when blocked.",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockoutSettings(_Group):
+    """When repeated failures lock a client out (429), and for how long."""
+
+    lockout_threshold: int = setting(
+        int_at_least(0),
+        10,
+        doc="Failed attempts per window of one address, and wrong passwords of one user from"
+        " one address, before 429; `0` turns lockout off. A locked address is refused only"
+        " passwords and opaque tokens that would need a provider call: API tokens, valid"
+        " JWTs and cached answers keep working (see"
+        " [access](access.md#lockout-aimed-at-guessing)).",
+    )
+    lockout_user_threshold: int = setting(
+        int_at_least(0),
+        100,
+        doc="Wrong passwords of one user from anywhere in a window before that user's"
+        " passwords are refused from addresses it has not signed in from in the last 30"
+        " days; `0`: no such ceiling.",
+    )
+    lockout_window: int = setting(
+        duration_at_least(1),
+        300,
+        doc="The window the failures are counted in; a lockout ends with it, and"
+        " `Retry-After` says when.",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditSettings(_Group):
+    """What is recorded of each decision: the audit log and Prometheus metrics."""
+
+    audit_log: str | None = setting(
+        OPTIONAL_STRING,
+        None,
+        default_doc="(the logger only)",
+        doc="`stderr` or a file path: this middleware writes the audit log's JSON lines"
+        " there, through a handler of its own (the `restauth.audit` logger is left alone).",
+    )
+    metrics: bool = setting(
+        Kind(BOOL.parse, _check_metrics, BOOL.show),
+        False,
+        doc="Keep Prometheus metrics (the `metrics` extra).",
+    )
+    metrics_path: str = setting(
+        Kind(STRING.parse, _check_path),
+        "/metrics",
+        doc="Where the metrics are served: to whoever the access settings let through (a"
+        " public path, or an authenticated scraper allowed by the rules).",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheSettings(_Group):
+    """Where answers, refusals and lockout counters are kept, and how many."""
+
+    cache: str = setting(
+        Kind(STRING.parse, _check_cache, mask_url),
+        "memory",
+        doc="Where provider answers (introspection, userinfo, checks, key sets) are shared."
+        " `memory`: within the process; `file:///dir`: the processes of one machine;"
+        " `redis://[:password@]host:6379/0` (`rediss://` for TLS; the `redis` extra) or"
+        " `memcached://host:11211[,host2:11211]` (the `memcached` extra): every host. JSON"
+        " values, hashed keys; a failing cache is skipped for 5 s at a time, never a 500.",
+    )
+    cache_namespace: str | None = setting(
+        Kind(OPTIONAL_STRING.parse, _check_namespace, OPTIONAL_STRING.show),
+        None,
+        default_doc="(derived)",
+        doc="This service's name in the shared cache: services with different names share no"
+        " answer and no lockout counter. The default is a digest of what decides who is"
+        " accepted (the token store, each provider's configuration, the password file, the"
+        " realm), so the workers and hosts of one service share and other services do not."
+        " Set the same name on services that should share lockout counters (their answers"
+        " still stay apart unless their provider configurations are the same). Letters,"
+        " digits, `.`, `_`, `-`.",
+    )
+    cache_timeout: float = setting(
+        seconds_between(0, 10),
+        0.5,
+        doc="Seconds one call to a network cache may take.",
+    )
+    cache_max_entries: int = setting(
+        int_at_least(100),
+        10_000,
+        doc="Tokens remembered per process (validated identities and refusals), at least"
+        " 100; the oldest go first.",
+    )
+    negative_cache_ttl: int = setting(
+        duration_at_least(0),
+        10,
+        doc="How long a provider's refusal of a token is remembered; `0` never.",
+    )
+
+
+# Dataclasses gather fields from the last base to the first: the settings are
+# listed (by `restauth config`, in reprs) from MiddlewareSettings to CacheSettings.
+@dataclass(frozen=True, kw_only=True)
+class Settings(
+    CacheSettings,
+    AuditSettings,
+    LockoutSettings,
+    PasswordSettings,
+    AccessSettings,
+    UpstreamSettings,
+    TokenSettings,
+    MiddlewareSettings,
+):
+    """Every setting of the middleware and the CLI, by keyword. See docs/settings.md.
+
+    Each group it is made of is also a type of its own, for the part that
+    takes only that group.
+    """
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every ``RESTAUTH_*`` variable of ``environ`` (default ``os.environ``),
+        over those of ``RESTAUTH_SETTINGS_FILE`` if it names one."""
+        return cls.from_mapping(settings_environ(os.environ if environ is None else environ))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, str]) -> Settings:
+        """Build settings from strings keyed by environment variable name.
+
+        Keys that are not settings are ignored (see :func:`unknown_variables`).
+        :raises ConfigurationError: naming the first variable that is wrong.
+        """
+        kwargs: dict[str, Any] = parse_all(cls, values, env_name)
+        kwargs["providers"] = tuple(
+            ProviderSettings.from_mapping(name, values) for name in kwargs.get("providers", ())
+        )
+        return cls(**kwargs)
+
+    def shared_cache(self, metrics: Metrics = NO_METRICS) -> SharedCache:
+        """The shared cache these settings name (no connection is made here)."""
+        return open_shared_cache(
+            self.cache,
+            max_entries=self.cache_max_entries,
+            timeout=self.cache_timeout,
+            namespace=self.cache_namespace or self.derived_cache_namespace(),
+            metrics=metrics,
+        )
+
+    def derived_cache_namespace(self) -> str:
+        """The namespace when ``RESTAUTH_CACHE_NAMESPACE`` is not set: a digest of
+        what decides who is accepted (the token store, each provider's
+        fingerprint, the password file, the realm), so that the workers and
+        hosts of one service share counters and answers and other services do not."""
+        from .providers.presets import resolve
+
+        parts = [
+            self.realm,
+            mask_url(self.token_store) if self.api_tokens else "",
+            self.password_file or "",
+            *(resolve(p, allow_http=self.allow_http).fingerprint for p in self.providers),
+        ]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+    def masked(self) -> dict[str, str]:
+        """Every setting as its variable and a printable value, secrets masked."""
+        shown = {
+            env_name(name): mask_url(declaration.kind.show(getattr(self, name)))
+            for name, declaration in declared(self)
+        }
+        for provider in self.providers:
+            shown.update(provider.shown())
+        return shown
+
+
+def _variables() -> list[str]:
+    """The variable of every global setting."""
+    return [env_name(name) for name, _ in declared(Settings)]
+
+
+def field_problems(values: Mapping[str, str]) -> list[ConfigurationError]:
+    """Every variable of ``values`` that is invalid on its own (not only the first)."""
+    from .providers.presets import resolve
+
+    found = problems(Settings, values, env_name, skip=("providers",))
+    # The providers are judged by the allow_http they would run with; a wrong
+    # value of it is reported above, and the providers judged by the default.
+    allow_http = default_of(Settings, "allow_http")
+    with suppress(ValueError):  # unset or wrong: the default
+        allow_http = BOOL.parse(values.get(env_name("allow_http"), ""))
+    for name in LIST.parse(values.get(env_name("providers"), "")):
+        try:
+            resolve(ProviderSettings.from_mapping(name, values), allow_http=allow_http)
+        except ConfigurationError as exc:
+            found.append(exc)
+    return found
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """``RESTAUTH_*`` variables in ``environ`` that no setting reads (typos, usually)."""
+    known = {*_variables(), SETTINGS_FILE}
+    for name in LIST.parse(environ.get(env_name("providers"), "")):
+        known |= ProviderSettings.variables_of(name)
+    return sorted(k for k in environ if k.startswith(PREFIX) and k not in known)

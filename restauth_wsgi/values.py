@@ -11,7 +11,7 @@ import importlib.util
 import ipaddress
 import re
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,6 +167,12 @@ def lifetime_at_least(minimum: int) -> Kind:
 
 def one_of(*choices: str, optional: bool = False) -> Kind:
     """One of ``choices`` (case-insensitive when parsed); ``None`` when ``optional``."""
+    return one_of_lazily(lambda: choices, optional=optional)
+
+
+def one_of_lazily(choices: Callable[[], Sequence[str]], *, optional: bool = False) -> Kind:
+    """As :func:`one_of`, the choices asked for when a value is checked: for
+    choices that live in a module that cannot be imported yet."""
 
     def parse(text: str) -> str | None:
         folded = text.strip().lower()
@@ -175,8 +181,8 @@ def one_of(*choices: str, optional: bool = False) -> Kind:
     def check(value: object) -> str | None:
         if optional and value is None:
             return None
-        if value not in choices:
-            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        if value not in choices():
+            raise ValueError(f"{value!r} is not one of {', '.join(choices())}")
         return str(value)
 
     return Kind(parse, check, _show_optional)

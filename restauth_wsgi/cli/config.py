@@ -14,7 +14,7 @@ from restauth_wsgi.providers.build import Provider, Providers
 from restauth_wsgi.providers.config import ProviderConfig
 from restauth_wsgi.providers.keys import UnknownKey
 from restauth_wsgi.settings import Settings, field_problems, unknown_variables
-from restauth_wsgi.tokens.store import TokenStoreMissing, open_store
+from restauth_wsgi.tokens.store import TokenStoreMissing
 from restauth_wsgi.upstream import UpstreamError
 from restauth_wsgi.values import mask_url
 
@@ -81,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     failures: list[str] = []
     if settings.api_tokens:
         # Looking must not make a store at a mistyped path.
-        store = open_store(settings.token_store, timeout=settings.token_store_timeout, create=False)
+        store = settings.open_token_store(create=False)
         try:
             records = store.list()
         except TokenStoreMissing:

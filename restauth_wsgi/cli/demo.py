@@ -27,7 +27,6 @@ from werkzeug.serving import make_server
 
 from restauth_wsgi.settings import Settings
 from restauth_wsgi.tokens.issuing import issue_token
-from restauth_wsgi.tokens.store import open_store
 
 from .output import CommandError, load_settings
 
@@ -66,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
             token_store=f"sqlite://{workdir}/tokens.db",
             public_paths=(*Settings.from_env().public_paths, "/health"),
         )
-        store = open_store(settings.token_store, timeout=settings.token_store_timeout)
+        store = settings.open_token_store()
         token, _ = issue_token(store, settings.token_policy(), owner=DEMO_USER, name="demo")
         server = make_server(
             args.host, args.port, create_app(settings), threaded=True, fd=listener.fileno()

@@ -49,12 +49,7 @@ def _lockout() -> Lockout:
             f"the shared cache {mask_url(settings.cache)} cannot be reached"
             f" ({type(exc).__name__}: {exc})"
         ) from None
-    return Lockout(
-        shared,
-        threshold=settings.lockout_threshold,
-        window=settings.lockout_window,
-        user_threshold=settings.lockout_user_threshold,
-    )
+    return Lockout(shared, settings)
 
 
 def _list(args: argparse.Namespace) -> int:

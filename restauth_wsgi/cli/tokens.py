@@ -12,7 +12,7 @@ from restauth_wsgi.restrictions import TokenRestrictions
 from restauth_wsgi.settings import Settings
 from restauth_wsgi.tokens import format as token_format
 from restauth_wsgi.tokens.issuing import NEVER, issue_token
-from restauth_wsgi.tokens.store import TokenRecord, TokenStore, open_store
+from restauth_wsgi.tokens.store import TokenRecord, TokenStore
 from restauth_wsgi.values import mask_url, parse_lifetime
 
 from .output import CommandError, format_time, load_settings
@@ -112,7 +112,7 @@ def _store(
     say there is none (a mistyped path is not an empty store).
     """
     settings = settings or load_settings()
-    store = open_store(settings.token_store, timeout=settings.token_store_timeout, create=create)
+    store = settings.open_token_store(create=create)
     # Standard output stays one JSON object a line with --json.
     print(f"Token store: {mask_url(store.url)}", file=sys.stderr if as_json else sys.stdout)
     return store

@@ -365,6 +365,9 @@ PRESETS: dict[str, Callable[[ProviderSettings], Preset]] = {
     "oidc": _oidc,
     "oauth2": _oauth2,
 }
+#: The types a provider can have (``RESTAUTH_<NAME>_TYPE``): the presets, the
+#: two generic ones last.
+TYPES = tuple(PRESETS)
 
 
 def resolve(ps: ProviderSettings, *, allow_http: bool) -> ProviderConfig:

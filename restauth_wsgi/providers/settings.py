@@ -3,16 +3,19 @@
 ``RESTAUTH_PROVIDERS=corp,github`` names the providers; each reads its own
 variables, ``RESTAUTH_CORP_TYPE``, ``RESTAUTH_CORP_DOMAIN``... Which ones a
 provider needs depends on its type (the preset); :mod:`.presets` checks that
-and names any missing variable.
+and names any missing variable. Each setting is declared once, as the global
+ones are (:mod:`restauth_wsgi.declaration`), and read and checked by the same
+loops; the table of docs/providers.md is written from these declarations.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import KW_ONLY, dataclass
 
+from restauth_wsgi.declaration import check_all, declared, parse_all, setting
 from restauth_wsgi.errors import ConfigurationError
 from restauth_wsgi.values import (
     BOOL,
@@ -28,23 +31,9 @@ from restauth_wsgi.values import (
     duration_at_least,
     int_at_least,
     one_of,
+    one_of_lazily,
 )
 
-#: The types a provider can have: presets, and the two generic ones.
-TYPES = (
-    "azure",
-    "azure-b2c",
-    "okta",
-    "keycloak",
-    "cognito",
-    "google",
-    "github",
-    "slack",
-    "gitlab",
-    "facebook",
-    "oidc",
-    "oauth2",
-)
 #: The ways to validate a bearer token.
 VALIDATIONS = ("jwt", "introspection", "userinfo", "check")
 #: Asymmetric JWS algorithms: the default allow-list (RFC 8725 section 3.1).
@@ -106,105 +95,161 @@ def _check_prefix(value: object) -> str:
     return value
 
 
-_ALGORITHMS = Kind(LIST.parse, _check_algorithms, ",".join)
+def _preset_types() -> tuple[str, ...]:
+    from .presets import TYPES  # the presets are built on these settings: asked when checked
+
+    return TYPES
+
+
 _DURATION = duration_at_least(0)
 _OPTIONAL_DURATION = Kind(
     _DURATION.parse,
     lambda v: None if v is None else _DURATION.check(v),
     lambda v: "" if v is None else _DURATION.show(v),
 )
+# Rows of docs/providers.md that several settings share (one row, listing them).
+_CLIENT = "for introspection and check endpoints (and Cognito's audience)"
+_ENDPOINT = "override the preset's or discovered endpoints"
+_TRANSFORM = "username transforms, above"
+_PRESET_PARAMETER = "preset parameters, below"
 
-#: How each field is parsed, checked and shown; the variable is RESTAUTH_<NAME>_<FIELD>.
-KINDS: dict[str, Kind] = {
-    "type": one_of(*TYPES, optional=True),
-    "issuer": OPTIONAL_STRING,
-    "audience": LIST,
-    "client_id": OPTIONAL_STRING,
-    "client_secret": SECRET,
-    "validation": one_of(*VALIDATIONS, optional=True),
-    "discovery_url": OPTIONAL_STRING,
-    "jwks_url": OPTIONAL_STRING,
-    "introspection_url": OPTIONAL_STRING,
-    "userinfo_url": OPTIONAL_STRING,
-    "introspection_auth": one_of("client_secret_basic", "client_secret_post"),
-    "username_attribute": OPTIONAL_LIST,
-    "username_lowercase": BOOL,
-    "username_strip_domain": Kind(LIST.parse, lambda v: _check_domains(v), ",".join),
-    "username_prefix": Kind(STRING.parse, lambda v: _check_prefix(v)),
-    "username_regex": REGEX,
-    "username_replacement": STRING,
-    "groups_attribute": OPTIONAL_LIST,
-    "service_accounts": PAIRS,
-    "allowed_clients": LIST,
-    "any_client": BOOL,
-    "team": LIST,
-    "require_verified_email": OPTIONAL_BOOL,
-    "algorithms": _ALGORITHMS,
-    "hmac_secret": SECRET,
-    "leeway": int_at_least(0),
-    "cache_ttl": _OPTIONAL_DURATION,
-    "access_token_type": LIST,
-    "token_prefixes": OPTIONAL_LIST,
-    "domain": OPTIONAL_STRING,
-    "auth_server": OPTIONAL_STRING,
-    "tenant": OPTIONAL_STRING,
-    "tenant_id": OPTIONAL_STRING,
-    "version": one_of("1", "2", optional=True),
-    "policy": OPTIONAL_STRING,
-    "realm": OPTIONAL_STRING,
-    "url": OPTIONAL_STRING,
-    "region": OPTIONAL_STRING,
-    "user_pool_id": OPTIONAL_STRING,
-}
+
+def provider_variable(name: str, attribute: str) -> str:
+    """``RESTAUTH_<NAME>_<ATTRIBUTE>``: the variable of a setting of the provider ``name``."""
+    return f"RESTAUTH_{name.upper()}_{attribute.upper()}"
 
 
 @dataclass(frozen=True)
 class ProviderSettings:
     """One provider's settings. See docs/providers.md for each preset's.
 
-    Every field but ``name`` is read from ``RESTAUTH_<NAME>_<FIELD>``.
+    Every field but ``name`` is read from ``RESTAUTH_<NAME>_<FIELD>`` and
+    given by keyword.
     """
 
     name: str
-    type: str | None = None
-    issuer: str | None = None
-    audience: tuple[str, ...] = ()
-    client_id: str | None = None
-    client_secret: str | None = field(default=None, repr=False)
-    validation: str | None = None
-    discovery_url: str | None = None
-    jwks_url: str | None = None
-    introspection_url: str | None = None
-    userinfo_url: str | None = None
-    introspection_auth: str = "client_secret_basic"
-    username_attribute: tuple[str, ...] | None = None
-    username_lowercase: bool = False
-    username_strip_domain: tuple[str, ...] = ()
-    username_prefix: str = ""
-    username_regex: str | None = None
-    username_replacement: str = r"\g<0>"
-    groups_attribute: tuple[str, ...] | None = None
-    service_accounts: Mapping[str, str] = field(default_factory=dict)
-    allowed_clients: tuple[str, ...] = ()
-    any_client: bool = False
-    team: tuple[str, ...] = ()
-    require_verified_email: bool | None = None
-    algorithms: tuple[str, ...] = ASYMMETRIC_ALGORITHMS
-    hmac_secret: str | None = field(default=None, repr=False)
-    leeway: int = 60
-    cache_ttl: int | None = None
-    access_token_type: tuple[str, ...] = ()
-    token_prefixes: tuple[str, ...] | None = None
-    domain: str | None = None
-    auth_server: str | None = None
-    tenant: str | None = None
-    tenant_id: str | None = None
-    version: str | None = None
-    policy: str | None = None
-    realm: str | None = None
-    url: str | None = None
-    region: str | None = None
-    user_pool_id: str | None = None
+    _: KW_ONLY
+    type: str | None = setting(
+        one_of_lazily(_preset_types, optional=True),
+        None,
+        doc="the preset or `oidc`/`oauth2`; defaults to the name when the name is a preset",
+    )
+    issuer: str | None = setting(
+        OPTIONAL_STRING,
+        None,
+        doc="the issuer URL, exactly as in the tokens' `iss` (presets compute it)",
+    )
+    audience: tuple[str, ...] = setting(
+        LIST,
+        (),
+        doc="accepted audiences, comma list; required for `jwt` and `introspection` (`*`: any,"
+        " introspection only, unsafe)",
+    )
+    client_id: str | None = setting(OPTIONAL_STRING, None, doc=_CLIENT)
+    client_secret: str | None = setting(SECRET, None, doc=_CLIENT)
+    validation: str | None = setting(
+        one_of(*VALIDATIONS, optional=True),
+        None,
+        doc="`jwt`, `introspection`, `userinfo`, `check` (default: the preset's best)",
+    )
+    discovery_url: str | None = setting(OPTIONAL_STRING, None, doc=_ENDPOINT)
+    jwks_url: str | None = setting(OPTIONAL_STRING, None, doc=_ENDPOINT)
+    introspection_url: str | None = setting(OPTIONAL_STRING, None, doc=_ENDPOINT)
+    userinfo_url: str | None = setting(OPTIONAL_STRING, None, doc=_ENDPOINT)
+    introspection_auth: str = setting(
+        one_of("client_secret_basic", "client_secret_post"),
+        "client_secret_basic",
+        doc="`client_secret_basic` (default) or `client_secret_post`",
+    )
+    username_attribute: tuple[str, ...] | None = setting(
+        OPTIONAL_LIST,
+        None,
+        doc="claim paths for `REMOTE_USER`, first present wins (default: the preset's)",
+    )
+    username_lowercase: bool = setting(BOOL, False, doc=_TRANSFORM)
+    username_strip_domain: tuple[str, ...] = setting(
+        Kind(LIST.parse, _check_domains, ",".join), (), doc=_TRANSFORM
+    )
+    username_prefix: str = setting(Kind(STRING.parse, _check_prefix), "", doc=_TRANSFORM)
+    username_regex: str | None = setting(REGEX, None, doc=_TRANSFORM)
+    username_replacement: str = setting(STRING, r"\g<0>", doc=_TRANSFORM)
+    groups_attribute: tuple[str, ...] | None = setting(
+        OPTIONAL_LIST,
+        None,
+        doc="claim paths of groups or roles (default: the preset's)",
+    )
+    service_accounts: Mapping[str, str] = setting(
+        PAIRS,
+        factory=dict,
+        doc="`client=username,...` for tokens without a user",
+    )
+    allowed_clients: tuple[str, ...] = setting(
+        LIST,
+        (),
+        doc="only tokens issued to these clients (`client_id`, `azp`, `appid`, `cid`); not with"
+        " userinfo",
+    )
+    any_client: bool = setting(
+        BOOL,
+        False,
+        doc="`true`: accept tokens issued to any client, where the provider cannot tell"
+        " (required for Slack, and Okta's org server without `ALLOWED_CLIENTS`)",
+    )
+    team: tuple[str, ...] = setting(
+        LIST,
+        (),
+        doc="Slack team ids (`https://slack.com/team_id`) whose users are accepted",
+    )
+    require_verified_email: bool | None = setting(
+        OPTIONAL_BOOL,
+        None,
+        doc="when the username is `email`, require `email_verified` (default: Google and Slack"
+        " yes)",
+    )
+    algorithms: tuple[str, ...] = setting(
+        Kind(LIST.parse, _check_algorithms, ",".join),
+        ASYMMETRIC_ALGORITHMS,
+        doc="JWS algorithms accepted (default RS256-512, PS256-512, ES256-512, EdDSA);"
+        " `HS256`-`HS512` only with `HMAC_SECRET` (32+ characters)",
+    )
+    hmac_secret: str | None = setting(
+        SECRET,
+        None,
+        doc="the secret shared with the provider that `HS256`-`HS512` tokens are signed with,"
+        " at least 32 characters; used only when `ALGORITHMS` lists one of them",
+    )
+    leeway: int = setting(
+        int_at_least(0),
+        60,
+        doc="seconds of clock skew allowed for `exp`/`nbf`/`iat` (default 60)",
+    )
+    cache_ttl: int | None = setting(
+        _OPTIONAL_DURATION,
+        None,
+        doc="longest reuse of a validated answer (default 300 s; 120 s for userinfo/check)",
+    )
+    access_token_type: tuple[str, ...] = setting(
+        LIST,
+        (),
+        doc="JWT `typ` headers accepted, e.g. `at+jwt` for RFC 9068 providers (refuses ID tokens)",
+    )
+    token_prefixes: tuple[str, ...] | None = setting(
+        OPTIONAL_LIST,
+        None,
+        doc="opaque tokens with these prefixes are sent to this provider (a family prefix"
+        " listed here overrides the routing above); a provider with prefixes gets no"
+        " unprefixed tokens",
+    )
+    domain: str | None = setting(OPTIONAL_STRING, None, doc=_PRESET_PARAMETER)
+    auth_server: str | None = setting(OPTIONAL_STRING, None, doc=_PRESET_PARAMETER)
+    tenant: str | None = setting(OPTIONAL_STRING, None, doc=_PRESET_PARAMETER)
+    tenant_id: str | None = setting(OPTIONAL_STRING, None, doc=_PRESET_PARAMETER)
+    version: str | None = setting(one_of("1", "2", optional=True), None, doc=_PRESET_PARAMETER)
+    policy: str | None = setting(OPTIONAL_STRING, None, doc=_PRESET_PARAMETER)
+    realm: str | None = setting(OPTIONAL_STRING, None, doc=_PRESET_PARAMETER)
+    url: str | None = setting(OPTIONAL_STRING, None, doc=_PRESET_PARAMETER)
+    region: str | None = setting(OPTIONAL_STRING, None, doc=_PRESET_PARAMETER)
+    user_pool_id: str | None = setting(OPTIONAL_STRING, None, doc=_PRESET_PARAMETER)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
@@ -213,31 +258,24 @@ class ProviderSettings:
                 f"{self.name!r} is not a provider name; use letters and digits,"
                 " starting with a letter (it becomes RESTAUTH_<NAME>_...)",
             )
-        for spec in fields(self):
-            if spec.name == "name":
-                continue
-            try:
-                checked = KINDS[spec.name].check(getattr(self, spec.name))
-            except (TypeError, ValueError) as exc:
-                raise ConfigurationError(self.variable(spec.name), str(exc)) from None
-            object.__setattr__(self, spec.name, checked)
+        check_all(self, self.variable)
         if self.type is None:
-            if self.name.lower() not in TYPES:
+            if self.name.lower() not in _preset_types():
                 raise ConfigurationError(
                     self.variable("type"),
                     f"required: {self.name!r} is not a preset name, so say which type it"
-                    f" is ({', '.join(TYPES)})",
+                    f" is ({', '.join(_preset_types())})",
                 )
             object.__setattr__(self, "type", self.name.lower())
 
     @property
     def prefix(self) -> str:
         """``RESTAUTH_<NAME>_``, the start of every variable of this provider."""
-        return f"RESTAUTH_{self.name.upper()}_"
+        return provider_variable(self.name, "")
 
     def variable(self, attribute: str) -> str:
         """The environment variable of one field."""
-        return self.prefix + attribute.upper()
+        return provider_variable(self.name, attribute)
 
     @classmethod
     def from_mapping(cls, name: str, values: Mapping[str, str]) -> ProviderSettings:
@@ -245,27 +283,22 @@ class ProviderSettings:
 
         :raises ConfigurationError: naming the first variable that is wrong.
         """
-        prefix = f"RESTAUTH_{name.upper()}_"
-        kwargs: dict[str, Any] = {}
-        for attribute, kind in KINDS.items():
-            variable = prefix + attribute.upper()
-            if variable in values:
-                try:
-                    kwargs[attribute] = kind.parse(values[variable])
-                except ValueError as exc:
-                    raise ConfigurationError(variable, str(exc)) from None
-        return cls(name=name, **kwargs)
+        return cls(name, **parse_all(cls, values, functools.partial(provider_variable, name)))
 
     def shown(self) -> dict[str, str]:
         """The fields that differ from their defaults, by variable, secrets masked."""
-        defaults = ProviderSettings(name=self.name, type=self.type)
+        defaults = ProviderSettings(self.name, type=self.type)
         return {
-            self.variable(spec.name): KINDS[spec.name].show(getattr(self, spec.name))
-            for spec in fields(self)
-            if spec.name != "name"
-            and (spec.name == "type" or getattr(self, spec.name) != getattr(defaults, spec.name))
+            self.variable(name): declaration.kind.show(getattr(self, name))
+            for name, declaration in declared(self)
+            if name == "type" or getattr(self, name) != getattr(defaults, name)
         }
 
     def variables(self) -> set[str]:
         """Every variable this provider reads."""
-        return {self.variable(attribute) for attribute in KINDS}
+        return self.variables_of(self.name)
+
+    @classmethod
+    def variables_of(cls, name: str) -> set[str]:
+        """Every variable the provider ``name`` reads."""
+        return {provider_variable(name, attribute) for attribute, _ in declared(cls)}
