@@ -22,6 +22,7 @@ from .config_file import content_lines
 from .errors import ConfigurationError
 from .metrics import NO_METRICS, Metrics
 from .providers.settings import ProviderSettings
+from .self_service.config import DEFAULT_API_PATH, check_api_path, check_origins
 from .tokens.issuing import TokenPolicy
 from .tokens.store import check_store_url
 from .values import (
@@ -207,6 +208,19 @@ class Settings:
     jwks_cooldown: int = 60
     #: RESTAUTH_JWKS_MAX_AGE: seconds after which a key set is fetched again.
     jwks_max_age: int = 3600
+    # The self-service token API (docs/self-service.md), restauth_wsgi.self_service.
+    #: RESTAUTH_SELF_SERVICE: serve the personal access token API.
+    self_service: bool = False
+    #: RESTAUTH_SELF_SERVICE_PATH: where the API is served (Atlassian's path by default).
+    self_service_path: str = DEFAULT_API_PATH
+    #: RESTAUTH_SELF_SERVICE_GROUPS: groups whose members may create tokens (empty: everyone).
+    self_service_groups: tuple[str, ...] = ()
+    #: RESTAUTH_SELF_SERVICE_ADMIN_GROUPS: groups whose members list and revoke anyone's tokens.
+    self_service_admin_groups: tuple[str, ...] = ()
+    #: RESTAUTH_SELF_SERVICE_FROM_TOKENS: let an API token create tokens (narrower, shorter).
+    self_service_from_tokens: bool = False
+    #: RESTAUTH_SELF_SERVICE_CORS_ORIGINS: browser origins whose CORS preflights are answered.
+    self_service_cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for spec in fields(self):
@@ -215,6 +229,10 @@ class Settings:
             except (TypeError, ValueError) as exc:
                 raise ConfigurationError(env_name(spec.name), str(exc)) from None
             object.__setattr__(self, spec.name, checked)
+        if self.self_service and not self.api_tokens:
+            raise ConfigurationError(
+                "RESTAUTH_SELF_SERVICE", "needs RESTAUTH_API_TOKENS=true: it makes API tokens"
+            )
         if self.token_default_lifetime > self.token_max_lifetime:
             raise ConfigurationError(
                 "RESTAUTH_TOKEN_DEFAULT_LIFETIME",
@@ -511,4 +529,10 @@ _KINDS: dict[str, Kind] = {
     "upstream_backoff": Kind(seconds_between(0, 300).parse, _check_backoff),
     "jwks_cooldown": duration_at_least(1),
     "jwks_max_age": duration_at_least(60),
+    "self_service": BOOL,
+    "self_service_path": Kind(STRING.parse, check_api_path),
+    "self_service_groups": LIST,
+    "self_service_admin_groups": LIST,
+    "self_service_from_tokens": BOOL,
+    "self_service_cors_origins": Kind(LIST.parse, check_origins, ",".join),
 }
