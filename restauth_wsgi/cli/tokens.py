@@ -67,7 +67,13 @@ def register(commands: Any) -> None:
     create.set_defaults(run=_create)
 
     listing = actions.add_parser("list", help="list tokens (never their secrets)")
-    listing.add_argument("--user", help="only this user's tokens")
+    whose = listing.add_mutually_exclusive_group()
+    whose.add_argument("--user", help="only this user's tokens")
+    whose.add_argument(
+        "--all",
+        action="store_true",
+        help="every user's tokens, those they made themselves included (the default)",
+    )
     listing.add_argument("--json", action="store_true", help="print JSON, one object per token")
     listing.set_defaults(run=_list)
 
