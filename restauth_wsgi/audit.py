@@ -28,6 +28,7 @@ import datetime
 import hashlib
 import json
 import logging
+import re
 import sys
 
 from .client_address import ClientAddress
@@ -80,7 +81,7 @@ class AuditLog:
             "outcome": decision.outcome,
             "status": None if error is None else error.status,
             "method": method[:40],
-            "path": path[:500],
+            "path": redact_tokens(path[:500]),
             "client": None if client is None else client.text,
             "username": identity.username if identity else getattr(error, "username", None),
             "auth": _auth(identity, error),
@@ -129,6 +130,20 @@ class AuditLog:
         if self.logger.name == LOGGER_NAME and self.logger is not logging.getLogger(LOGGER_NAME):
             for handler in self.logger.handlers:
                 handler.close()
+
+
+_TOKEN_IN_TEXT = re.compile(token_format.SCANNER_PATTERN)
+# What of a token may be shown: its prefix and public id.
+_SHOWN = len(token_format.PREFIX) + token_format.ID_LENGTH + 1
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with every API token in it cut to its public id
+    (``restauth_<id>_…``): a client may paste a whole token into a path
+    (``DELETE …/tokens/restauth_…``), which must not reach a log."""
+    if token_format.PREFIX not in text:
+        return text
+    return _TOKEN_IN_TEXT.sub(lambda found: found.group(0)[:_SHOWN] + "…", text)
 
 
 def _now() -> str:

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .audit import AuditLog, credential_tag
+from .audit import AuditLog, credential_tag, redact_tokens
 from .decision import Decision, Gatekeeper, refusal
 from .errors import AuthenticationError, MalformedRequest, ServiceUnavailable
 from .metrics import exposition_app
@@ -330,7 +330,7 @@ class RestAuthMiddleware:
                 level,
                 "refused %r %r: %s (%s) credentials=%s",
                 str(environ.get("REQUEST_METHOD", ""))[:40],
-                str(environ.get("PATH_INFO", ""))[:200],
+                redact_tokens(str(environ.get("PATH_INFO", ""))[:200]),
                 error.code,
                 error.reason,
                 credential_tag(None, environ.get("HTTP_AUTHORIZATION")) or "-",

@@ -869,6 +869,8 @@ def test_audit_lines_name_actor_owner_and_token_and_no_secret(
         raw = made["rawToken"]
         call(client, "GET", "/", headers=bearer(raw))
         call(client, "POST", headers=bearer(raw), json_body={"name": "again"})  # refused
+        call(client, "DELETE", f"{API}/{raw}", headers=JENKINS)  # the token pasted: 404
+        call(client, "DELETE", f"{API}/{raw}")  # and without credentials: 401
         call(client, "DELETE", f"{API}/{made['id']}", headers=JENKINS)
     audit = [json.loads(r.getMessage()) for r in caplog.records if r.name == "restauth.audit"]
     events = [line for line in audit if "event" in line]

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Response
 
-from restauth_wsgi.audit import AuditLog
+from restauth_wsgi.audit import AuditLog, redact_tokens
 from restauth_wsgi.errors import (
     AuthenticationError,
     Forbidden,
@@ -145,9 +145,9 @@ class SelfServiceApi:
             log.info(
                 "self-service refused %s %r: %s (%s)",
                 request.method,
-                request.path.text[:200],
+                redact_tokens(request.path.text[:200]),
                 error.code,
-                error.reason,
+                redact_tokens(error.reason),
             )
             if isinstance(error, MissingCredentials):
                 response = error_response(error, self._schemes, self._realm)
