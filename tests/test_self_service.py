@@ -259,6 +259,12 @@ def test_a_trusted_remote_user_lists_but_does_not_create(web: Web) -> None:
     assert answer.status_code == 403
 
 
+def test_a_user_name_with_a_colon_cannot_own_a_token(web: Web) -> None:
+    """Basic user:token could not carry it (a provider's prefix such as gh:)."""
+    answer = create(web(), bearer(claims_token(sub="gh:octocat")))
+    assert "cannot own an API token" in refused(answer, 403, "forbidden")
+
+
 def test_credentials_come_only_from_the_authorization_header(web: Web) -> None:
     client = web()
     token = create(client, JENKINS).body["rawToken"]

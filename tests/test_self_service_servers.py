@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 import pytest
@@ -109,22 +110,14 @@ def test_admins_and_creators_by_the_providers_groups(
         userinfo_url=f"{op.issuer}/me",
         username_attribute=("preferred_username",),
     )
-    open_door = make_client(
-        Settings(
-            token_store=store_url,
-            providers=(provider,),
-            self_service=True,
-            self_service_admin_groups=("admins",),
+
+    def client(**changes: Any) -> Client:
+        return make_client(
+            Settings(token_store=store_url, providers=(provider,), self_service=True, **changes)
         )
-    )
-    gated = make_client(
-        Settings(
-            token_store=store_url,
-            providers=(provider,),
-            self_service=True,
-            self_service_groups=("engineering",),
-        )
-    )
+
+    open_door = client(self_service_admin_groups=("admins",))
+    gated = client(self_service_groups=("engineering",))
     alice = bearer(op.user_tokens("alice")["access_token"])
     bob = bearer(op.user_tokens("bob")["access_token"])
     bobs = call(open_door, "POST", headers=bob, json_body={"name": "bob's"}).body
