@@ -11,6 +11,11 @@ password: no password-derived value is ever logged, not even a short hash,
 which would let anyone with the logs test guesses offline), ``error`` (the
 JSON body's code) and ``reason``.
 
+Tokens created and revoked through the self-service API
+(:mod:`restauth_wsgi.self_service`) get a line of their own, with ``event``
+(``token_created``, ``token_revoked``) in place of ``outcome``: see
+:meth:`AuditLog.token_event`.
+
 Lines go to the ``restauth.audit`` logger at INFO, to be configured like any
 logger; or ``RESTAUTH_AUDIT_LOG=stderr`` (or a file path) gives one
 middleware its own handler, without touching the shared logger (two
@@ -23,6 +28,7 @@ import datetime
 import hashlib
 import json
 import logging
+import re
 import sys
 
 from .client_address import ClientAddress
@@ -31,6 +37,7 @@ from .decision import Decision
 from .errors import AuthenticationError
 from .identity import Identity
 from .tokens import format as token_format
+from .tokens.store import TokenRecord
 
 #: The logger audit lines go to unless a middleware has its own target.
 LOGGER_NAME = "restauth.audit"
@@ -70,11 +77,11 @@ class AuditLog:
         """Write the decision's line."""
         identity, error = decision.identity, decision.error
         line = {
-            "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+            "time": _now(),
             "outcome": decision.outcome,
             "status": None if error is None else error.status,
             "method": method[:40],
-            "path": path[:500],
+            "path": redact_tokens(path[:500]),
             "client": None if client is None else client.text,
             "username": identity.username if identity else getattr(error, "username", None),
             "auth": _auth(identity, error),
@@ -87,11 +94,60 @@ class AuditLog:
         # forge or hide a line.
         self.logger.info(json.dumps(line, ensure_ascii=True))
 
+    def token_event(
+        self,
+        event: str,
+        *,
+        actor: Identity,
+        record: TokenRecord,
+        client: ClientAddress | None,
+    ) -> None:
+        """Write the line of a change to a token made through the self-service
+        API: ``token_created`` or ``token_revoked``, by whom (``actor``, how they
+        signed in, the API token they used if one), for whom (``owner``), which
+        token (``token``: its public id) and its ``name``; never a secret."""
+        if not self.enabled:
+            return
+        restrictions = record.restrictions
+        line = {
+            "time": _now(),
+            "event": event,
+            "actor": actor.username,
+            "auth": actor.method,
+            "provider": actor.provider,
+            "actor_token": credential_tag(actor, None),
+            "owner": record.owner,
+            "token": f"id:{record.token_id}",
+            "name": record.name,
+            "expires_at": record.expires_at,
+            "restrictions": None if restrictions is None else restrictions.describe()[:500],
+            "client": None if client is None else client.text,
+        }
+        self.logger.info(json.dumps(line, ensure_ascii=True))
+
     def close(self) -> None:
         """Close a handler of our own (a file)."""
         if self.logger.name == LOGGER_NAME and self.logger is not logging.getLogger(LOGGER_NAME):
             for handler in self.logger.handlers:
                 handler.close()
+
+
+_TOKEN_IN_TEXT = re.compile(token_format.SCANNER_PATTERN)
+# What of a token may be shown: its prefix and public id.
+_SHOWN = len(token_format.PREFIX) + token_format.ID_LENGTH + 1
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with every API token in it cut to its public id
+    (``restauth_<id>_…``): a client may paste a whole token into a path
+    (``DELETE …/tokens/restauth_…``), which must not reach a log."""
+    if token_format.PREFIX not in text:
+        return text
+    return _TOKEN_IN_TEXT.sub(lambda found: found.group(0)[:_SHOWN] + "…", text)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
 def _auth(identity: Identity | None, error: AuthenticationError | None) -> str | None:

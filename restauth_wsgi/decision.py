@@ -7,7 +7,8 @@ check`` runs the very same object, so the two cannot disagree. In order:
 
 1. the network allow-list, for every request (public paths and preflights too);
 2. a CORS preflight passes (when allowed);
-3. the path's level: public passes unauthenticated;
+3. the path's level: public passes unauthenticated (never the self-service
+   token API's paths, which always need credentials);
 4. who is asking: a ``REMOTE_USER`` the server in front vouched for (when
    trusted), nobody on an optional path without credentials, or the
    authenticator chain, guarded (:class:`~restauth_wsgi.authenticators.Guard`)
@@ -45,6 +46,7 @@ from .lockout import Lockout, Reservation, address_subject
 from .metrics import NO_METRICS, Metrics, prometheus_metrics
 from .paths import PathGlobs
 from .request import Request
+from .self_service.config import api_globs
 from .settings import Settings
 
 log = logging.getLogger("restauth_wsgi")
@@ -101,6 +103,8 @@ class Gatekeeper:
     :param record_failures: count failures for the lockout (``restauth
         check`` only looks).
     :param metrics: where the decisions are counted.
+    :param always_required: path globs that need credentials whatever the
+        path levels say (the self-service token API); they cover every spelling.
     """
 
     def __init__(
@@ -116,6 +120,7 @@ class Gatekeeper:
         trust_remote_user: bool = False,
         record_failures: bool = True,
         metrics: Metrics = NO_METRICS,
+        always_required: Iterable[str] = (),
     ) -> None:
         self.authentication = authentication
         #: Where decisions are counted (the middleware counts each it answers).
@@ -128,6 +133,7 @@ class Gatekeeper:
         self.allow_preflight = allow_preflight
         self.trust_remote_user = trust_remote_user
         self.record_failures = record_failures
+        self.always_required = PathGlobs(always_required)
         self._guarded = lockout is not None or block_passwords
 
     @classmethod
@@ -185,6 +191,7 @@ class Gatekeeper:
             trust_remote_user=settings.trust_remote_user,
             record_failures=record_failures,
             metrics=metrics,
+            always_required=api_globs(settings.self_service_path) if settings.self_service else (),
         )
 
     def decide(self, request: Request) -> Decision:
@@ -198,6 +205,8 @@ class Gatekeeper:
         if request.preflight and self.allow_preflight:
             return PUBLIC
         level = access.level(request.path)
+        if level != "required" and self.always_required.covers(request.path):
+            level = "required"
         if level == "public":
             return PUBLIC
         if self.trust_remote_user and request.upstream_user is not None:

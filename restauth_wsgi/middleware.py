@@ -13,7 +13,8 @@ Requests that cannot be let through are answered here with a JSON error and
 This is an adapter, as werkzeug's dispatcher is: it strips what a client
 could spoof, describes the request once (:mod:`restauth_wsgi.request`),
 asks the :class:`~restauth_wsgi.decision.Gatekeeper`, writes the audit line
-and the metrics, and answers or hands on. No decision is made here.
+and the metrics, and answers or hands on (to the application, or to the
+self-service token API for its paths). No decision is made here.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .audit import AuditLog, credential_tag
+from .audit import AuditLog, credential_tag, redact_tokens
 from .decision import Decision, Gatekeeper, refusal
 from .errors import AuthenticationError, MalformedRequest, ServiceUnavailable
 from .metrics import exposition_app
 from .request import Request, describe_environ
 from .responses import error_response
+from .self_service.api import SelfServiceApi
 from .settings import Settings, settings_environ, unknown_variables
 
 if TYPE_CHECKING:
@@ -191,6 +193,11 @@ class RestAuthMiddleware:
         self._trusted_proxies = settings.trusted_proxies
         self._schemes = self.authentication.schemes
         self._realm = settings.realm
+        self._self_service: SelfServiceApi | None = None
+        if settings.self_service:
+            self._self_service = SelfServiceApi.from_settings(
+                settings, self.audit, schemes=self._schemes
+            )
         self._metrics_app = None
         if settings.metrics:
             self._metrics_app = exposition_app()
@@ -253,6 +260,12 @@ class RestAuthMiddleware:
             environ["AUTH_TYPE"] = identity.auth_type
             environ[IDENTITY_KEY] = identity
         if (
+            self._self_service is not None
+            and request is not None
+            and self._self_service.serves(request.path)
+        ):
+            return self._self_service(environ, start_response, request, identity)
+        if (
             self._metrics_app is not None
             and request is not None
             and request.path.canonical
@@ -266,6 +279,8 @@ class RestAuthMiddleware:
         cache (for a graceful shutdown, or tests). Safe to call more than once;
         a later request opens them again."""
         self.gatekeeper.close()
+        if self._self_service is not None:
+            self._self_service.close()
         self.audit.close()
 
     def _note(self, environ: WSGIEnvironment, decision: Decision, request: Request | None) -> None:
@@ -320,7 +335,7 @@ class RestAuthMiddleware:
                 level,
                 "refused %r %r: %s (%s) credentials=%s",
                 str(environ.get("REQUEST_METHOD", ""))[:40],
-                str(environ.get("PATH_INFO", ""))[:200],
+                redact_tokens(str(environ.get("PATH_INFO", ""))[:200]),
                 error.code,
                 error.reason,
                 credential_tag(None, environ.get("HTTP_AUTHORIZATION")) or "-",

@@ -103,6 +103,28 @@ class TokenRestrictions:
         return "; ".join(parts)
 
 
+def parse_allow(entry: str) -> tuple[str, str]:
+    """One ``--allow`` entry, ``'METHOD /path-glob'`` (``*`` for any method), as
+    ``(METHOD, glob)``.
+
+    :raises ValueError: saying what to write instead.
+    """
+    method, _, glob = entry.strip().partition(" ")
+    if method.startswith("/") or not glob.strip():
+        # '/rest/*' alone: the method was left out (an easy slip).
+        shown = entry.strip()
+        raise ValueError(
+            f"{shown!r} needs a method and a path glob: write 'GET {shown}' for"
+            f" one method or '* {shown}' for any"
+        )
+    if method.upper() == "HEAD":
+        raise ValueError("a HEAD request is judged as GET; write GET (which grants HEAD too)")
+    pair = (method.upper(), glob.strip())
+    if not _METHOD.fullmatch(pair[0]) or not pair[1].startswith("/"):
+        raise ValueError(f"{entry.strip()!r} is not 'METHOD /path-glob' (or '* /glob')")
+    return pair
+
+
 @lru_cache(maxsize=512)
 def _globs(glob: str) -> PathGlobs:
     return PathGlobs((glob,))

@@ -36,6 +36,7 @@ from .declaration import check_all, declared, default_of, parse_all, problems, s
 from .errors import ConfigurationError
 from .metrics import NO_METRICS, Metrics
 from .providers.settings import ProviderSettings
+from .self_service.config import DEFAULT_API_PATH, check_api_path, check_origins
 from .tokens.issuing import TokenPolicy
 from .tokens.store import TokenStore, check_store_url, open_store
 from .values import (
@@ -641,10 +642,59 @@ class CacheSettings(_Group):
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class SelfServiceSettings(_Group):
+    """The personal access token API users make their own tokens with (docs/self-service.md)."""
+
+    self_service: bool = setting(
+        BOOL,
+        False,
+        doc="Serve the personal access token API at `RESTAUTH_SELF_SERVICE_PATH`. Its paths"
+        " always need credentials, whatever the path levels say, and never reach the"
+        " application. Needs `RESTAUTH_API_TOKENS=true`.",
+    )
+    self_service_path: str = setting(
+        Kind(STRING.parse, check_api_path),
+        DEFAULT_API_PATH,
+        doc="Where the API is served (Atlassian's path): `POST` and `GET` there, `DELETE`"
+        " below it. Letters, digits, `.`, `_`, `~` and `-` between slashes; no trailing"
+        " slash, no globs.",
+    )
+    self_service_groups: tuple[str, ...] = setting(
+        LIST,
+        (),
+        default_doc="(everyone)",
+        doc="Groups whose members may create tokens, by the groups their provider token"
+        " carries (a password carries none). Empty: every authenticated user.",
+    )
+    self_service_admin_groups: tuple[str, ...] = setting(
+        LIST,
+        (),
+        default_doc="(none)",
+        doc="Groups whose members list any user's tokens (`GET ...?user=NAME`) and revoke"
+        " any token.",
+    )
+    self_service_from_tokens: bool = setting(
+        BOOL,
+        False,
+        doc="Let an API token create tokens. The new token keeps every restriction of the one"
+        " that made it and does not outlive it. Off: only a provider token or a password"
+        " creates, so a leaked token cannot make itself permanent.",
+    )
+    self_service_cors_origins: tuple[str, ...] = setting(
+        Kind(LIST.parse, check_origins, ",".join),
+        (),
+        default_doc="(none)",
+        doc="Origins (`https://app.example.com`, exact, as browsers send `Origin`) whose CORS"
+        " preflights to the API are answered; `*` is refused.",
+    )
+
+
 # Dataclasses gather fields from the last base to the first: the settings are
-# listed (by `restauth config`, in reprs) from MiddlewareSettings to CacheSettings.
+# listed (by `restauth config`, in reprs) from MiddlewareSettings to SelfServiceSettings.
 @dataclass(frozen=True, kw_only=True)
 class Settings(
+    SelfServiceSettings,
     CacheSettings,
     AuditSettings,
     LockoutSettings,
@@ -659,6 +709,13 @@ class Settings(
     Each group it is made of is also a type of its own, for the part that
     takes only that group.
     """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.self_service and not self.api_tokens:
+            raise ConfigurationError(
+                "RESTAUTH_SELF_SERVICE", "needs RESTAUTH_API_TOKENS=true: it makes API tokens"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

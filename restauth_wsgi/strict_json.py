@@ -36,3 +36,22 @@ def loads_bytes(data: bytes) -> Any:
     :raises ValueError: for anything that is not UTF-8 JSON text with finite numbers.
     """
     return loads(data.decode("utf-8"))
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"the key {key[:40]!r} appears twice in one object")
+        found[key] = value
+    return found
+
+
+_unique_decoder = json.JSONDecoder(
+    parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=_unique_keys
+)
+
+#: Parse JSON text as :data:`loads` does, refusing too an object that names a
+#: key twice (which one would count is a matter of parsers: a request body
+#: must mean one thing). Raises ``ValueError``.
+loads_unique = _unique_decoder.decode

@@ -18,12 +18,23 @@ from .dot_provider import DotProvider, dot_available
 from .fake_provider import FakeProvider
 from .helpers import echo_app, need
 from .oidc_provider import OidcProvider, node_available
+from .services import postgres_database
 
 
 @pytest.fixture
 def store_url(tmp_path: Path) -> str:
     """A store URL for a fresh SQLite file."""
     return f"sqlite://{tmp_path}/tokens.db"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url_any(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store of each kind: an SQLite file, a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite://{tmp_path}/tokens.db"
+    else:
+        with postgres_database() as url:
+            yield url
 
 
 @pytest.fixture

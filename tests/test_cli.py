@@ -351,6 +351,26 @@ def test_limit_reached_is_exit_1_naming_the_setting(
     assert "RESTAUTH_TOKEN_MAX_PER_USER" in capsys.readouterr().err
 
 
+def test_list_all_shows_every_users_tokens(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], store_url: str
+) -> None:
+    """The admin's view, tokens users made themselves (the self-service API) included."""
+    monkeypatch.setenv("RESTAUTH_TOKEN_STORE", store_url)
+    for user in ("alice", "bob"):
+        assert main(["token", "create", "--user", user]) == 0
+    capsys.readouterr()
+    assert main(["token", "list", "--all", "--json"]) == 0
+    users = [json.loads(line)["user"] for line in capsys.readouterr().out.splitlines()]
+    assert sorted(users) == ["alice", "bob"]
+    assert main(["token", "list", "--all"]) == 0
+    assert main(["token", "list"]) == 0
+    every, default = capsys.readouterr().out.split("Token store:")[1:]
+    assert every == default
+    with pytest.raises(SystemExit) as raised:
+        main(["token", "list", "--all", "--user", "alice"])
+    assert raised.value.code == 2
+
+
 def test_list_json_has_no_secrets(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], store_url: str
 ) -> None:

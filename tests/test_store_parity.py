@@ -22,15 +22,6 @@ from .helpers import RESTAUTH, cli_env, echo_app, eventually
 from .services import TcpProxy, postgres_database
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url_any(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path}/tokens.db"
-    else:
-        with postgres_database() as url:
-            yield url
-
-
 @pytest.fixture
 def any_store(store_url_any: str) -> Iterator[TokenStore]:
     store = open_store(store_url_any, timeout=5)

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from restauth_wsgi.restrictions import TokenRestrictions
+from restauth_wsgi.restrictions import TokenRestrictions, parse_allow
 from restauth_wsgi.settings import Settings
 from restauth_wsgi.tokens import format as token_format
 from restauth_wsgi.tokens.issuing import NEVER, issue_token
@@ -67,7 +67,13 @@ def register(commands: Any) -> None:
     create.set_defaults(run=_create)
 
     listing = actions.add_parser("list", help="list tokens (never their secrets)")
-    listing.add_argument("--user", help="only this user's tokens")
+    whose = listing.add_mutually_exclusive_group()
+    whose.add_argument("--user", help="only this user's tokens")
+    whose.add_argument(
+        "--all",
+        action="store_true",
+        help="every user's tokens, those they made themselves included (the default)",
+    )
     listing.add_argument("--json", action="store_true", help="print JSON, one object per token")
     listing.set_defaults(run=_list)
 
@@ -143,28 +149,15 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _restrictions(args: argparse.Namespace) -> TokenRestrictions | None:
-    allow = []
-    for pattern in args.allow:
-        method, _, glob = pattern.strip().partition(" ")
-        if method.startswith("/") or not glob.strip():
-            # '/rest/*' alone: the method was left out (an easy slip).
-            shown = pattern.strip()
-            raise CommandError(
-                f"--allow {shown!r} needs a method and a path glob: write 'GET {shown}' for"
-                f" one method or '* {shown}' for any",
-                exit_code=2,
-            )
-        if method.upper() == "HEAD":
-            raise CommandError(
-                "--allow: a HEAD request is judged as GET; write GET (which grants HEAD too)",
-                exit_code=2,
-            )
-        allow.append((method.upper(), glob.strip()))
+    try:
+        allow = tuple(parse_allow(pattern) for pattern in args.allow)
+    except ValueError as exc:
+        raise CommandError(f"--allow: {exc}", exit_code=2) from None
     if not (args.read_only or allow or args.network or args.scope):
         return None
     return TokenRestrictions(
         read_only=args.read_only,
-        allow=tuple(allow),
+        allow=allow,
         networks=tuple(args.network),
         scopes=tuple(args.scope),
     )

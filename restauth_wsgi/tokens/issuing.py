@@ -52,16 +52,11 @@ def issue_token(
     :raises TokenLimitExceeded: when a limit of ``policy`` forbids the token.
     :raises TokenStoreUnavailable: when the store cannot be written.
     """
-    if not _OWNER.fullmatch(owner) or owner != owner.strip():
-        raise ValueError(
-            "the user must be 1-255 characters without colons, control characters"
-            " or surrounding spaces"
-        )
+    check_owner(owner)
     now = int(time.time()) if now is None else now
     if name is None:
         name = "created " + time.strftime("%Y-%m-%d %H:%M", time.gmtime(now))
-    if not _NAME.fullmatch(name):
-        raise ValueError("the name must be at most 200 characters without control characters")
+    check_name(name)
     expires_at = _expiry(policy, lifetime, now)
     for _ in range(3):  # a random 71-bit id collides about never; retry anyway
         raw, parsed = token_format.generate()
@@ -80,6 +75,27 @@ def issue_token(
             continue
         return raw, record
     raise RuntimeError("could not find a free token id")  # pragma: no cover
+
+
+def check_owner(owner: str) -> None:
+    """Refuse a user who cannot own a token.
+
+    :raises ValueError: saying why.
+    """
+    if not _OWNER.fullmatch(owner) or owner != owner.strip():
+        raise ValueError(
+            "the user must be 1-255 characters without colons, control characters"
+            " or surrounding spaces"
+        )
+
+
+def check_name(name: str) -> None:
+    """Refuse a name a token cannot have.
+
+    :raises ValueError: saying why.
+    """
+    if not _NAME.fullmatch(name):
+        raise ValueError("the name must be at most 200 characters without control characters")
 
 
 def _expiry(policy: TokenPolicy, lifetime: int | None, now: int) -> int | None:
