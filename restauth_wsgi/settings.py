@@ -39,6 +39,7 @@ from .providers.settings import ProviderSettings
 from .self_service.config import DEFAULT_API_PATH, check_api_path, check_origins
 from .tokens.issuing import TokenPolicy
 from .tokens.store import TokenStore, check_store_url, open_store
+from .urls import mask_url
 from .values import (
     BOOL,
     LIST,
@@ -50,7 +51,6 @@ from .values import (
     duration_at_least,
     int_at_least,
     lifetime_at_least,
-    mask_url,
     one_of,
     require_extra,
     seconds_between,
@@ -91,11 +91,11 @@ def settings_environ(environ: Mapping[str, str]) -> dict[str, str]:
     path = values.pop(SETTINGS_FILE, "").strip()
     if not path:
         return values
-    from_file = {k: v for k, v in read_env_file(path).items() if k.startswith(PREFIX)}
+    from_file = {k: v for k, v in _read_env_file(path).items() if k.startswith(PREFIX)}
     return {**from_file, **values}
 
 
-def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
+def _read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
     """``RESTAUTH_*`` settings from a file of ``NAME=value`` lines.
 
     For servers whose configuration cannot reach ``os.environ`` (Apache's

@@ -34,7 +34,7 @@ from . import strict_json
 from .cache import ExpiringMap
 from .metrics import NO_METRICS, Metrics
 from .per_thread import PerThread
-from .values import check_url
+from .urls import check_url
 
 log = logging.getLogger(__name__)
 

@@ -323,7 +323,7 @@ def test_config_masks_secrets_and_reports_an_unreachable_store(
     monkeypatch.setenv("RESTAUTH_TOKEN_STORE", f"sqlite://{garbage}")
     assert main(["config"]) == 1
     assert "Problem: token store" in capsys.readouterr().out
-    from restauth_wsgi.settings import mask_url
+    from restauth_wsgi.urls import mask_url
 
     assert mask_url("postgresql://app:s3cret@db/tokens") == "postgresql://app:****@db/tokens"
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from cachelib import BaseCache, FileSystemCache, MemcachedCache, RedisCache, SimpleCache
 from cachelib.serializers import JSONSerializer
 
-from restauth_wsgi.values import mask_url
+from restauth_wsgi.urls import mask_url
 
 if TYPE_CHECKING:
     import redis

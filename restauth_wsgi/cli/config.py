@@ -16,7 +16,7 @@ from restauth_wsgi.providers.keys import UnknownKey
 from restauth_wsgi.settings import Settings, field_problems, unknown_variables
 from restauth_wsgi.tokens.store import TokenStoreMissing
 from restauth_wsgi.upstream import UpstreamError
-from restauth_wsgi.values import mask_url
+from restauth_wsgi.urls import mask_url
 
 from .output import settings_values
 

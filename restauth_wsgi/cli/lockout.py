@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from restauth_wsgi.lockout import Lockout
-from restauth_wsgi.values import mask_url
+from restauth_wsgi.urls import mask_url
 
 from .output import CommandError, load_settings, printable
 

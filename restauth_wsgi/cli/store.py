@@ -7,7 +7,7 @@ from typing import Any
 
 from restauth_wsgi.errors import ConfigurationError
 from restauth_wsgi.tokens.store import TokenRecord, TokenStore, open_store
-from restauth_wsgi.values import mask_url
+from restauth_wsgi.urls import mask_url
 
 from .output import CommandError, load_settings
 

@@ -13,7 +13,8 @@ from restauth_wsgi.settings import Settings
 from restauth_wsgi.tokens import format as token_format
 from restauth_wsgi.tokens.issuing import NEVER, issue_token
 from restauth_wsgi.tokens.store import TokenRecord, TokenStore
-from restauth_wsgi.values import mask_url, parse_lifetime
+from restauth_wsgi.urls import mask_url
+from restauth_wsgi.values import parse_lifetime
 
 from .output import CommandError, format_time, load_settings
 

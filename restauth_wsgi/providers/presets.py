@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from restauth_wsgi.errors import ConfigurationError
 from restauth_wsgi.mapping import IdentityMapping
-from restauth_wsgi.values import check_url
+from restauth_wsgi.urls import check_url
 
 from .config import ClaimRule, ProviderConfig
 from .settings import HMAC_ALGORITHMS, ProviderSettings

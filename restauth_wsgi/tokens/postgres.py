@@ -19,7 +19,7 @@ import psycopg_pool
 
 from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
 from restauth_wsgi.per_thread import PerProcess
-from restauth_wsgi.values import mask_url
+from restauth_wsgi.urls import mask_url
 
 from .sql import Queries, SqlTokenWrites, from_row, to_row
 from .store import TokenIdTaken, TokenRecord, TokenStoreMissing

@@ -8,7 +8,8 @@ from typing import NamedTuple, Protocol
 
 from restauth_wsgi.errors import ConfigurationError, TokenStoreUnavailable
 from restauth_wsgi.restrictions import TokenRestrictions
-from restauth_wsgi.values import mask_url, require_extra
+from restauth_wsgi.urls import mask_url
+from restauth_wsgi.values import require_extra
 
 
 class TokenRecord(NamedTuple):
