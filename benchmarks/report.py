@@ -182,7 +182,7 @@ Where a revocation may take a few seconds to reach every process,
 request adds {cached["added_us"]:.1f} µs. Last-used times are written at
 most once a minute per token (a write with commit costs 30-160 µs).
 
-**A first-seen JWT** is parsed once (`restauth_wsgi/jws.py` splits and
+**A first-seen JWT** is parsed once (`restauth_wsgi/jwt/jws.py` splits and
 decodes the token a single time, reads the key id from that parse, and
 hands the same parse to the signature check and the claims check) and
 verified with a key object loaded once per JWKS fetch, so it costs what
@@ -212,7 +212,7 @@ def peers_section(data: dict[str, Any]) -> tuple[str, list[list[str]]]:
     jose_cases = by_case(data["jose"])
     pyjwt = jose_cases["PyJWT jwt.decode (key in hand)"]["us"]
     verify = jose_cases["floor: cryptography's RSA verify alone"]["us"]
-    ours_jose = jose_cases["restauth_wsgi.jws: parse, PyJWT's verify, claims"]["us"]
+    ours_jose = jose_cases["restauth_wsgi.jwt.jws: parse, PyJWT's verify, claims"]["us"]
     ours = jose_cases["restauth-wsgi, whole middleware, added over the bare app"]["us"]
     joserfc = jose_cases["joserfc decode + JWTClaimsRegistry"]["us"]
     authlib = jose_cases["Authlib JsonWebToken decode + validate"]["us"]
@@ -260,7 +260,7 @@ is parsed through PyJWT's generic `api_jws`/`api_jwt` layers, checking each
 base64url character in Python; a caller that must first read the header to
 find the provider and the key (as a multi-provider middleware must) pays
 that parse twice; and the claim options are merged and checked on every
-call. Closing the gap took doing that part ourselves: `restauth_wsgi/jws.py`
+call. Closing the gap took doing that part ourselves: `restauth_wsgi/jwt/jws.py`
 parses the token once, strictly (canonical base64url only, UTF-8 JSON only),
 hands the same parse to PyJWT's algorithm object for the signature (the
 cryptography stays PyJWT's, on keys loaded once per key-set fetch) and
@@ -449,7 +449,7 @@ under gunicorn with `py-spy record` (the `bench` extra installs py-spy).
 What it found, and what was done:
 
 * the JWT was parsed twice on a first sighting (once for the key id, once
-  to verify); now once (`restauth_wsgi/jws.py`);
+  to verify); now once (`restauth_wsgi/jwt/jws.py`);
 * werkzeug's `Request(environ).authorization` cost about 5 µs; the hot path
   reads `HTTP_AUTHORIZATION` and splits it itself;
 * cachelib's `SimpleCache.get` pickles every value (about 2 µs); a bounded

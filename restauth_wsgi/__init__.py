@@ -8,11 +8,11 @@ Wrap the application, let it read ``REMOTE_USER``::
 
 from __future__ import annotations
 
-from .errors import ConfigurationError, RestAuthError
-from .identity import Identity
-from .middleware import RestAuthMiddleware
-from .providers.settings import ProviderSettings
-from .settings import Settings
+from restauth_wsgi.errors import ConfigurationError, RestAuthError
+from restauth_wsgi.identity import Identity
+from restauth_wsgi.middleware import RestAuthMiddleware
+from restauth_wsgi.providers.settings import ProviderSettings
+from restauth_wsgi.settings import Settings
 
 __version__ = "0.1.0"
 

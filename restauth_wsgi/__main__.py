@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from restauth_wsgi.cli import main
 
 sys.exit(main())

@@ -31,13 +31,13 @@ import logging
 import re
 import sys
 
-from .client_address import ClientAddress
-from .credentials import parse_authorization
-from .decision import Decision
-from .errors import AuthenticationError
-from .identity import Identity
-from .tokens import format as token_format
-from .tokens.store import TokenRecord
+from restauth_wsgi.credentials import parse_authorization
+from restauth_wsgi.decision import Decision
+from restauth_wsgi.errors import AuthenticationError
+from restauth_wsgi.identity import Identity
+from restauth_wsgi.request.client_address import ClientAddress
+from restauth_wsgi.tokens import format as token_format
+from restauth_wsgi.tokens.store import TokenRecord
 
 #: The logger audit lines go to unless a middleware has its own target.
 LOGGER_NAME = "restauth.audit"

@@ -11,13 +11,10 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from .authenticators import UNGUARDED, Authenticator, Guard
-from .authenticators.api_token import ApiTokenAuthenticator, StoreAnswer
-from .authenticators.password import REMEMBER_FOR as PASSWORD_REMEMBERED_FOR
-from .authenticators.password import PasswordAuthenticator, PasswordFile
-from .cache import RecentAnswers, Refusal, SharedCache
-from .credentials import Credentials, parse_authorization
-from .errors import (
+from restauth_wsgi.authenticator import UNGUARDED, Authenticator, Guard
+from restauth_wsgi.cache import RecentAnswers, Refusal, SharedCache
+from restauth_wsgi.credentials import Credentials, parse_authorization
+from restauth_wsgi.errors import (
     AuthenticationError,
     InvalidCredentials,
     InvalidToken,
@@ -27,13 +24,16 @@ from .errors import (
     TokenNotRecognised,
     TooManyFailures,
 )
-from .identity import Identity
-from .metrics import NO_METRICS, Metrics
-from .providers.build import Providers
-from .providers.routing import family_of
-from .settings import Settings
-from .tokens import format as token_format
-from .tokens.feed import ChangeFeed
+from restauth_wsgi.identity import Identity
+from restauth_wsgi.metrics import NO_METRICS, Metrics
+from restauth_wsgi.passwords import REMEMBER_FOR as PASSWORD_REMEMBERED_FOR
+from restauth_wsgi.passwords import PasswordAuthenticator, PasswordFile
+from restauth_wsgi.provider_chain import Providers
+from restauth_wsgi.providers.routing import family_of
+from restauth_wsgi.settings import Settings
+from restauth_wsgi.tokens import format as token_format
+from restauth_wsgi.tokens.authenticator import ApiTokenAuthenticator, StoreAnswer
+from restauth_wsgi.tokens.feed import ChangeFeed
 
 log = logging.getLogger("restauth_wsgi")
 # How long an API token's answer is kept while the store does not change: a
@@ -158,7 +158,7 @@ class Authentication:
         """Return the identity the ``Authorization`` header proves.
 
         :param guard: asked before anything costly or guessable (see
-            :class:`~restauth_wsgi.authenticators.Guard`).
+            :class:`~restauth_wsgi.authenticator.Guard`).
         :raises AuthenticationError: with the HTTP meaning of the refusal.
         """
         if not header or header.isspace():

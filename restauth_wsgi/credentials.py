@@ -13,9 +13,9 @@ from __future__ import annotations
 import binascii
 import re
 
-from . import jws
-from .errors import InvalidCredentials, InvalidToken, MalformedCredentials
-from .jws import ParsedJwt
+from restauth_wsgi.errors import InvalidCredentials, InvalidToken, MalformedCredentials
+from restauth_wsgi.jwt import jws
+from restauth_wsgi.jwt.jws import ParsedJwt
 
 #: Credentials longer than this are refused before any parsing or lookup.
 #: Far above any real token (large Azure/Keycloak JWTs are 4-8 KB), far

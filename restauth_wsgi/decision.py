@@ -1,7 +1,7 @@
 """The decision: may this request through, as whom, or what is the answer.
 
 :class:`Gatekeeper` is the whole of the middleware's judgement, and nothing
-of WSGI: it takes one :class:`~restauth_wsgi.request.Request` and returns a
+of WSGI: it takes one :class:`~restauth_wsgi.request.description.Request` and returns a
 :class:`Decision`. The middleware is an adapter around it, and ``restauth
 check`` runs the very same object, so the two cannot disagree. In order:
 
@@ -11,9 +11,9 @@ check`` runs the very same object, so the two cannot disagree. In order:
    token API's paths, which always need credentials);
 4. who is asking: a ``REMOTE_USER`` the server in front vouched for (when
    trusted), nobody on an optional path without credentials, or the
-   authenticator chain, guarded (:class:`~restauth_wsgi.authenticators.Guard`)
+   authenticator chain, guarded (:class:`~restauth_wsgi.authenticator.Guard`)
    by blocked passwords and the lockout before anything costly or guessable;
-5. what they may do (:meth:`~restauth_wsgi.access.AccessPolicy.authorize`):
+5. what they may do (:meth:`~restauth_wsgi.access.policy.AccessPolicy.authorize`):
    token restrictions, read-only groups, rules. Every identity goes
    through it, a trusted ``REMOTE_USER`` included.
 
@@ -28,10 +28,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from .access import AccessPolicy, load_rules
-from .authentication import Authentication
-from .authenticators import UNGUARDED
-from .errors import (
+from restauth_wsgi.access.lockout import Lockout, Reservation, address_subject
+from restauth_wsgi.access.policy import AccessPolicy, load_rules
+from restauth_wsgi.authentication import Authentication
+from restauth_wsgi.authenticator import UNGUARDED
+from restauth_wsgi.errors import (
     AuthenticationError,
     Forbidden,
     InvalidCredentials,
@@ -41,13 +42,11 @@ from .errors import (
     ServiceUnavailable,
     TooManyFailures,
 )
-from .identity import Identity
-from .lockout import Lockout, Reservation, address_subject
-from .metrics import NO_METRICS, Metrics, prometheus_metrics
-from .paths import PathGlobs
-from .request import Request
-from .self_service.config import api_globs
-from .settings import Settings
+from restauth_wsgi.identity import Identity
+from restauth_wsgi.metrics import NO_METRICS, Metrics, prometheus_metrics
+from restauth_wsgi.request.description import Request
+from restauth_wsgi.request.paths import PathGlobs
+from restauth_wsgi.settings import Settings, api_globs
 
 log = logging.getLogger("restauth_wsgi")
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .restrictions import TokenRestrictions
+if TYPE_CHECKING:
+    # Only named here: an identity does not need the tokens package to exist.
+    from restauth_wsgi.tokens.restrictions import TokenRestrictions
+
 
 _NO_CLAIMS: Mapping[str, Any] = types.MappingProxyType({})
 _SCALARS = (str, int, float, bool, type(None))

@@ -11,7 +11,7 @@ Requests that cannot be let through are answered here with a JSON error and
 ``WWW-Authenticate`` challenges; the application never sees them.
 
 This is an adapter, as werkzeug's dispatcher is: it strips what a client
-could spoof, describes the request once (:mod:`restauth_wsgi.request`),
+could spoof, describes the request once (:mod:`restauth_wsgi.request.description`),
 asks the :class:`~restauth_wsgi.decision.Gatekeeper`, writes the audit line
 and the metrics, and answers or hands on (to the application, or to the
 self-service token API for its paths). No decision is made here.
@@ -25,14 +25,14 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .audit import AuditLog, credential_tag, redact_tokens
-from .decision import Decision, Gatekeeper, refusal
-from .errors import AuthenticationError, MalformedRequest, ServiceUnavailable
-from .metrics import exposition_app
-from .request import Request, describe_environ
-from .responses import error_response
-from .self_service.api import SelfServiceApi
-from .settings import Settings, settings_environ, unknown_variables
+from restauth_wsgi.audit import AuditLog, credential_tag, redact_tokens
+from restauth_wsgi.decision import Decision, Gatekeeper, refusal
+from restauth_wsgi.errors import AuthenticationError, MalformedRequest, ServiceUnavailable
+from restauth_wsgi.metrics import exposition_app
+from restauth_wsgi.request.description import Request, describe_environ
+from restauth_wsgi.responses import error_response
+from restauth_wsgi.self_service.api import SelfServiceApi
+from restauth_wsgi.settings import Settings, settings_environ, unknown_variables
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

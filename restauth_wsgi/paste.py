@@ -25,12 +25,12 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from .declaration import declared
-from .errors import ConfigurationError
-from .middleware import RestAuthMiddleware
-from .providers.settings import ProviderSettings
-from .settings import PREFIX, Settings, settings_environ, unknown_variables
-from .values import LIST, require_extra
+from restauth_wsgi.config.declaration import declared
+from restauth_wsgi.config.kinds import LIST, require_extra
+from restauth_wsgi.errors import ConfigurationError
+from restauth_wsgi.middleware import RestAuthMiddleware
+from restauth_wsgi.providers.settings import ProviderSettings
+from restauth_wsgi.settings import PREFIX, Settings, settings_environ, unknown_variables
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication

@@ -27,7 +27,12 @@ from collections.abc import Sequence
 
 from werkzeug.wrappers import Response
 
-from .errors import AuthenticationError, InsufficientScope, ServiceUnavailable, TooManyFailures
+from restauth_wsgi.errors import (
+    AuthenticationError,
+    InsufficientScope,
+    ServiceUnavailable,
+    TooManyFailures,
+)
 
 # The errors RFC 6750 section 3.1 defines; only these go into a Bearer challenge.
 _BEARER_ERRORS = frozenset({"invalid_request", "invalid_token", "insufficient_scope"})

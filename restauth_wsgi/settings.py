@@ -7,7 +7,7 @@ in the same checks, which raise :class:`ConfigurationError` naming the
 variable. Nothing here does I/O: a store or provider that is down is not a
 configuration error.
 
-Each setting is declared once (:func:`~restauth_wsgi.declaration.setting`:
+Each setting is declared once (:func:`~restauth_wsgi.config.declaration.setting`:
 kind, default, doc), in the group of the part that takes it:
 :class:`MiddlewareSettings`, :class:`TokenSettings`,
 :class:`UpstreamSettings`, :class:`AccessSettings`,
@@ -25,22 +25,23 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from .cache import SharedCache, check_cache_url, open_shared_cache
-from .config_file import content_lines
-from .declaration import check_all, declared, default_of, parse_all, problems, setting
-from .errors import ConfigurationError
-from .metrics import NO_METRICS, Metrics
-from .providers.settings import ProviderSettings
-from .self_service.config import DEFAULT_API_PATH, check_api_path, check_origins
-from .tokens.issuing import TokenPolicy
-from .tokens.store import TokenStore, check_store_url, open_store
-from .urls import mask_url
-from .values import (
+from restauth_wsgi.cache import SharedCache, check_cache_url, open_shared_cache
+from restauth_wsgi.config.declaration import (
+    check_all,
+    declared,
+    default_of,
+    parse_all,
+    problems,
+    setting,
+)
+from restauth_wsgi.config.env_file import content_lines
+from restauth_wsgi.config.kinds import (
     BOOL,
     LIST,
     OPTIONAL_STRING,
@@ -55,6 +56,12 @@ from .values import (
     require_extra,
     seconds_between,
 )
+from restauth_wsgi.errors import ConfigurationError
+from restauth_wsgi.metrics import NO_METRICS, Metrics
+from restauth_wsgi.providers.settings import ProviderSettings
+from restauth_wsgi.tokens.issuing import TokenPolicy
+from restauth_wsgi.tokens.store import TokenStore, check_store_url, open_store
+from restauth_wsgi.urls import mask_url
 
 PREFIX = "RESTAUTH_"
 # RFC 7235 section 2.2: the realm is sent as a quoted-string; keeping it to
@@ -161,7 +168,7 @@ def _check_path(value: object) -> str:
 
 
 def _check_networks(value: object) -> tuple[str, ...]:
-    from .access import parse_networks
+    from restauth_wsgi.access.policy import parse_networks
 
     networks = check_str_tuple(value)
     parse_networks(networks)
@@ -450,7 +457,7 @@ class UpstreamSettings(_Group):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from .providers.presets import resolve  # the presets need these settings
+        from restauth_wsgi.providers.presets import resolve  # the presets need these settings
 
         for provider in self.providers:
             resolve(provider, allow_http=self.allow_http)
@@ -642,6 +649,70 @@ class CacheSettings(_Group):
     )
 
 
+# The self-service API's values (restauth_wsgi.self_service serves it).
+
+#: Where Jira and Confluence Data Center serve their personal access token API.
+DEFAULT_API_PATH = "/rest/pat/latest/tokens"
+
+# Segments of unreserved characters (RFC 3986), none of them '.' or '..': a
+# path that every router reads one way, and that a glob can name literally.
+_SEGMENT = r"/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+"
+_API_PATH = re.compile(f"(?:{_SEGMENT}){{1,20}}")
+
+
+def check_api_path(value: object) -> str:
+    """``RESTAUTH_SELF_SERVICE_PATH``: an absolute path without a trailing slash,
+    of letters, digits and ``.``, ``_``, ``~``, ``-`` (no globs, no ``.``
+    or ``..`` segments, nothing to decode).
+
+    :raises ValueError: saying what is wrong.
+    """
+    if not isinstance(value, str) or len(value) > 200 or not _API_PATH.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a path for the API; write one such as {DEFAULT_API_PATH}"
+            " (letters, digits, '.', '_', '~' and '-' between slashes, no trailing slash)"
+        )
+    return value
+
+
+def check_origins(value: object) -> tuple[str, ...]:
+    """``RESTAUTH_SELF_SERVICE_CORS_ORIGINS``: exact origins
+    (``https://app.example.com``, ``http://127.0.0.1:3000``), compared as
+    browsers send them in ``Origin``; never ``*``.
+
+    :raises ValueError: naming the first that is not an origin.
+    """
+    origins = check_str_tuple(value)
+    for origin in origins:
+        if origin == "*":
+            raise ValueError(
+                "'*' would let any web page use the API with its visitors' credentials;"
+                " list the exact origins (https://app.example.com)"
+            )
+        parts = urllib.parse.urlsplit(origin)
+        try:
+            parts.port  # noqa: B018 - raises for a port that is not a number
+        except ValueError:
+            parts = parts._replace(scheme="")
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or f"{parts.scheme}://{parts.netloc}" != origin
+            or parts.username is not None
+            or origin != origin.lower()
+        ):
+            raise ValueError(
+                f"{origin!r} is not an origin; write scheme://host[:port] in lower case,"
+                " without a path or a trailing slash (https://app.example.com)"
+            )
+    return origins
+
+
+def api_globs(path: str) -> tuple[str, str]:
+    """The path globs the API answers for: the collection and one level below it."""
+    return (path, path + "/*")
+
+
 @dataclass(frozen=True, kw_only=True)
 class SelfServiceSettings(_Group):
     """The personal access token API users make their own tokens with (docs/self-service.md)."""
@@ -751,7 +822,7 @@ class Settings(
         what decides who is accepted (the token store, each provider's
         fingerprint, the password file, the realm), so that the workers and
         hosts of one service share counters and answers and other services do not."""
-        from .providers.presets import resolve
+        from restauth_wsgi.providers.presets import resolve
 
         parts = [
             self.realm,
@@ -779,7 +850,7 @@ def _variables() -> list[str]:
 
 def field_problems(values: Mapping[str, str]) -> list[ConfigurationError]:
     """Every variable of ``values`` that is invalid on its own (not only the first)."""
-    from .providers.presets import resolve
+    from restauth_wsgi.providers.presets import resolve
 
     found = problems(Settings, values, env_name, skip=("providers",))
     # The providers are judged by the allow_http they would run with; a wrong

@@ -21,9 +21,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .declaration import declared, default_of
-from .providers.settings import ProviderSettings
-from .settings import Settings, env_name
+from restauth_wsgi.config.declaration import declared, default_of
+from restauth_wsgi.providers.settings import ProviderSettings
+from restauth_wsgi.settings import Settings, env_name
 
 #: The docs that have settings tables, relative to the checkout.
 DOCS = ("docs/settings.md", "docs/providers.md")

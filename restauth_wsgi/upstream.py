@@ -30,11 +30,11 @@ from typing import Any
 import requests
 from requests.auth import AuthBase
 
-from . import strict_json
-from .cache import ExpiringMap
-from .metrics import NO_METRICS, Metrics
-from .per_thread import PerThread
-from .urls import check_url
+from restauth_wsgi import strict_json
+from restauth_wsgi.cache import ExpiringMap
+from restauth_wsgi.fork_safety import PerThread
+from restauth_wsgi.metrics import NO_METRICS, Metrics
+from restauth_wsgi.urls import check_url
 
 log = logging.getLogger(__name__)
 

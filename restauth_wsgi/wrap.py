@@ -13,8 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .middleware import RestAuthMiddleware
-from .settings import Settings
+from restauth_wsgi.middleware import RestAuthMiddleware
+from restauth_wsgi.settings import Settings
 
 
 def wrap(target: str, settings: Settings | None = None) -> RestAuthMiddleware:

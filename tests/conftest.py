@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from werkzeug.middleware.lint import LintMiddleware
 from werkzeug.test import Client
 
@@ -19,6 +20,11 @@ from .fake_provider import FakeProvider
 from .helpers import echo_app, need
 from .oidc_provider import OidcProvider, node_available
 from .services import postgres_database
+
+# Property tests judge answers, never speed: Hypothesis's per-example deadline
+# is a timed assertion, which a busy machine fails (speed is benchmarks/' job).
+hypothesis_settings.register_profile("restauth", deadline=None)
+hypothesis_settings.load_profile("restauth")
 
 
 @pytest.fixture

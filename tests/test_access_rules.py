@@ -17,7 +17,7 @@ from werkzeug.test import Client
 
 from restauth_wsgi import ConfigurationError, RestAuthMiddleware, Settings
 from restauth_wsgi.providers.settings import ProviderSettings
-from restauth_wsgi.restrictions import TokenRestrictions
+from restauth_wsgi.tokens.restrictions import TokenRestrictions
 from restauth_wsgi.tokens.store import TokenRecord
 
 from .fake_provider import FakeProvider

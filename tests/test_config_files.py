@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from restauth_wsgi import Settings
-from restauth_wsgi.authenticators.password import PasswordFile
 from restauth_wsgi.errors import ConfigurationError
+from restauth_wsgi.passwords import PasswordFile
 
 BCRYPT = "$2b$12$" + "a" * 53
 

@@ -1,4 +1,4 @@
-"""The one strict JWT parse and the registered-claim rules (restauth_wsgi.jws)."""
+"""The one strict JWT parse and the registered-claim rules (restauth_wsgi.jwt.jws)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from restauth_wsgi import jws
+from restauth_wsgi.jwt import jws
 
 
 def b64(data: Any) -> str:

@@ -163,9 +163,14 @@ def test_the_example_under_apache(apache_dir: Path) -> None:
         assert without.headers["WWW-Authenticate"].startswith('Bearer realm="api"')
         assert requests.get(f"{url}/health", timeout=10).json() == {"status": "ok"}
 
-        for _ in range(30):  # health checks and anonymous probes on every daemon process
+        # Health checks and anonymous probes among clients that authenticate,
+        # as in real traffic: each daemon process judges by what it sees, so
+        # each must see some of both (a process that saw only probes would
+        # rightly wonder where the headers went).
+        for _ in range(30):
             requests.get(f"{url}/health", timeout=10)
             requests.get(myself, timeout=10)
+            requests.get(myself, headers={"Authorization": f"Bearer {token}"}, timeout=10)
         log = _log(error_log)
         assert "WSGIPassAuthorization" not in log, "the directive is on: no hint crying wolf"
 

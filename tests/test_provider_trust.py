@@ -349,7 +349,7 @@ def test_stripping_any_domain_is_no_longer_possible() -> None:
 
 
 def clashes(*providers: ProviderSettings) -> list[str]:
-    from restauth_wsgi.providers.build import Providers
+    from restauth_wsgi.provider_chain import Providers
 
     return Providers(Settings(providers=providers)).username_clashes()
 

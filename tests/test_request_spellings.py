@@ -25,7 +25,7 @@ from werkzeug.test import Client
 
 from restauth_wsgi import RestAuthMiddleware, Settings
 from restauth_wsgi.providers.settings import ProviderSettings
-from restauth_wsgi.restrictions import TokenRestrictions
+from restauth_wsgi.tokens.restrictions import TokenRestrictions
 from restauth_wsgi.tokens.store import TokenRecord
 
 from .fake_provider import FakeProvider

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from restauth_wsgi import ConfigurationError, Settings
+from restauth_wsgi.access.lockout import Lockout
 from restauth_wsgi.cache import open_shared_cache
-from restauth_wsgi.declaration import declared
-from restauth_wsgi.lockout import Lockout
+from restauth_wsgi.config.declaration import declared
+from restauth_wsgi.config.kinds import Kind
 from restauth_wsgi.providers.presets import PRESETS
 from restauth_wsgi.providers.settings import ProviderSettings
 from restauth_wsgi.settings import (
@@ -26,7 +27,6 @@ from restauth_wsgi.settings import (
 )
 from restauth_wsgi.settings_doc import DOCS, main, rewrite, tables_in, tabulated
 from restauth_wsgi.tokens.issuing import TokenPolicy
-from restauth_wsgi.values import Kind
 
 from .helpers import ROOT
 

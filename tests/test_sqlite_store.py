@@ -14,8 +14,8 @@ from werkzeug.test import Client
 
 from restauth_wsgi import RestAuthMiddleware, Settings
 from restauth_wsgi.authentication import Authentication
-from restauth_wsgi.authenticators.api_token import ApiTokenAuthenticator
 from restauth_wsgi.errors import TokenLimitExceeded
+from restauth_wsgi.tokens.authenticator import ApiTokenAuthenticator
 from restauth_wsgi.tokens.issuing import issue_token
 from restauth_wsgi.tokens.sqlite import MIGRATIONS, SQLiteTokenStore
 from restauth_wsgi.tokens.store import open_store, sqlite_path

@@ -24,11 +24,12 @@ from typing import Any
 import pytest
 from werkzeug.test import Client
 
-from restauth_wsgi import RestAuthMiddleware, Settings, paths
-from restauth_wsgi.authenticators.api_token import ApiTokenAuthenticator
+from restauth_wsgi import RestAuthMiddleware, Settings
 from restauth_wsgi.decision import Gatekeeper
 from restauth_wsgi.middleware import SpoofableHeaders
-from restauth_wsgi.paths import request_path
+from restauth_wsgi.request import paths
+from restauth_wsgi.request.paths import request_path
+from restauth_wsgi.tokens.authenticator import ApiTokenAuthenticator
 from restauth_wsgi.tokens.feed import POLL_SECONDS, STALE_SECONDS
 from restauth_wsgi.tokens.issuing import issue_token
 from restauth_wsgi.tokens.store import TokenRecord, open_store

@@ -8,9 +8,9 @@ store's change feed (:mod:`restauth_wsgi.tokens.feed`).
 
 from __future__ import annotations
 
-from .backends import check_cache_url
-from .recent import ExpiringMap, RecentAnswers, Refusal
-from .shared import SharedCache, open_shared_cache
+from restauth_wsgi.cache.backends import check_cache_url
+from restauth_wsgi.cache.recent import ExpiringMap, RecentAnswers, Refusal
+from restauth_wsgi.cache.shared import SharedCache, open_shared_cache
 
 __all__ = [
     "ExpiringMap",

@@ -17,10 +17,9 @@ from typing import Any
 
 from cachelib import BaseCache
 
+from restauth_wsgi.cache.backends import Backend, check_cache_url, open_backend
+from restauth_wsgi.fork_safety import PerProcess
 from restauth_wsgi.metrics import NO_METRICS, Metrics
-from restauth_wsgi.per_thread import PerProcess
-
-from .backends import Backend, check_cache_url, open_backend
 
 log = logging.getLogger("restauth_wsgi.cache")
 

@@ -18,10 +18,9 @@ import sys
 from collections.abc import Sequence
 
 from restauth_wsgi import __version__
+from restauth_wsgi.cli import check, config, demo, lockout, output, store, tokens, userinfo
+from restauth_wsgi.cli.output import CommandError
 from restauth_wsgi.errors import ConfigurationError, RestAuthError
-
-from . import check, config, demo, lockout, output, store, tokens, userinfo
-from .output import CommandError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,13 +16,18 @@ import time
 import urllib.parse
 from typing import Any
 
-from restauth_wsgi.client_address import parse_address
+from restauth_wsgi.cli.output import (
+    CommandError,
+    format_time,
+    load_settings,
+    printable,
+    read_secret,
+)
 from restauth_wsgi.decision import Decision, Gatekeeper
 from restauth_wsgi.errors import MalformedRequest
 from restauth_wsgi.identity import Identity
-from restauth_wsgi.request import describe
-
-from .output import CommandError, format_time, load_settings, printable, read_secret
+from restauth_wsgi.request.client_address import parse_address
+from restauth_wsgi.request.description import describe
 
 
 def register(commands: Any) -> None:

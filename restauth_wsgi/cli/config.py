@@ -7,18 +7,17 @@ import time
 from contextlib import suppress
 from typing import Any
 
-from restauth_wsgi.access import load_rules
-from restauth_wsgi.authenticators.password import PasswordFile
+from restauth_wsgi.access.policy import load_rules
+from restauth_wsgi.cli.output import settings_values
 from restauth_wsgi.errors import ConfigurationError, TokenStoreUnavailable
-from restauth_wsgi.providers.build import Provider, Providers
-from restauth_wsgi.providers.config import ProviderConfig
-from restauth_wsgi.providers.keys import UnknownKey
+from restauth_wsgi.jwt.keys import UnknownKey
+from restauth_wsgi.passwords import PasswordFile
+from restauth_wsgi.provider_chain import Provider, Providers
+from restauth_wsgi.providers.resolved import ProviderConfig
 from restauth_wsgi.settings import Settings, field_problems, unknown_variables
 from restauth_wsgi.tokens.store import TokenStoreMissing
 from restauth_wsgi.upstream import UpstreamError
 from restauth_wsgi.urls import mask_url
-
-from .output import settings_values
 
 
 def register(commands: Any) -> None:

@@ -25,10 +25,9 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
+from restauth_wsgi.cli.output import CommandError, load_settings
 from restauth_wsgi.settings import Settings
 from restauth_wsgi.tokens.issuing import issue_token
-
-from .output import CommandError, load_settings
 
 DEMO_USER = "alice"
 

@@ -6,10 +6,9 @@ import argparse
 import json
 from typing import Any
 
-from restauth_wsgi.lockout import Lockout
+from restauth_wsgi.access.lockout import Lockout
+from restauth_wsgi.cli.output import CommandError, load_settings, printable
 from restauth_wsgi.urls import mask_url
-
-from .output import CommandError, load_settings, printable
 
 
 def register(commands: Any) -> None:

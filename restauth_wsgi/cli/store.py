@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from restauth_wsgi.cli.output import CommandError, load_settings
 from restauth_wsgi.errors import ConfigurationError
 from restauth_wsgi.tokens.store import TokenRecord, TokenStore, open_store
 from restauth_wsgi.urls import mask_url
-
-from .output import CommandError, load_settings
 
 
 def register(commands: Any) -> None:

@@ -8,15 +8,14 @@ import sys
 import time
 from typing import Any
 
-from restauth_wsgi.restrictions import TokenRestrictions, parse_allow
+from restauth_wsgi.cli.output import CommandError, format_time, load_settings
+from restauth_wsgi.config.kinds import parse_lifetime
 from restauth_wsgi.settings import Settings
 from restauth_wsgi.tokens import format as token_format
 from restauth_wsgi.tokens.issuing import NEVER, issue_token
+from restauth_wsgi.tokens.restrictions import TokenRestrictions, parse_allow
 from restauth_wsgi.tokens.store import TokenRecord, TokenStore
 from restauth_wsgi.urls import mask_url
-from restauth_wsgi.values import parse_lifetime
-
-from .output import CommandError, format_time, load_settings
 
 
 def register(commands: Any) -> None:

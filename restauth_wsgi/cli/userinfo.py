@@ -7,13 +7,12 @@ import argparse
 import json
 from typing import Any
 
-from restauth_wsgi import jws
+from restauth_wsgi.cli.output import CommandError, load_settings, read_secret
 from restauth_wsgi.errors import AuthenticationError, InvalidToken
-from restauth_wsgi.mapping import claim
-from restauth_wsgi.providers.build import Provider, Providers
+from restauth_wsgi.jwt import jws
+from restauth_wsgi.provider_chain import Provider, Providers
+from restauth_wsgi.providers.claims import claim
 from restauth_wsgi.upstream import UpstreamError
-
-from .output import CommandError, load_settings, read_secret
 
 #: Attributes that commonly hold a username or an e-mail, most specific first.
 USERNAME_CANDIDATES = (

@@ -21,9 +21,8 @@ import time
 import urllib.parse
 from typing import Any
 
+from restauth_wsgi.providers.resolved import ProviderConfig
 from restauth_wsgi.upstream import UpstreamClient, UpstreamError
-
-from .config import ProviderConfig
 
 #: How long a fetched document is used before it is fetched again.
 MAX_AGE = 24 * 3600

@@ -17,11 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from restauth_wsgi.errors import ConfigurationError
-from restauth_wsgi.mapping import IdentityMapping
+from restauth_wsgi.providers.claims import IdentityMapping
+from restauth_wsgi.providers.resolved import ClaimRule, ProviderConfig
+from restauth_wsgi.providers.settings import HMAC_ALGORITHMS, ProviderSettings
 from restauth_wsgi.urls import check_url
-
-from .config import ClaimRule, ProviderConfig
-from .settings import HMAC_ALGORITHMS, ProviderSettings
 
 #: Claims only ID tokens carry (OpenID Connect Core 2 and 3.1.3.6): a JWT
 #: with one is an ID token, whatever else it looks like.

@@ -4,7 +4,7 @@
 variables, ``RESTAUTH_CORP_TYPE``, ``RESTAUTH_CORP_DOMAIN``... Which ones a
 provider needs depends on its type (the preset); :mod:`.presets` checks that
 and names any missing variable. Each setting is declared once, as the global
-ones are (:mod:`restauth_wsgi.declaration`), and read and checked by the same
+ones are (:mod:`restauth_wsgi.config.declaration`), and read and checked by the same
 loops; the table of docs/providers.md is written from these declarations.
 """
 
@@ -15,9 +15,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
 
-from restauth_wsgi.declaration import check_all, declared, parse_all, setting
-from restauth_wsgi.errors import ConfigurationError
-from restauth_wsgi.values import (
+from restauth_wsgi.config.declaration import check_all, declared, parse_all, setting
+from restauth_wsgi.config.kinds import (
     BOOL,
     LIST,
     OPTIONAL_BOOL,
@@ -33,6 +32,7 @@ from restauth_wsgi.values import (
     one_of,
     one_of_lazily,
 )
+from restauth_wsgi.errors import ConfigurationError
 
 #: The ways to validate a bearer token.
 VALIDATIONS = ("jwt", "introspection", "userinfo", "check")
@@ -96,7 +96,9 @@ def _check_prefix(value: object) -> str:
 
 
 def _preset_types() -> tuple[str, ...]:
-    from .presets import TYPES  # the presets are built on these settings: asked when checked
+    from restauth_wsgi.providers.presets import (
+        TYPES,  # the presets are built on these settings: asked when checked
+    )
 
     return TYPES
 

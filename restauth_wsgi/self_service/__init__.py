@@ -7,7 +7,6 @@ written for those work unchanged. The middleware serves it after its usual
 decision has authenticated the caller; the application never sees these
 requests. Off unless ``RESTAUTH_SELF_SERVICE=true``; see docs/self-service.md.
 
-* :mod:`.config`: the settings' values, checked;
 * :mod:`.api`: the endpoint, from a request to an answer;
 * :mod:`.body`: the JSON body of a creation, read strictly;
 * :mod:`.grants`: what a new token may be given, never more than its creator has;
@@ -15,6 +14,6 @@ requests. Off unless ``RESTAUTH_SELF_SERVICE=true``; see docs/self-service.md.
 * :mod:`.cors`: browser preflights, for the listed origins only;
 * :mod:`.refusals`: the API's own refusals (400, 404, 405, 413, 415).
 
-Nothing is imported here, so that the settings can import :mod:`.config`
-without the rest.
+Its settings, and the checks of their values, are
+:class:`restauth_wsgi.settings.SelfServiceSettings`.
 """

@@ -39,20 +39,24 @@ from restauth_wsgi.errors import (
     TokenLimitExceeded,
 )
 from restauth_wsgi.identity import Identity
-from restauth_wsgi.paths import PathGlobs, RequestPath
-from restauth_wsgi.request import Request, judged
+from restauth_wsgi.request.description import Request, judged
+from restauth_wsgi.request.paths import PathGlobs, RequestPath
 from restauth_wsgi.responses import CONTENT_TYPE, error_response
-from restauth_wsgi.settings import Settings
+from restauth_wsgi.self_service import wire
+from restauth_wsgi.self_service.body import read_creation
+from restauth_wsgi.self_service.cors import Cors
+from restauth_wsgi.self_service.grants import Grants
+from restauth_wsgi.self_service.refusals import (
+    ApiRefusal,
+    LimitReached,
+    MethodNotAllowed,
+    NotFound,
+    refusal_response,
+)
+from restauth_wsgi.settings import DEFAULT_API_PATH, Settings, api_globs
 from restauth_wsgi.tokens import format as token_format
 from restauth_wsgi.tokens.issuing import issue_token
 from restauth_wsgi.tokens.store import TokenRecord, TokenStore, open_store
-
-from . import wire
-from .body import read_creation
-from .config import DEFAULT_API_PATH, api_globs
-from .cors import Cors
-from .grants import Grants
-from .refusals import ApiRefusal, LimitReached, MethodNotAllowed, NotFound, refusal_response
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

@@ -27,12 +27,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_input_stream
 
-from restauth_wsgi.access import parse_networks
-from restauth_wsgi.restrictions import TokenRestrictions, parse_allow
+from restauth_wsgi.access.policy import parse_networks
+from restauth_wsgi.self_service.refusals import ApiRefusal, BodyTooLarge, UnsupportedMediaType
 from restauth_wsgi.strict_json import loads_unique
 from restauth_wsgi.tokens.issuing import check_name
-
-from .refusals import ApiRefusal, BodyTooLarge, UnsupportedMediaType
+from restauth_wsgi.tokens.restrictions import TokenRestrictions, parse_allow
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment

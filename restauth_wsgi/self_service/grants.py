@@ -28,10 +28,9 @@ from typing import TypeVar
 
 from restauth_wsgi.errors import Forbidden
 from restauth_wsgi.identity import Identity
-from restauth_wsgi.restrictions import TokenRestrictions
+from restauth_wsgi.self_service.refusals import ApiRefusal, LimitReached
 from restauth_wsgi.tokens.issuing import NEVER, TokenPolicy
-
-from .refusals import ApiRefusal, LimitReached
+from restauth_wsgi.tokens.restrictions import TokenRestrictions
 
 #: How credentials are checked when a token may be made with them (identity
 #: methods): a provider's token, or a password.

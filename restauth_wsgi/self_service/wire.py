@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from restauth_wsgi.restrictions import TokenRestrictions
+from restauth_wsgi.tokens.restrictions import TokenRestrictions
 from restauth_wsgi.tokens.store import TokenRecord
 
 #: Atlassian's "EXPIRES SOON" shows from this long before the expiry.

@@ -39,9 +39,8 @@ import time
 import weakref
 from collections.abc import Callable, Hashable
 
-from restauth_wsgi import per_thread
-
-from .store import TokenStore
+from restauth_wsgi import fork_safety
+from restauth_wsgi.tokens.store import TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +111,7 @@ class ChangeFeed:
         seen = self._process.seen
         if (
             seen is None
-            or self._fork != per_thread._generation  # a forked child's is not started yet
+            or self._fork != fork_safety._generation  # a forked child's is not started yet
             or self._clock() - seen[1] > self.stale
         ):
             return None
@@ -139,19 +138,19 @@ class ChangeFeed:
     def start(self) -> None:
         """Start this process's thread if it is not running (a token was
         accepted: there is something to remember). The first poll follows."""
-        if self._fork != per_thread.fork_generation():
+        if self._fork != fork_safety.fork_generation():
             self._start()
 
     def _start(self) -> _Process:
         with self._lock:
-            if self._fork == per_thread.fork_generation():
+            if self._fork == fork_safety.fork_generation():
                 return self._process
             # A parent's state (and thread) does not exist here.
             process = _Process()
             process.thread = threading.Thread(
                 target=self._run, args=(process,), name="restauth-token-feed", daemon=True
             )
-            self._process, self._fork = process, per_thread.fork_generation()
+            self._process, self._fork = process, fork_safety.fork_generation()
             process.thread.start()
             return process
 

@@ -6,12 +6,11 @@ import re
 import time
 from dataclasses import dataclass
 
-from restauth_wsgi.durations import format_duration
+from restauth_wsgi.config.durations import format_duration
 from restauth_wsgi.errors import TokenLimitExceeded
-from restauth_wsgi.restrictions import TokenRestrictions
-
-from . import format as token_format
-from .store import TokenIdTaken, TokenRecord, TokenStore
+from restauth_wsgi.tokens import format as token_format
+from restauth_wsgi.tokens.restrictions import TokenRestrictions
+from restauth_wsgi.tokens.store import TokenIdTaken, TokenRecord, TokenStore
 
 #: Pass as ``lifetime`` for a token that never expires (if policy allows).
 NEVER = -1

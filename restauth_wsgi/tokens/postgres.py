@@ -18,11 +18,10 @@ import psycopg
 import psycopg_pool
 
 from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
-from restauth_wsgi.per_thread import PerProcess
+from restauth_wsgi.fork_safety import PerProcess
+from restauth_wsgi.tokens.sql import Queries, SqlTokenWrites, from_row, to_row
+from restauth_wsgi.tokens.store import TokenIdTaken, TokenRecord, TokenStoreMissing
 from restauth_wsgi.urls import mask_url
-
-from .sql import Queries, SqlTokenWrites, from_row, to_row
-from .store import TokenIdTaken, TokenRecord, TokenStoreMissing
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from restauth_wsgi.restrictions import TokenRestrictions
-
-from .store import TokenRecord
+from restauth_wsgi.tokens.restrictions import TokenRestrictions
+from restauth_wsgi.tokens.store import TokenRecord
 
 #: The columns, in TokenRecord's field order.
 COLUMNS = (

@@ -24,10 +24,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
-from restauth_wsgi.per_thread import PerThread
-
-from .sql import Queries, SqlTokenWrites, from_row, to_row
-from .store import TokenIdTaken, TokenRecord, TokenStoreMissing
+from restauth_wsgi.fork_safety import PerThread
+from restauth_wsgi.tokens.sql import Queries, SqlTokenWrites, from_row, to_row
+from restauth_wsgi.tokens.store import TokenIdTaken, TokenRecord, TokenStoreMissing
 
 log = logging.getLogger(__name__)
 

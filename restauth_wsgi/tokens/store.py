@@ -6,10 +6,10 @@ import urllib.parse
 from collections.abc import Hashable, Iterable
 from typing import NamedTuple, Protocol
 
+from restauth_wsgi.config.kinds import require_extra
 from restauth_wsgi.errors import ConfigurationError, TokenStoreUnavailable
-from restauth_wsgi.restrictions import TokenRestrictions
+from restauth_wsgi.tokens.restrictions import TokenRestrictions
 from restauth_wsgi.urls import mask_url
-from restauth_wsgi.values import require_extra
 
 
 class TokenRecord(NamedTuple):
@@ -146,10 +146,10 @@ def open_store(
     except ValueError as exc:
         raise ConfigurationError(source, str(exc)) from None
     if url.startswith("sqlite:"):
-        from .sqlite import SQLiteTokenStore
+        from restauth_wsgi.tokens.sqlite import SQLiteTokenStore
 
         return SQLiteTokenStore(sqlite_path(url), timeout=timeout, create=create)
-    from .postgres import PostgresTokenStore
+    from restauth_wsgi.tokens.postgres import PostgresTokenStore
 
     return PostgresTokenStore(url, timeout=timeout, create=create)
 

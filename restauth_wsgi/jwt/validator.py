@@ -7,7 +7,7 @@ never ``none``), and its claims: ``iss`` exact, the audience, ``exp``
 required, ``nbf`` and ``iat`` with leeway. Keys come only from the
 provider's JWKS URL: ``jku``, ``x5u``, ``x5c`` and ``jwk`` headers are
 never looked at, and a ``crit`` header (an extension we do not implement)
-is refused. The token is parsed once (:mod:`restauth_wsgi.jws`); the
+is refused. The token is parsed once (:mod:`restauth_wsgi.jwt.jws`); the
 signature is verified by PyJWT's algorithm objects.
 """
 
@@ -15,20 +15,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jwt.algorithms import get_default_algorithms
 
-from restauth_wsgi import jws
-from restauth_wsgi.authenticators import Guard
-from restauth_wsgi.credentials import Credentials
+from restauth_wsgi.authenticator import Guard
 from restauth_wsgi.errors import InvalidToken, ProviderUnavailable
 from restauth_wsgi.identity import Identity
-from restauth_wsgi.jws import InvalidAudienceError, InvalidJwt, ParsedJwt
-from restauth_wsgi.providers.config import ProviderConfig
-from restauth_wsgi.providers.keys import KeySet, UnknownKey
+from restauth_wsgi.jwt import jws
+from restauth_wsgi.jwt.jws import InvalidAudienceError, InvalidJwt, ParsedJwt
+from restauth_wsgi.jwt.keys import KeySet, UnknownKey
+from restauth_wsgi.providers.resolved import ProviderConfig
 from restauth_wsgi.providers.settings import HMAC_ALGORITHMS
 from restauth_wsgi.upstream import UpstreamError, retry_after_header
+
+if TYPE_CHECKING:
+    # Only named: the credentials module parses JWTs with this package's jws.
+    from restauth_wsgi.credentials import Credentials
 
 _INVALID = InvalidJwt.description
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from restauth_wsgi.authenticators import Guard
+from restauth_wsgi.authenticator import Guard
 from restauth_wsgi.cache import ExpiringMap
 from restauth_wsgi.credentials import Credentials
 from restauth_wsgi.errors import InvalidCredentials, InvalidToken

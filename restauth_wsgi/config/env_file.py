@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
-from .errors import ConfigurationError
+from restauth_wsgi.errors import ConfigurationError
 
 
 def content_lines(

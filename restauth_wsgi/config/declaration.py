@@ -3,7 +3,7 @@
 :func:`setting` makes the field. Its name gives the variable
 (``token_store`` is ``RESTAUTH_TOKEN_STORE``; a provider's ``issuer`` is
 ``RESTAUTH_<NAME>_ISSUER``), its annotation the type, its default the
-default, and its metadata the rest: the :class:`~restauth_wsgi.values.Kind`
+default, and its metadata the rest: the :class:`~restauth_wsgi.config.kinds.Kind`
 that parses, checks and shows the value, and the doc that is the setting's
 row in docs/settings.md or docs/providers.md. Everything else is read from
 there: :func:`parse_all` (strings to typed values), :func:`check_all` (every
@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, TypeVar, overload
 
-from .errors import ConfigurationError
-from .values import SECRET, Kind
+from restauth_wsgi.config.kinds import SECRET, Kind
+from restauth_wsgi.errors import ConfigurationError
 
 _T = TypeVar("_T")
 

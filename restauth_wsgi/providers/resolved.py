@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from restauth_wsgi.mapping import IdentityMapping
+from restauth_wsgi.providers.claims import IdentityMapping
 
 
 @dataclass(frozen=True)

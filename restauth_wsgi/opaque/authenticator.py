@@ -1,7 +1,7 @@
 """Opaque bearer tokens, vouched for by the provider that issued them.
 
 By introspection, userinfo or the provider's own check endpoint (see
-:mod:`restauth_wsgi.providers.lookups`). Every answer, yes or no, is kept in
+:mod:`restauth_wsgi.opaque.lookups`). Every answer, yes or no, is kept in
 the shared cache: a yes until the token expires but no longer than the
 provider's cache TTL, a no for the negative TTL. Concurrent first requests
 for the same token make one call between them (per process).
@@ -19,15 +19,15 @@ import hashlib
 import time
 from collections.abc import Callable
 
-from restauth_wsgi.authenticators import Guard
+from restauth_wsgi.authenticator import Guard
 from restauth_wsgi.cache import SharedCache
 from restauth_wsgi.credentials import Credentials
 from restauth_wsgi.errors import InvalidToken, ProviderUnavailable, TokenNotRecognised
 from restauth_wsgi.identity import Identity
-from restauth_wsgi.providers.config import ProviderConfig
-from restauth_wsgi.providers.lookups import Lookup, LookupAnswer
+from restauth_wsgi.opaque.lookups import Lookup, LookupAnswer
+from restauth_wsgi.opaque.single_flight import SingleFlight
+from restauth_wsgi.providers.resolved import ProviderConfig
 from restauth_wsgi.providers.routing import may_receive
-from restauth_wsgi.single_flight import SingleFlight
 from restauth_wsgi.upstream import UpstreamError, retry_after_header
 
 

@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidToken
-from .identity import Identity, freeze
+from restauth_wsgi.errors import InvalidToken
+from restauth_wsgi.identity import Identity, freeze
 
 # Where providers put the client a token was issued to.
 CLIENT_ID_CLAIMS = ("client_id", "azp", "appid", "cid")

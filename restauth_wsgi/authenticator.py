@@ -1,5 +1,9 @@
-"""Authenticators: one class per way of checking credentials.
+"""The protocol every authenticator follows, and the guard a request gives it.
 
+Authenticators (one class per way of checking credentials) live with their
+feature: :mod:`restauth_wsgi.jwt.validator`,
+:mod:`restauth_wsgi.opaque.authenticator`,
+:mod:`restauth_wsgi.tokens.authenticator`, :mod:`restauth_wsgi.passwords`.
 Each answers one of three things, as in Django REST framework: ``None``
 (*not mine*: try the next), an :class:`~restauth_wsgi.identity.Identity`,
 or it raises an :class:`~restauth_wsgi.errors.AuthenticationError` (*mine,
@@ -14,10 +18,13 @@ and raises if the request may not have it (a lockout, blocked passwords).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from restauth_wsgi.credentials import Credentials
-from restauth_wsgi.identity import Identity
+if TYPE_CHECKING:
+    # The protocol only names them: every feature's authenticator imports
+    # this module, and none needs what these import.
+    from restauth_wsgi.credentials import Credentials
+    from restauth_wsgi.identity import Identity
 
 
 class Guard(Protocol):

@@ -13,7 +13,7 @@
   allowed networks. Every rule that matches a request applies.
 * The restrictions an administrator put on an API token.
 
-Every check reads the one :class:`~restauth_wsgi.request.Request`: its path
+Every check reads the one :class:`~restauth_wsgi.request.description.Request`: its path
 as the router sees it (globs that add checks cover every spelling, globs
 that relax them match only the canonical one) and the methods it is
 judged as (``HEAD`` as ``GET``, an override header's method too).
@@ -27,12 +27,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .client_address import ClientAddress, IPAddress
-from .errors import ConfigurationError, Forbidden, InsufficientScope
-from .identity import Identity
-from .paths import REMEMBERED_PATH_LENGTH, PathGlobs, RequestPath
-from .request import Request, judged
-from .restrictions import READ_METHODS
+from restauth_wsgi.errors import ConfigurationError, Forbidden, InsufficientScope
+from restauth_wsgi.identity import Identity
+from restauth_wsgi.request.client_address import ClientAddress, IPAddress
+from restauth_wsgi.request.description import Request, judged
+from restauth_wsgi.request.paths import REMEMBERED_PATH_LENGTH, PathGlobs, RequestPath
+from restauth_wsgi.tokens.restrictions import READ_METHODS
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LEVELS = ("required", "optional", "public")

@@ -4,7 +4,7 @@ Checks that each read ``environ`` their own way disagree about what a
 request is, and an attacker picks the reading that passes. So the path and
 method are worked out here, once, as the application will act on them:
 
-* the **path** as its router will see it (:mod:`restauth_wsgi.paths`);
+* the **path** as its router will see it (:mod:`restauth_wsgi.request.paths`);
 * the **methods** the application may run: ``REQUEST_METHOD`` upper-cased
   (werkzeug, Flask and Django upper-case it; werkzeug's server passes
   ``delete`` through), ``HEAD`` judged as ``GET`` (frameworks run the GET
@@ -15,7 +15,7 @@ method are worked out here, once, as the application will act on them:
   A method that is not an HTTP token (RFC 9110), or an override that is not
   one, is a 400;
 * the **client address**, as far as it can be trusted
-  (:mod:`restauth_wsgi.client_address`);
+  (:mod:`restauth_wsgi.request.client_address`);
 * whether it is a CORS **preflight**: ``OPTIONS`` with ``Origin`` and
   ``Access-Control-Request-Method``, and no override header.
 
@@ -29,9 +29,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from .client_address import ClientAddress, client_address
-from .errors import MalformedRequest
-from .paths import RequestPath, request_path
+from restauth_wsgi.errors import MalformedRequest
+from restauth_wsgi.request.client_address import ClientAddress, client_address
+from restauth_wsgi.request.paths import RequestPath, request_path
 
 #: The environ keys of the method-override headers that frameworks obey.
 OVERRIDE_HEADERS = (

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .client_address import IPAddress
-from .paths import PathGlobs, RequestPath
+from restauth_wsgi.request.client_address import IPAddress
+from restauth_wsgi.request.paths import PathGlobs, RequestPath
 
 #: Methods a read-only token (or a member of a read-only group) may use.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

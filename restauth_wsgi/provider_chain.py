@@ -6,20 +6,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from restauth_wsgi.authenticators import Authenticator
-from restauth_wsgi.authenticators.jwt import JwtAuthenticator, JwtValidator
-from restauth_wsgi.authenticators.opaque import OpaqueTokenAuthenticator
+from restauth_wsgi.authenticator import Authenticator
 from restauth_wsgi.cache import SharedCache
+from restauth_wsgi.jwt.keys import KeySet
+from restauth_wsgi.jwt.validator import JwtAuthenticator, JwtValidator
 from restauth_wsgi.metrics import NO_METRICS, Metrics
+from restauth_wsgi.opaque.authenticator import OpaqueTokenAuthenticator
+from restauth_wsgi.opaque.lookups import Lookup, LookupAnswer, build_lookup
+from restauth_wsgi.opaque.single_flight import SingleFlight
+from restauth_wsgi.providers.discovery import Discovery
+from restauth_wsgi.providers.presets import resolve
+from restauth_wsgi.providers.resolved import ProviderConfig
 from restauth_wsgi.settings import Settings
-from restauth_wsgi.single_flight import SingleFlight
 from restauth_wsgi.upstream import UpstreamClient
-
-from .config import ProviderConfig
-from .discovery import Discovery
-from .keys import KeySet
-from .lookups import Lookup, LookupAnswer, build_lookup
-from .presets import resolve
 
 
 @dataclass

@@ -17,7 +17,7 @@ import time
 from collections.abc import Collection
 from typing import Any, NamedTuple
 
-from . import strict_json
+from restauth_wsgi import strict_json
 
 _SEGMENT = re.compile(rb"[A-Za-z0-9_-]*")
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from restauth_wsgi.authenticators import Guard
-from restauth_wsgi.config_file import content_lines
+from restauth_wsgi.authenticator import Guard
+from restauth_wsgi.config.env_file import content_lines
 from restauth_wsgi.credentials import Credentials
 from restauth_wsgi.errors import ConfigurationError, InvalidCredentials
 from restauth_wsgi.identity import Identity

@@ -39,13 +39,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .cache import ExpiringMap, SharedCache
-from .client_address import ClientAddress
-from .errors import TooManyFailures
-from .metrics import NO_METRICS, Metrics
+from restauth_wsgi.cache import ExpiringMap, SharedCache
+from restauth_wsgi.errors import TooManyFailures
+from restauth_wsgi.metrics import NO_METRICS, Metrics
+from restauth_wsgi.request.client_address import ClientAddress
 
 if TYPE_CHECKING:
-    from .settings import LockoutSettings
+    from restauth_wsgi.settings import LockoutSettings
 
 #: How long a process trusts its note that a subject is locked.
 _NOTE_SECONDS = 1.0

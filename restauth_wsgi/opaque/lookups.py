@@ -22,7 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from restauth_wsgi.mapping import scopes_of
+from restauth_wsgi.providers.claims import scopes_of
+from restauth_wsgi.providers.discovery import Discovery
+from restauth_wsgi.providers.resolved import ProviderConfig
 from restauth_wsgi.upstream import (
     MAX_RETRY_AFTER,
     Answer,
@@ -30,9 +32,6 @@ from restauth_wsgi.upstream import (
     UpstreamError,
     retry_after_seconds,
 )
-
-from .config import ProviderConfig
-from .discovery import Discovery
 
 # Slack's "ok": false errors that mean the token, not Slack, is the problem.
 _SLACK_TOKEN_ERRORS = frozenset(
