@@ -20,7 +20,12 @@ import psycopg_pool
 from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
 from restauth_wsgi.fork_safety import PerProcess
 from restauth_wsgi.tokens.sql import Queries, SqlTokenWrites, from_row, to_row
-from restauth_wsgi.tokens.store import TokenIdTaken, TokenRecord, TokenStoreMissing
+from restauth_wsgi.tokens.store import (
+    UNANNOUNCED_CHANGES,
+    TokenIdTaken,
+    TokenRecord,
+    TokenStoreMissing,
+)
 from restauth_wsgi.urls import mask_url
 
 log = logging.getLogger(__name__)
@@ -163,13 +168,7 @@ class PostgresTokenStore(SqlTokenWrites):
         except psycopg.Error as exc:
             raise self._unavailable(exc) from exc
         if found is None or found[2] != len(CHANGE_TRIGGERS):
-            raise self._unavailable(
-                ValueError(
-                    "the change counter or its triggers are missing or disabled; API tokens are"
-                    " read from the store on every request (see docs/api-tokens.md, the change"
-                    " feed)"
-                )
-            )
+            raise self._unavailable(ValueError(UNANNOUNCED_CHANGES))
         return int(found[0]), str(found[1])
 
     def touch(self, token_id: str, *, now: int, min_interval: int) -> None:

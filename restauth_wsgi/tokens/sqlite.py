@@ -26,7 +26,12 @@ from contextlib import contextmanager, suppress
 from restauth_wsgi.errors import TokenLimitExceeded, TokenStoreUnavailable
 from restauth_wsgi.fork_safety import PerThread
 from restauth_wsgi.tokens.sql import Queries, SqlTokenWrites, from_row, to_row
-from restauth_wsgi.tokens.store import TokenIdTaken, TokenRecord, TokenStoreMissing
+from restauth_wsgi.tokens.store import (
+    UNANNOUNCED_CHANGES,
+    TokenIdTaken,
+    TokenRecord,
+    TokenStoreMissing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +175,7 @@ class SQLiteTokenStore(SqlTokenWrites):
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
         if found is None or found[2] != len(CHANGE_TRIGGERS):
-            raise self._unavailable(
-                ValueError(
-                    "the change counter or its triggers are missing; API tokens are read from"
-                    " the store on every request (see docs/api-tokens.md, the change feed)"
-                )
-            )
+            raise self._unavailable(ValueError(UNANNOUNCED_CHANGES))
         return stat.st_dev, stat.st_ino, int(found[0]), bytes(found[1] or b"")
 
     def touch(self, token_id: str, *, now: int, min_interval: int) -> None:

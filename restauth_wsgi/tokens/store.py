@@ -89,6 +89,13 @@ class TokenStore(Protocol):
         """Close this thread's (or process's) connections, if any."""
 
 
+#: Why a store's change feed cannot vouch for it (its ``generation()`` raises).
+UNANNOUNCED_CHANGES = (
+    "the change counter or its triggers are missing or disabled; API tokens are read from"
+    " the store on every request (see docs/api-tokens.md, the change feed)"
+)
+
+
 class TokenIdTaken(Exception):
     """Raised by :meth:`TokenStore.add` when the random id already exists."""
 
