@@ -80,8 +80,8 @@ class AuditLog:
             "time": _now(),
             "outcome": decision.outcome,
             "status": None if error is None else error.status,
-            "method": method[:40],
-            "path": redact_tokens(path[:500]),
+            "method": redact_tokens(method)[:40],
+            "path": redact_tokens(path)[:500],  # redacted first: a cut could split a token
             "client": None if client is None else client.text,
             "username": identity.username if identity else getattr(error, "username", None),
             "auth": _auth(identity, error),
@@ -118,9 +118,12 @@ class AuditLog:
             "actor_token": credential_tag(actor, None),
             "owner": record.owner,
             "token": f"id:{record.token_id}",
-            "name": record.name,
+            # Both chosen by the caller, who may paste a token into either.
+            "name": redact_tokens(record.name),
             "expires_at": record.expires_at,
-            "restrictions": None if restrictions is None else restrictions.describe()[:500],
+            "restrictions": (
+                None if restrictions is None else redact_tokens(restrictions.describe())[:500]
+            ),
             "client": None if client is None else client.text,
         }
         self.logger.info(json.dumps(line, ensure_ascii=True))
@@ -132,7 +135,12 @@ class AuditLog:
                 handler.close()
 
 
-_TOKEN_IN_TEXT = re.compile(token_format.SCANNER_PATTERN)
+# Looser than the secret scanners' pattern on purpose: no word boundaries (a
+# token glued to other characters, "x<token>_y") and any length of secret (a
+# token cut short by a length limit still holds part of its secret).
+_TOKEN_IN_TEXT = re.compile(
+    rf"{token_format.PREFIX}[0-9A-Za-z]{{{token_format.ID_LENGTH}}}_[0-9A-Za-z]+"
+)
 # What of a token may be shown: its prefix and public id.
 _SHOWN = len(token_format.PREFIX) + token_format.ID_LENGTH + 1
 

@@ -334,9 +334,9 @@ class RestAuthMiddleware:
             log.log(
                 level,
                 "refused %r %r: %s (%s) credentials=%s",
-                str(environ.get("REQUEST_METHOD", ""))[:40],
-                redact_tokens(str(environ.get("PATH_INFO", ""))[:200]),
+                redact_tokens(str(environ.get("REQUEST_METHOD", "")))[:40],
+                redact_tokens(str(environ.get("PATH_INFO", "")))[:200],
                 error.code,
-                error.reason,
+                redact_tokens(error.reason),
                 credential_tag(None, environ.get("HTTP_AUTHORIZATION")) or "-",
             )

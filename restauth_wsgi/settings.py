@@ -602,7 +602,8 @@ class AuditSettings(_Group):
         Kind(STRING.parse, _check_path),
         "/metrics",
         doc="Where the metrics are served: to whoever the access settings let through (a"
-        " public path, or an authenticated scraper allowed by the rules).",
+        " public path, or an authenticated scraper allowed by the rules). Not inside"
+        " `RESTAUTH_SELF_SERVICE_PATH` when the self-service API is on.",
     )
 
 
@@ -786,6 +787,18 @@ class Settings(
         if self.self_service and not self.api_tokens:
             raise ConfigurationError(
                 "RESTAUTH_SELF_SERVICE", "needs RESTAUTH_API_TOKENS=true: it makes API tokens"
+            )
+        api = self.self_service_path
+        if (
+            self.self_service
+            and self.metrics
+            and (self.metrics_path == api or self.metrics_path.startswith(api + "/"))
+        ):
+            # The API answers for its whole subtree first: metrics there would never be served.
+            raise ConfigurationError(
+                "RESTAUTH_METRICS_PATH",
+                f"{self.metrics_path!r} is inside RESTAUTH_SELF_SERVICE_PATH ({api!r});"
+                " choose a path outside it",
             )
 
     @classmethod

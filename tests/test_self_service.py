@@ -22,10 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.middleware.lint import LintMiddleware
-from werkzeug.test import Client
+from werkzeug.test import Client, EnvironBuilder, run_wsgi_app
 
 from restauth_wsgi import ConfigurationError, RestAuthMiddleware, Settings
 from restauth_wsgi.providers.settings import ProviderSettings
+from restauth_wsgi.self_service.body import MAX_BODY
 from restauth_wsgi.tokens import format as token_format
 from restauth_wsgi.tokens.store import TokenStore
 
@@ -398,6 +399,48 @@ def test_a_token_never_outlives_it_even_where_tokens_may_never_expire(web: Web) 
     assert parse_time(child["expiringAt"]) <= parse_time(maker["expiringAt"])
 
 
+@pytest.mark.parametrize("feed", [True, False], ids=["change-feed", "no-feed"])
+def test_a_token_made_by_a_token_ends_with_it(web: Web, store: TokenStore, feed: bool) -> None:
+    """Revoking a leaked token ends what it made, and what that made: a token
+    cannot make itself a successor that outlives its revocation."""
+    client = web(self_service_from_tokens=True, token_allow_no_expiry=True, token_feed=feed)
+    parent = create(client, ALICE, name="ci-deploy").body
+    child = create(client, bearer(parent["rawToken"]), name="ci-deploy").body
+    grandchild = create(client, bearer(child["rawToken"]), name="ci-deploy").body
+    assert (child["madeBy"], grandchild["madeBy"]) == (parent["id"], child["id"])
+    assert "madeBy" not in parent
+    listed = {t["id"]: t.get("madeBy") for t in call(client, "GET", headers=ALICE).body}
+    assert listed == {parent["id"]: None, child["id"]: parent["id"], grandchild["id"]: child["id"]}
+    for made in (child, grandchild):
+        # Used once, so that with the feed each is remembered when its maker goes.
+        assert call(client, "GET", "/", headers=bearer(made["rawToken"])).status == 200
+    assert call(client, "DELETE", f"{API}/{parent['id']}", headers=ALICE).status == 204
+
+    def refused_now() -> bool:
+        return all(
+            call(client, "GET", "/", headers=bearer(made["rawToken"])).status == 401
+            for made in (child, grandchild)
+        )
+
+    if feed:
+        eventually(refused_now, "the feed ends what the revoked token made", timeout=3)
+    assert refused_now()
+    answer = call(client, "GET", "/", headers=bearer(child["rawToken"]))
+    assert "revoked" in answer.headers["WWW-Authenticate"]
+
+
+def test_a_token_whose_maker_is_gone_is_refused(
+    parent: tuple[Client, str], store: TokenStore
+) -> None:
+    client, token = parent
+    child = create(client, bearer(token)).body
+    maker_id = token_format.parse(token).token_id
+    assert store.revoke(maker_id, now=int(time.time())) is not None
+    assert store.prune(before=int(time.time()) + 1) >= 1  # the maker's row is deleted
+    assert store.get(maker_id) is None
+    assert call(client, "GET", "/rest/api/2/x", headers=bearer(child["rawToken"])).status == 401
+
+
 def test_scopes_asked_for_are_among_the_callers(web: Web) -> None:
     client = web()
     granted = create(client, ALICE, restrictions={"scopes": ["read"]})
@@ -692,6 +735,44 @@ def test_bodies_that_are_not_utf8_or_too_large(web: Web) -> None:
     refused(huge, 413, "request_too_large")
 
 
+def test_a_chunked_body_is_bounded_as_a_counted_one(web: Web) -> None:
+    """A body whose end the server finds (chunked; gunicorn marks every request
+    ``wsgi.input_terminated``) is held to the same limit: not cut to its first
+    16 KiB and then acted on."""
+    client = web()
+
+    def chunked(body: bytes) -> int:
+        environ = EnvironBuilder(
+            path=API,
+            method="POST",
+            data=body,
+            content_type="application/json",
+            headers=ALICE,
+            environ_overrides={"REMOTE_ADDR": "127.0.0.1", "wsgi.input_terminated": True},
+        ).get_environ()
+        del environ["CONTENT_LENGTH"]
+        _, status, _ = run_wsgi_app(client.application, environ, buffered=True)
+        return int(status.split()[0])
+
+    exact = b'{"name": "ci"}'.ljust(MAX_BODY)
+    assert chunked(exact) == 201
+    assert chunked(exact + b" ") == 413
+    assert chunked(b'{"name": "ci"}'.ljust(MAX_BODY) + b'{"name": "other"}' * 3000) == 413
+
+
+def test_a_name_with_a_lone_surrogate_is_a_bad_name(web: Web) -> None:
+    client = web()
+    answer = call(
+        client,
+        "POST",
+        headers=ALICE,
+        data=b'{"name": "ci\\ud800"}',
+        content_type="application/json",
+    )
+    assert "surrogate" in refused(answer, 400, "invalid_request", "name")
+    assert create(client, ALICE).status == 201, "the user may own tokens"
+
+
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
     lambda children: (
@@ -891,6 +972,42 @@ def test_audit_lines_name_actor_owner_and_token_and_no_secret(
         assert forbidden not in everything
 
 
+def test_a_token_pasted_anywhere_is_not_logged(web: Web, caplog: pytest.LogCaptureFixture) -> None:
+    """Wherever a caller pastes a token (glued to other characters, cut short by
+    a length limit, quoted in a refusal, as a name), the logs show its id only."""
+    client = web()
+    with caplog.at_level(logging.DEBUG):
+        raw = create(client, JENKINS).body["rawToken"]
+        for path in (
+            f"{API}/{raw}_x",
+            f"{API}/x{raw}",
+            f"{API}/{raw}x",
+            f"{API}/{'a' * (199 - len(API))}{raw}",  # the 200-character cut falls inside it
+            f"/{'a' * 480}{raw}",  # the audit line's 500-character cut, too
+        ):
+            call(client, "DELETE", path, headers=JENKINS)
+            call(client, "DELETE", path)
+        call(client, "GET", f"{API}?{raw}=1", headers=JENKINS)  # quoted as a parameter
+        duplicate = f'{{"name": "x", "restrictions": {{"{raw}": 1, "{raw}": 2}}}}'
+        call(client, "POST", headers=JENKINS, data=duplicate, content_type="application/json")
+        create(client, JENKINS, name=f"rotated from {raw}")
+        create(client, JENKINS, restrictions={"scopes": [raw]})
+        call(client, raw, headers=JENKINS)  # a token as the method
+    everything = caplog.text + "\n".join(r.getMessage() for r in caplog.records)
+    shown = len(token_format.PREFIX) + token_format.ID_LENGTH + 1  # restauth_<id>_
+    assert raw[:shown] + "…" in everything, "ids are logged"
+    assert raw[: shown + 1] not in everything, "not one character of the secret"
+    assert raw[shown : shown + 8] not in everything
+
+
+def test_answers_are_not_sniffed(web: Web) -> None:
+    client = web()
+    made = create(client, ALICE, name="<script>alert(1)</script>")
+    assert made.status == 201
+    for answer in (made, call(client, "GET", headers=ALICE), create(client, ALICE, name="")):
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
 # -- settings ---------------------------------------------------------------------------
 
 
@@ -915,6 +1032,14 @@ def test_audit_lines_name_actor_owner_and_token_and_no_secret(
             "RESTAUTH_SELF_SERVICE_CORS_ORIGINS",
         ),
         ({"RESTAUTH_SELF_SERVICE": "maybe"}, "RESTAUTH_SELF_SERVICE"),
+        (
+            {
+                "RESTAUTH_SELF_SERVICE": "true",
+                "RESTAUTH_METRICS": "true",
+                "RESTAUTH_METRICS_PATH": "/rest/pat/latest/tokens/metrics",
+            },
+            "RESTAUTH_METRICS_PATH",
+        ),
         (
             {"RESTAUTH_SELF_SERVICE": "true", "RESTAUTH_API_TOKENS": "false"},
             "RESTAUTH_SELF_SERVICE",

@@ -80,7 +80,7 @@ def register(commands: Any) -> None:
     revoke = actions.add_parser(
         "revoke",
         help="revoke a token by id (or by the token itself)",
-        description="Revoke a token. It is refused from the next request on.",
+        description="Revoke a token. Every process and host refuses it within a second.",
     )
     revoke.add_argument("token", metavar="ID", help="the token id from 'token list', or the token")
     revoke.set_defaults(run=_revoke)

@@ -55,8 +55,8 @@ from restauth_wsgi.self_service.refusals import (
 )
 from restauth_wsgi.settings import DEFAULT_API_PATH, Settings, api_globs
 from restauth_wsgi.tokens import format as token_format
-from restauth_wsgi.tokens.issuing import issue_token
-from restauth_wsgi.tokens.store import TokenRecord, TokenStore, open_store
+from restauth_wsgi.tokens.issuing import check_owner, issue_token
+from restauth_wsgi.tokens.store import TokenRecord, TokenStore
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -115,7 +115,7 @@ class SelfServiceApi:
     ) -> SelfServiceApi:
         """The API the settings describe (no connection is made here)."""
         return cls(
-            open_store(settings.token_store, timeout=settings.token_store_timeout),
+            settings.open_token_store(),
             Grants(
                 settings.token_policy(),
                 groups=settings.self_service_groups,
@@ -149,7 +149,7 @@ class SelfServiceApi:
             log.info(
                 "self-service refused %s %r: %s (%s)",
                 request.method,
-                redact_tokens(request.path.text[:200]),
+                redact_tokens(request.path.text)[:200],
                 error.code,
                 redact_tokens(error.reason),
             )
@@ -207,7 +207,7 @@ class SelfServiceApi:
                 return token_id
         raise NotFound(
             f"Not found: the API's paths are {self.path} and {self.path}/{{id}}.",
-            reason=f"no such path under the API: {path.text[:200]!r}",
+            reason=f"no such path under the API: {redact_tokens(path.text)[:200]!r}",
         )
 
     # -- the operations ------------------------------------------------------------
@@ -220,6 +220,12 @@ class SelfServiceApi:
 
     def _create(self, environ: WSGIEnvironment, request: Request, caller: Identity) -> Response:
         self.grants.check_creator(caller)
+        try:
+            check_owner(caller.username)
+        except ValueError as exc:
+            raise Forbidden(
+                "Your user name cannot own an API token.", reason=f"owner: {exc}"
+            ) from None
         self._no_query(environ)
         creation = read_creation(environ)
         now = int(self._clock())
@@ -240,10 +246,6 @@ class SelfServiceApi:
                 f"You already have {self.grants.policy.max_per_user} active API tokens, the"
                 " most allowed here; revoke one first.",
                 reason=str(exc),
-            ) from None
-        except ValueError as exc:  # the name was checked: the owner cannot own tokens
-            raise Forbidden(
-                "Your user name cannot own an API token.", reason=f"owner: {exc}"
             ) from None
         self._audit("token_created", caller, record, request)
         return _json(201, wire.created(record, raw))
@@ -320,6 +322,8 @@ def _no_content() -> Response:
 
 def _json(status: int, data: Any) -> Response:
     response = Response(json.dumps(data), status=status, content_type=CONTENT_TYPE)
-    # An answer about one user's tokens (with a secret, once): never cached.
+    # An answer about one user's tokens (with a secret, once): never cached;
+    # and never sniffed as HTML (a token's name is the user's own text).
     response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -94,14 +94,17 @@ class Grants:
                     " credentials you sent.",
                     field="restrictions.scopes",
                 )
-        maker = caller.restrictions if caller.method == "api_token" else None
-        if maker is None:
+        if caller.method != "api_token":
             return asked if asked != TokenRestrictions() else None
+        # Made with a token: tied to it (it stands only while its maker does,
+        # so revoking a leaked token ends what it made), and within it.
+        maker = caller.restrictions or TokenRestrictions()
         return TokenRestrictions(
             read_only=asked.read_only or maker.read_only,
             allow=_narrowed(asked.allow, maker.allow, _allow_within, "allow"),
             networks=_narrowed(asked.networks, maker.networks, _network_within, "networks"),
             scopes=asked.scopes,
+            made_by=caller.token_id,
         )
 
     def lifetime(self, caller: Identity, days: int | None, now: int) -> int:

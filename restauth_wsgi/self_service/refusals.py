@@ -81,6 +81,7 @@ def refusal_response(error: AuthenticationError) -> Response:
         body["errors"] = {error.field: error.description}
     response = Response(json.dumps(body), status=error.status, content_type=CONTENT_TYPE)
     response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
     if isinstance(error, MethodNotAllowed):
         response.headers["Allow"] = ", ".join(error.allow)
     if isinstance(error, ServiceUnavailable | TooManyFailures):

@@ -15,7 +15,9 @@ docs/self-service.md):
 * ``status`` is what Atlassian's page shows, ``ACTIVE``, ``EXPIRES_SOON``
   (from 5 days before the expiry, as there) or ``EXPIRED``, and
   ``expiresSoon`` the same as a boolean;
-* ``restrictions`` (when the token has any), ``user`` (the owner).
+* ``restrictions`` (when the token has any), ``user`` (the owner), and
+  ``madeBy``, the id of the API token a token was made with (it stands only
+  while that one does).
 
 A token without expiry has ``"expiringAt": null``; one never used
 ``"lastAccessedAt": null``.
@@ -83,4 +85,6 @@ def _common(record: TokenRecord) -> dict[str, Any]:
     }
     if record.restrictions is not None:
         shown["restrictions"] = restrictions_json(record.restrictions)
+        if record.restrictions.made_by is not None:
+            shown["madeBy"] = record.restrictions.made_by
     return shown

@@ -31,6 +31,11 @@ _NO_HASH = "0" * 64
 _NO_SCOPES: frozenset[str] = frozenset()
 
 
+#: How many tokens back a token made with a token is followed (each one read
+#: on its first use); a longer chain is refused.
+MAKERS_CHECKED = 16
+
+
 class StoreAnswer(NamedTuple):
     """An API token's identity, remembered under the change feed's epoch.
 
@@ -121,6 +126,14 @@ class ApiTokenAuthenticator:
                 f"The API token has {'been revoked' if status == 'revoked' else 'expired'}.",
                 f"API token {record.token_id} is {status}",
             )
+        if record.restrictions is not None and record.restrictions.made_by is not None:
+            ended = self._maker_ended(record, now)
+            if ended is not None:
+                raise self._refuse(
+                    credentials,
+                    "The API token has been revoked.",
+                    f"API token {record.token_id}: {ended}",
+                )
         if self.feed is not None:
             self.feed.start()  # an accepted token: worth remembering from now on
         if record.last_used_at is None or now - record.last_used_at >= LAST_USED_INTERVAL:
@@ -143,6 +156,27 @@ class ApiTokenAuthenticator:
             expires_at=record.expires_at,
             restrictions=restrictions,
         )
+
+    def _maker_ended(self, record: TokenRecord, now: float) -> str | None:
+        """Why a token made with another token no longer stands, or ``None``:
+        it ends with its maker, and the maker with its own (read from the
+        store, up to :data:`MAKERS_CHECKED` of them). Remembered answers
+        need no more: a maker's revocation is a change, which ends them."""
+        for _ in range(MAKERS_CHECKED):
+            made_by = record.restrictions.made_by if record.restrictions else None
+            if made_by is None:
+                return None
+            maker = self._record(made_by)
+            if maker is None:
+                return f"the token it was made with, {made_by}, no longer exists"
+            if maker.owner != record.owner:
+                return f"the token it was made with, {made_by}, is someone else's"
+            if maker.revoked_at is not None or (
+                maker.expires_at is not None and now >= maker.expires_at
+            ):
+                return f"the token it was made with, {made_by}, is {maker.status(now)}"
+            record = maker
+        return f"it was made from a chain of more than {MAKERS_CHECKED} tokens"
 
     def epoch(self) -> object | None:
         """The feed's epoch now, if it can vouch for it: what an answer about

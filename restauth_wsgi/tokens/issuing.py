@@ -18,7 +18,8 @@ NEVER = -1
 # An owner becomes REMOTE_USER and the user part of Basic credentials, which
 # cannot hold a colon; control characters have no place in either.
 _OWNER = re.compile(r"[^\x00-\x1f\x7f:]{1,255}")
-_NAME = re.compile(r"[^\x00-\x1f\x7f]{0,200}")
+# No control characters, and no lone surrogates (valid in JSON, not storable as UTF-8).
+_NAME = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff]{0,200}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,9 @@ def check_name(name: str) -> None:
     :raises ValueError: saying why.
     """
     if not _NAME.fullmatch(name):
-        raise ValueError("the name must be at most 200 characters without control characters")
+        raise ValueError(
+            "the name must be at most 200 characters, without control characters or lone surrogates"
+        )
 
 
 def _expiry(policy: TokenPolicy, lifetime: int | None, now: int) -> int | None:

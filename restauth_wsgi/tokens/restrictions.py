@@ -33,12 +33,16 @@ class TokenRestrictions:
         ``GET``, so ``GET`` entries grant it (an entry for ``HEAD`` grants nothing).
     :param networks: CIDRs the client address must be in, when given.
     :param scopes: scopes the token grants (for rules that require scopes).
+    :param made_by: the id of the API token this one was made with (through
+        the self-service API, ``RESTAUTH_SELF_SERVICE_FROM_TOKENS``): it stands
+        only while that token does, so revoking a leaked token ends what it made.
     """
 
     read_only: bool = False
     allow: tuple[tuple[str, str], ...] = ()
     networks: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ()
+    made_by: str | None = None
 
     def __post_init__(self) -> None:
         for method, glob in self.allow:
@@ -77,6 +81,7 @@ class TokenRestrictions:
                 "allow": [list(pair) for pair in self.allow],
                 "networks": list(self.networks),
                 "scopes": list(self.scopes),
+                **({"made_by": self.made_by} if self.made_by is not None else {}),
             },
             sort_keys=True,
         )
@@ -92,6 +97,7 @@ class TokenRestrictions:
             allow=tuple((str(m), str(g)) for m, g in data.get("allow", ())),
             networks=tuple(map(str, data.get("networks", ()))),
             scopes=tuple(map(str, data.get("scopes", ()))),
+            made_by=None if data.get("made_by") is None else str(data["made_by"]),
         )
 
     def describe(self) -> str:
@@ -100,6 +106,7 @@ class TokenRestrictions:
         parts += [f"{m} {g}" for m, g in self.allow]
         parts += [f"from {n}" for n in self.networks]
         parts += [f"scope {s}" for s in self.scopes]
+        parts += [f"made by id:{self.made_by}"] if self.made_by is not None else []
         return "; ".join(parts)
 
 
