@@ -42,12 +42,12 @@ test: system-deps lint tests/oidc/node_modules/.package-lock.json $(VENV)/.insta
 	$(BIN)/pytest
 
 # The benchmarks (docs/performance.md): each prints its table and rewrites that page.
-BENCHMARKS := inprocess peers gunicorn_load upstream
+BENCHMARKS := inprocess peers gunicorn_load upstream revocation
 
 bench-deps: $(VENV)/.installed-bench
 	scripts/system-deps $(BIN)/python wrk
 
 bench-%: bench-deps
-	$(BIN)/python benchmarks/$*.py
+	$(BIN)/python -m benchmarks.$*
 
 bench: $(addprefix bench-,$(BENCHMARKS))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 # The tests run every benchmark briefly (BENCH_QUICK=1) to prove it still runs,
@@ -32,6 +33,37 @@ def work_dir(prefix: str) -> Path:
     work = Path(tempfile.mkdtemp(prefix=prefix))
     atexit.register(shutil.rmtree, work, ignore_errors=True)
     return work
+
+
+#: The PostgreSQL server the PostgreSQL cases use (a database of their own is made on it).
+POSTGRES_ADMIN = os.environ.get(
+    "RESTAUTH_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def postgres_database() -> str | None:
+    """A fresh PostgreSQL database for a benchmark's token store, dropped when
+    the benchmark exits; ``None`` (and why, on stderr) if no server answers."""
+    try:
+        import psycopg
+    except ImportError:
+        print("psycopg is not installed: the PostgreSQL cases are left out", file=sys.stderr)
+        return None
+    name = f"restauth_bench_{os.getpid()}"
+    try:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=3) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            admin.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        print(f"no PostgreSQL at {POSTGRES_ADMIN} ({exc}): its cases are left out", file=sys.stderr)
+        return None
+
+    def drop() -> None:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=3) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    atexit.register(drop)
+    return urlunsplit(urlsplit(POSTGRES_ADMIN)._replace(path=f"/{name}"))
 
 
 def hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -134,7 +166,7 @@ def save(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     data = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": " ".join(["python", "-m", f"benchmarks.{name}", *sys.argv[1:]]),
         "machine": machine(),
         **data,
     }

@@ -24,7 +24,12 @@ class FakeIdp:
         ``api``, checked against its JWKS, and opaque tokens it introspects."""
         return (
             ProviderSettings(
-                "idp", type="oidc", issuer=ISSUER, audience=("api",), jwks_url=f"{self.url}/jwks"
+                "idp",
+                type="oidc",
+                issuer=ISSUER,
+                audience=("api",),
+                jwks_url=f"{self.url}/jwks",
+                username_prefix="idp:",
             ),
             ProviderSettings(
                 "opq",
@@ -34,6 +39,9 @@ class FakeIdp:
                 client_secret="rs-secret",
                 issuer="https://opaque.test",
                 audience=("api",),
+                # Each provider's users apart from the other's: otherwise every
+                # middleware made warns that the two could map to one user.
+                username_prefix="opq:",
             ),
         )
 

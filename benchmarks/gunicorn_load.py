@@ -1,8 +1,8 @@
 """End to end: gunicorn serving the hello app, bare and wrapped, loaded by wrk.
 
-    python benchmarks/gunicorn_load.py [--seconds 2] [--rounds 20]
+    python -m benchmarks.gunicorn_load [--seconds 2] [--rounds 20]
 
-One gunicorn per case, all started at once (an idle one costs nothing);
+One gunicorn (2 workers of 4 threads) per case, all started at once (an idle one costs nothing);
 wrk (Debian's ``wrk``) loads one at a time from a second process on
 loopback. Each round loads every case for ``--seconds``, in an order that
 rotates from round to round, and each wrapped case's ratio is its
@@ -31,9 +31,7 @@ from typing import Any
 
 import jwt
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.common import ROOT, versions, work_dir
+from benchmarks.common import ROOT, postgres_database, versions, work_dir
 from benchmarks.fake_idp import ISSUER, FakeIdp
 from benchmarks.inprocess import keys
 from benchmarks.report import publish
@@ -42,6 +40,8 @@ from restauth_wsgi.tokens.issuing import issue_token
 from restauth_wsgi.tokens.store import open_store
 
 WORKERS = 2
+#: Threads per worker (gunicorn's gthread worker), as the services this is for run.
+THREADS = 4
 
 
 def free_port() -> int:
@@ -87,6 +87,10 @@ def served(gunicorn: str, env: dict[str, str], app: str) -> Iterator[str]:
             gunicorn,
             "-w",
             str(WORKERS),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(THREADS),
             "-b",
             f"127.0.0.1:{port}",
             "--no-control-socket",
@@ -117,10 +121,11 @@ def main() -> None:
     made = keys()
     idp = FakeIdp(made["jwks"])
     work = work_dir("restauth-load-")
-    store_url = f"sqlite://{work}/tokens.db"
+    sqlite_url = f"sqlite://{work}/tokens.db"
+    postgres_url = postgres_database()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESTAUTH_")}
     env.update(
-        RESTAUTH_TOKEN_STORE=store_url,
+        RESTAUTH_TOKEN_STORE=sqlite_url,
         RESTAUTH_PROVIDERS="idp",
         RESTAUTH_IDP_TYPE="oidc",
         RESTAUTH_IDP_ISSUER=ISSUER,
@@ -128,10 +133,8 @@ def main() -> None:
         RESTAUTH_IDP_JWKS_URL=f"{idp.url}/jwks",
         PYTHONPATH=str(ROOT),
     )
-    settings = Settings(token_store=store_url)
-    api_token, _ = issue_token(
-        open_store(store_url, timeout=5), settings.token_policy(), owner="alice"
-    )
+    policy = Settings(token_store=sqlite_url).token_policy()
+    api_token, _ = issue_token(open_store(sqlite_url, timeout=5), policy, owner="alice")
     now = int(time.time())
     seen_jwt = jwt.encode(
         {"iss": ISSUER, "aud": "api", "sub": "alice", "iat": now, "exp": now + 3600},
@@ -139,30 +142,60 @@ def main() -> None:
         "RS256",
         {"kid": "rsa"},
     )
-    cached_tokens = {**env, "RESTAUTH_TOKEN_CACHE_TTL": "5"}
+    no_feed = {"RESTAUTH_TOKEN_FEED": "false"}
     # The bare app is loaded with each header a wrapped case sends: gunicorn
     # parses headers in Python, and a JWT is ten times the length of an API
     # token, so each wrapped case is compared with the bare app on its header.
     bare_api, bare_jwt = "bare app, API token header", "bare app, JWT header"
+    api = f"Bearer {api_token}"
     cases = [
-        (bare_api, "benchmarks.apps:bare", f"Bearer {api_token}", env, bare_api),
+        (bare_api, "benchmarks.apps:bare", api, env, bare_api),
         (bare_jwt, "benchmarks.apps:bare", f"Bearer {seen_jwt}", env, bare_jwt),
+        ("JWT seen before", "benchmarks.apps:wrapped", f"Bearer {seen_jwt}", env, bare_jwt),
         (
-            "API token (SQLite, read every request)",
+            "API token, SQLite, change feed (the default)",
             "benchmarks.apps:wrapped",
-            f"Bearer {api_token}",
+            api,
             env,
             bare_api,
         ),
         (
-            "API token, RESTAUTH_TOKEN_CACHE_TTL=5",
+            "API token, SQLite, RESTAUTH_TOKEN_FEED=false",
             "benchmarks.apps:wrapped",
-            f"Bearer {api_token}",
-            cached_tokens,
+            api,
+            {**env, **no_feed},
             bare_api,
         ),
-        ("JWT seen before", "benchmarks.apps:wrapped", f"Bearer {seen_jwt}", env, bare_jwt),
     ]
+    if postgres_url is not None:
+        on_postgres = {**env, "RESTAUTH_TOKEN_STORE": postgres_url}
+        postgres_token, _ = issue_token(open_store(postgres_url, timeout=5), policy, owner="alice")
+        # Tokens of one format are of one length: the same baseline.
+        assert len(postgres_token) == len(api_token)
+        pg = f"Bearer {postgres_token}"
+        cases += [
+            (
+                "API token, PostgreSQL, change feed",
+                "benchmarks.apps:wrapped",
+                pg,
+                on_postgres,
+                bare_api,
+            ),
+            (
+                "API token, PostgreSQL, RESTAUTH_TOKEN_FEED=false",
+                "benchmarks.apps:wrapped",
+                pg,
+                {**on_postgres, **no_feed},
+                bare_api,
+            ),
+            (
+                "API token, PostgreSQL, RESTAUTH_TOKEN_FEED=false, RESTAUTH_TOKEN_CACHE_TTL=5",
+                "benchmarks.apps:wrapped",
+                pg,
+                {**on_postgres, **no_feed, "RESTAUTH_TOKEN_CACHE_TTL": "5"},
+                bare_api,
+            ),
+        ]
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     samples: dict[str, list[dict[str, float]]] = {case[0]: [] for case in cases}
     ratios: dict[str, list[float]] = {case[0]: [] for case in cases if case[0] != case[4]}
@@ -171,6 +204,7 @@ def main() -> None:
         servers = list(zip(urls, cases, strict=True))
         for url, case in servers:
             run_wrk(url, case[2], 1)  # warm up: keys fetched, tokens seen, connections made
+        time.sleep(0.5)  # the change feeds' first polls vouch for their epochs
         for round_ in range(args.rounds):
             shift = round_ % len(cases)
             measured: dict[str, dict[str, float]] = {}
@@ -196,13 +230,14 @@ def main() -> None:
             }
         )
     load = (
-        f"gunicorn -w {WORKERS} (sync workers); wrk -t1 -c16 -d{args.seconds}s;"
+        f"gunicorn -w {WORKERS} --worker-class gthread --threads {THREADS};"
+        f" wrk -t1 -c16 -d{args.seconds}s;"
         f" {args.rounds} rounds of every case in rotating order, each case's ratio"
         " to the bare app taken within its round"
     )
     publish(
         "gunicorn_load",
-        {"rows": rows, "load": load, "versions": versions("restauth-wsgi", "gunicorn")},
+        {"rows": rows, "load": load, "versions": versions("restauth-wsgi", "gunicorn", "psycopg")},
     )
     idp.stop()
 

@@ -1,12 +1,18 @@
 """In-process cost per request: the middleware against the bare app, same process.
 
-    python benchmarks/inprocess.py
+    python -m benchmarks.inprocess
 
 Each case times the bare hello app and the wrapped one on the same prepared
 request, in alternating batches; the difference is what authentication
 adds, the ratio how much slower the wrapped request is. Floors: PyJWT's own
-``jwt.decode`` with the key in hand, and the bare cost of reading the
-header, hashing it and one dict lookup with an expiry check.
+``jwt.decode`` with the key in hand, restauth-wsgi's own JOSE steps alone,
+the bare cost of reading the header, hashing it and one dict lookup with an
+expiry check, and one read of a token's record from each store.
+
+API tokens are measured with the change feed (the default: an answer is
+remembered until the store changes) and without it (``RESTAUTH_TOKEN_FEED=false``:
+the store is read on every request), on SQLite and, when a server answers
+(``RESTAUTH_BENCH_POSTGRES``, default the machine's own), on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,23 +21,20 @@ import base64
 import dataclasses
 import hashlib
 import json
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from benchmarks.common import (
     DISTINCT_TOKENS,
     environ,
     hello,
     interleaved,
+    postgres_database,
     versions,
     work_dir,
     wsgi_call,
@@ -39,6 +42,7 @@ from benchmarks.common import (
 from benchmarks.fake_idp import ISSUER, FakeIdp
 from benchmarks.report import publish
 from restauth_wsgi import RestAuthMiddleware, Settings
+from restauth_wsgi.jwt import jws
 from restauth_wsgi.tokens.issuing import issue_token
 from restauth_wsgi.tokens.store import open_store
 
@@ -57,15 +61,25 @@ def keys() -> dict[str, Any]:
 
 def main() -> None:
     work = work_dir("restauth-bench-")
-    store_url = f"sqlite://{work}/tokens.db"
+    sqlite_url = f"sqlite://{work}/tokens.db"
+    postgres_url = postgres_database()
     made = keys()
     idp = FakeIdp(made["jwks"])
-    # The defaults otherwise: lockout on, audit off (no INFO handler), metrics off.
+    # The defaults otherwise: the change feed on, lockout on, audit off (no
+    # INFO handler), metrics off.
     settings = Settings(
-        token_store=store_url, providers=idp.providers(), public_paths=("/public/*",)
+        token_store=sqlite_url, providers=idp.providers(), public_paths=("/public/*",)
     )
-    wrapped = RestAuthMiddleware(hello, settings=settings)
-    store = open_store(store_url, timeout=5)
+    opened: list[RestAuthMiddleware] = []
+
+    def middleware(**changes: Any) -> RestAuthMiddleware:
+        app = RestAuthMiddleware(hello, settings=dataclasses.replace(settings, **changes))
+        opened.append(app)
+        return app
+
+    wrapped = middleware()
+    no_feed = middleware(token_feed=False)
+    store = open_store(sqlite_url, timeout=5)
     api_token, _ = issue_token(store, settings.token_policy(), owner="alice")
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": "api", "sub": "alice", "iat": now, "exp": now + 3600}
@@ -89,11 +103,25 @@ def main() -> None:
         if entry is None or entry[0] <= time.time():
             raise AssertionError
 
-    token_id = api_token.split("_")[1]
+    def floor_read(read_store: Any, token: str) -> Callable[[], None]:
+        """One primary-key read of the token's record: the store's own ``get``."""
+        token_id = token.split("_")[1]
+        return lambda: read_store.get(token_id)
 
-    def floor_store() -> None:
-        """One SQLite primary-key read of the token's record."""
-        store.get(token_id)
+    floor_sqlite = floor_read(store, api_token)
+
+    def row(name: str, bare: float, seconds: float, target: str = "", **extra: Any) -> None:
+        rows.append(
+            {
+                "case": name,
+                "bare_us": bare * 1e6,
+                "us": seconds * 1e6,
+                "added_us": (seconds - bare) * 1e6,
+                "ratio": seconds / bare,
+                "target": target,
+                **extra,
+            }
+        )
 
     def case(
         name: str,
@@ -106,21 +134,13 @@ def main() -> None:
     ) -> None:
         env = environ(header, PATH_INFO=path)
         wsgi_call(app, env)()  # a first request fills whatever the case reads from memory
+        if app is not wrapped or path != "/api/thing":
+            time.sleep(0.25)  # a new middleware's feed: its first poll vouches for the epoch
+        wsgi_call(app, env)()
         bare, seconds, floored = interleaved(
             wsgi_call(hello, env), wsgi_call(app, env), floor, rounds=21
         )
-        rows.append(
-            {
-                "case": name,
-                "bare_us": bare * 1e6,
-                "us": seconds * 1e6,
-                "added_us": (seconds - bare) * 1e6,
-                "ratio": seconds / bare,
-                "floor": floor_name,
-                "floor_us": floored * 1e6,
-                "target": target,
-            }
-        )
+        row(name, bare, seconds, target, floor=floor_name, floor_us=floored * 1e6)
 
     case(
         "public path (the middleware's fixed cost)",
@@ -131,26 +151,6 @@ def main() -> None:
         path="/public/x",
     )
     case(
-        "API token as Bearer (SQLite, read every request)",
-        f"Bearer {api_token}",
-        "<= 12 us added",
-        floor_store,
-        "SQLite read",
-    )
-    case("API token as Basic user:token", basic, "<= 12 us added", floor_store, "SQLite read")
-    cached_tokens = RestAuthMiddleware(
-        hello, settings=dataclasses.replace(settings, token_cache_ttl=5)
-    )
-    case(
-        "API token as Bearer, RESTAUTH_TOKEN_CACHE_TTL=5 (revocation within 5 s)",
-        f"Bearer {api_token}",
-        "",
-        floor_store,
-        "SQLite read",
-        app=cached_tokens,
-    )
-    cached_tokens.close()
-    case(
         "JWT seen before", f"Bearer {seen_jwt}", "<= 5 us added", floor_lookup, "header+hash+lookup"
     )
     case(
@@ -160,6 +160,122 @@ def main() -> None:
         floor_lookup,
         "header+hash+lookup",
     )
+    case(
+        "API token seen before, SQLite, change feed (the default)",
+        f"Bearer {api_token}",
+        "<= 5 us added",
+        floor_lookup,
+        "header+hash+lookup",
+    )
+    case(
+        "API token as Basic user:token, SQLite, change feed",
+        basic,
+        "",
+        floor_lookup,
+        "header+hash+lookup",
+    )
+    postgres_token = ""
+    if postgres_url is not None:
+        postgres_store = open_store(postgres_url, timeout=5)
+        postgres_token, _ = issue_token(postgres_store, settings.token_policy(), owner="alice")
+        on_postgres = middleware(token_store=postgres_url)
+        case(
+            "API token seen before, PostgreSQL, change feed",
+            f"Bearer {postgres_token}",
+            "<= 5 us added",
+            floor_lookup,
+            "header+hash+lookup",
+            app=on_postgres,
+        )
+    case(
+        "API token, SQLite, RESTAUTH_TOKEN_FEED=false (read every request)",
+        f"Bearer {api_token}",
+        "",
+        floor_sqlite,
+        "SQLite read",
+        app=no_feed,
+    )
+    case(
+        "API token, SQLite, RESTAUTH_TOKEN_FEED=false, RESTAUTH_TOKEN_CACHE_TTL=5",
+        f"Bearer {api_token}",
+        "",
+        floor_sqlite,
+        "SQLite read",
+        app=middleware(token_feed=False, token_cache_ttl=5),
+    )
+    if postgres_url is not None:
+        case(
+            "API token, PostgreSQL, RESTAUTH_TOKEN_FEED=false (read every request)",
+            f"Bearer {postgres_token}",
+            "",
+            floor_read(postgres_store, postgres_token),
+            "PostgreSQL read",
+            app=middleware(token_store=postgres_url, token_feed=False),
+        )
+
+    def first_use(app: RestAuthMiddleware, header: str) -> Callable[[], None]:
+        """The token unknown to this process: its memory of answers emptied each time
+        (the bare case does the same, so that both pay for it)."""
+        recent = wrapped.authentication._recent if app is hello else app.authentication._recent
+        assert recent is not None
+        call = wsgi_call(app, environ(header))
+
+        def first() -> None:
+            recent._entries.clear()
+            call()
+
+        return first
+
+    def after_a_change(app: RestAuthMiddleware, header: str) -> Callable[[], None]:
+        """The token remembered, but the feed has seen a change since: its epoch is
+        a new one (as a poll makes it), so the answer no longer stands."""
+        process = app.authentication._api.feed._process  # type: ignore[union-attr]
+        call = wsgi_call(app, environ(header))
+
+        def changed() -> None:
+            process.seen = (object(), process.seen[1])
+            call()
+
+        return changed
+
+    stores = [("SQLite", sqlite_url, api_token, floor_sqlite)]
+    if postgres_url is not None:
+        stores.append(
+            ("PostgreSQL", postgres_url, postgres_token, floor_read(postgres_store, postgres_token))
+        )
+    for store_name, url, token, floor in stores:
+        header = f"Bearer {token}"
+        with_feed = middleware(token_store=url)
+        without = middleware(token_store=url, token_feed=False)
+        for app in (with_feed, without):
+            wsgi_call(app, environ(header))()
+        time.sleep(0.25)
+        bare, fed, changed, unfed, read = interleaved(
+            first_use(hello, header),  # type: ignore[arg-type]
+            first_use(with_feed, header),
+            after_a_change(with_feed, header),
+            wsgi_call(without, environ(header)),
+            floor,
+            rounds=21,
+        )
+        row(
+            f"API token, first use in this process, {store_name}, change feed",
+            bare,
+            fed,
+            "no slower than without the feed",
+            floor=f"{store_name} read",
+            floor_us=read * 1e6,
+            vs_no_feed=(fed - bare) / (unfed - bare),
+        )
+        row(
+            f"API token, first request after a change, {store_name}, change feed",
+            bare,
+            changed,
+            "no slower than without the feed",
+            floor=f"{store_name} read",
+            floor_us=read * 1e6,
+            vs_no_feed=(changed - bare) / (unfed - bare),
+        )
 
     public_key = made["rsa"].public_key()
 
@@ -185,32 +301,60 @@ def main() -> None:
 
         return call
 
+    rs256_algorithm = RSAAlgorithm(RSAAlgorithm.SHA256)
+
+    def jose_only(tokens: list[str]) -> Callable[[], None]:
+        """The JOSE work alone, on the same tokens: restauth_wsgi.jwt.jws's one parse,
+        PyJWT's signature check with the key in hand, the registered claims."""
+        counter = iter(range(10**9))
+
+        def call() -> None:
+            parsed = jws.parse(tokens[next(counter) % len(tokens)])
+            assert parsed is not None
+            jws.verify_signature(parsed, rs256_algorithm, public_key)
+            jws.check_claims(parsed.claims, issuers=(ISSUER,), audience=("api",), leeway=0)
+
+        return call
+
     for name, make in (("RS256", rs256), ("ES256", es256)):
         tokens = [make(n) for n in range(1, DISTINCT_TOKENS + 1)]
-        bare, seconds, decoded = interleaved(
-            cycling(hello, tokens), cycling(wrapped, tokens), decode, rounds=9
-        )
-        row = {
-            "case": f"JWT seen for the first time, {name}",
-            "bare_us": bare * 1e6,
-            "us": seconds * 1e6,
-            "added_us": (seconds - bare) * 1e6,
-            "ratio": seconds / bare,
-            "target": "<= 1.1x jwt.decode" if name == "RS256" else "",
-        }
+        calls = [cycling(hello, tokens), cycling(wrapped, tokens), decode]
         if name == "RS256":
-            row["vs_decode"] = (seconds - bare) / decoded
+            calls.append(jose_only(tokens))
+        bare, seconds, decoded, *jose = interleaved(*calls, rounds=9)
+        extra: dict[str, Any] = {}
+        if name == "RS256":
+            extra = {
+                "vs_decode": (seconds - bare) / decoded,
+                "jose_us": jose[0] * 1e6,
+                "beyond_jose_us": (seconds - bare - jose[0]) * 1e6,
+            }
             rows.append({"case": "floor: jwt.decode, RS256, key in hand", "us": decoded * 1e6})
-        rows.append(row)
+            rows.append(
+                {
+                    "case": "floor: restauth_wsgi.jwt.jws parse, verify, claims, RS256",
+                    "us": jose[0] * 1e6,
+                }
+            )
+        row(
+            f"JWT seen for the first time, {name}",
+            bare,
+            seconds,
+            "<= 1.1x jwt.decode; <= 10 us beyond the JOSE work" if name == "RS256" else "",
+            **extra,
+        )
 
     publish(
         "inprocess",
         {
             "rows": rows,
-            "versions": versions("restauth-wsgi", "PyJWT", "cryptography", "werkzeug", "cachelib"),
+            "versions": versions(
+                "restauth-wsgi", "PyJWT", "cryptography", "werkzeug", "cachelib", "psycopg"
+            ),
         },
     )
-    wrapped.close()
+    for app in opened:
+        app.close()
     idp.stop()
 
 

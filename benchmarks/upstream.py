@@ -1,6 +1,6 @@
 """Upstream discipline under load, and memory over a stream of bad tokens.
 
-    python benchmarks/upstream.py [--invalid 100000]
+    python -m benchmarks.upstream [--invalid 100000]
 
 1. A burst of 200 concurrent first requests for one new opaque token, the
    provider slowed to 300 ms so that all 200 overlap: introspection calls
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import gc
 import secrets
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,8 +23,6 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import environ, hello, versions, work_dir, wsgi_call
 from benchmarks.fake_idp import ISSUER, FakeIdp

@@ -26,13 +26,14 @@ RUNS = {
     "peers": ([], "## Peers on the same work"),
     "gunicorn_load": (["--seconds", "1", "--rounds", "1"], "## End to end: gunicorn"),
     "upstream": (["--invalid", "400"], "## Upstream discipline and memory"),
+    "revocation": (["--revocations", "2"], "## Revocation across processes and hosts"),
 }
 
 
 @pytest.mark.parametrize("name", list(RUNS))
 def test_benchmark_runs_and_reports(name: str, tmp_path: Path) -> None:
     arguments, heading = RUNS[name]
-    if name == "gunicorn_load":
+    if name in ("gunicorn_load", "revocation"):
         need(shutil.which("wrk") is not None, "wrk is not installed (apt-get install wrk)")
     temp = tmp_path / "temp"
     temp.mkdir()
@@ -43,7 +44,7 @@ def test_benchmark_runs_and_reports(name: str, tmp_path: Path) -> None:
         "TMPDIR": str(temp),  # where its temporary store goes, to see it removed
     }
     done = subprocess.run(
-        [sys.executable, f"benchmarks/{name}.py", *arguments],
+        [sys.executable, "-m", f"benchmarks.{name}", *arguments],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -54,8 +55,24 @@ def test_benchmark_runs_and_reports(name: str, tmp_path: Path) -> None:
     assert done.stdout.startswith("|"), done.stdout  # the table comes first
     assert f"figures written to {tmp_path / name}.json" in done.stdout
     figures = json.loads((tmp_path / f"{name}.json").read_text())
-    assert figures["command"].endswith(" ".join([f"benchmarks/{name}.py", *arguments]))
+    assert figures["command"] == " ".join(["python", "-m", f"benchmarks.{name}", *arguments])
     page = (tmp_path / "performance.md").read_text()
     assert heading in page
     assert "## The targets" in page
+    assert f"Command: `{figures['command']}`" in page, "its figures were written into the page"
     assert not list(temp.glob("restauth-*")), "the benchmark removed its temporary store"
+
+
+def test_the_profile_of_a_first_sighting_runs() -> None:
+    """The profile docs/performance.md cites still runs, as a user types it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.profile_first_seen"],
+        cwd=ROOT,
+        env={**os.environ, "BENCH_QUICK": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "verify" in done.stdout, "the signature check is among the profiled calls"
+    assert "claims.py" in done.stdout, "so is the claims mapping"

@@ -1,0 +1,70 @@
+"""Where a first-seen JWT spends its time: cProfile over first sightings.
+
+    python -m benchmarks.profile_first_seen
+
+Sends distinct RS256 JWTs through the middleware, the in-process memory of
+answers emptied before each (so each is a first sighting, as in
+``benchmarks.inprocess``), under cProfile, and prints the functions by their
+own time. cProfile inflates Python-heavy steps against the C work of the
+signature check, so read the shares of the steps beyond the JOSE work, not
+the totals (docs/performance.md, "Where a first-seen JWT spends its time").
+"""
+
+from __future__ import annotations
+
+import cProfile
+import pstats
+import time
+
+import jwt
+
+from benchmarks.common import DISTINCT_TOKENS, environ, hello, work_dir, wsgi_call
+from benchmarks.fake_idp import ISSUER, FakeIdp
+from benchmarks.inprocess import keys
+from restauth_wsgi import RestAuthMiddleware, Settings
+
+
+def main() -> None:
+    made = keys()
+    idp = FakeIdp(made["jwks"])
+    work = work_dir("restauth-profile-")
+    settings = Settings(token_store=f"sqlite://{work}/tokens.db", providers=idp.providers())
+    app = RestAuthMiddleware(hello, settings=settings)
+    now = int(time.time())
+    calls = [
+        wsgi_call(
+            app,
+            environ(
+                "Bearer "
+                + jwt.encode(
+                    {"iss": ISSUER, "aud": "api", "sub": "alice", "iat": now, "exp": now + 3600}
+                    | {"jti": str(n)},
+                    made["rsa"],
+                    "RS256",
+                    {"kid": "rsa"},
+                )
+            ),
+        )
+        for n in range(DISTINCT_TOKENS)
+    ]
+    recent = app.authentication._recent
+    assert recent is not None
+
+    def sightings() -> None:
+        for call in calls:
+            recent._entries.clear()
+            call()
+
+    sightings()  # keys fetched, code warm
+    profile = cProfile.Profile()
+    profile.enable()
+    sightings()
+    sightings()
+    profile.disable()
+    pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+    app.close()
+    idp.stop()
+
+
+if __name__ == "__main__":
+    main()
