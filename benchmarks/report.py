@@ -165,6 +165,7 @@ def upstream_tables(data: dict[str, Any]) -> list[str]:
     stream_rows = [
         ["stream of distinct invalid tokens", "figure"],
         ["tokens", str(stream["tokens"])],
+        ["RESTAUTH_CACHE_MAX_ENTRIES", str(stream.get("max_entries", "10000 (the default)"))],
         ["seconds", f"{stream['seconds']:.0f}"],
         ["RSS at the start", f"{stream['samples'][0][1]:.1f} MiB"],
         ["RSS once the caches are full (a quarter in)", f"{stream['rss_first_mib']:.1f} MiB"],
