@@ -206,6 +206,16 @@ def test_a_lifetime_beyond_the_maximum_is_refused(web: Web) -> None:
     assert create(client, JENKINS, expirationDuration=30).status == 201
 
 
+def test_a_maximum_under_a_day_says_to_leave_the_duration_out(web: Web) -> None:
+    client = web(token_max_lifetime=12 * 3600, token_default_lifetime=3600)
+    answer = create(client, ALICE, expirationDuration=1)
+    description = refused(answer, 400, "limit_exceeded", "expirationDuration")
+    assert "cannot be given here" in description
+    assert "12h" in description
+    assert "1h" in description
+    assert create(client, ALICE).status == 201
+
+
 def test_tokens_expiring_within_five_days_are_marked(web: Web, store: TokenStore) -> None:
     client = web()
     created = create(client, JENKINS, expirationDuration=5)

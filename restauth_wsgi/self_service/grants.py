@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
+from restauth_wsgi.config.durations import format_duration
 from restauth_wsgi.errors import Forbidden
 from restauth_wsgi.identity import Identity
 from restauth_wsgi.self_service.refusals import ApiRefusal, LimitReached
@@ -124,9 +125,14 @@ class Grants:
             return min(policy.default_lifetime, left)
         seconds = days * _DAY
         if seconds > policy.max_lifetime:
+            whole_days = policy.max_lifetime // _DAY
             raise LimitReached(
-                f"expirationDuration may be at most {max(1, policy.max_lifetime // _DAY)}"
-                " days here.",
+                f"expirationDuration may be at most {whole_days} days here."
+                if whole_days
+                # Tokens here live less than a day: no number of days fits.
+                else "expirationDuration cannot be given here: tokens live at most"
+                f" {format_duration(policy.max_lifetime)}; leave it out for the"
+                f" default lifetime, {format_duration(policy.default_lifetime)}.",
                 field="expirationDuration",
             )
         if ends is not None and now + seconds > ends:
