@@ -1,16 +1,16 @@
 """End to end: gunicorn serving the hello app, bare and wrapped, loaded by wrk.
 
-    python -m benchmarks.gunicorn_load [--seconds 2] [--rounds 20]
+    python -m benchmarks.gunicorn_load [--seconds 1] [--rounds 20]
 
-One gunicorn (2 workers of 4 threads) per case, all started at once (an idle one costs nothing);
-wrk (Debian's ``wrk``) loads one at a time from a second process on
-loopback. Each round loads every case for ``--seconds``, in an order that
-rotates from round to round, and each wrapped case's ratio is its
-throughput over the bare app's, loaded with the same header, in the same
-round: short runs close
-together share the machine's speed, which on a shared machine drifts over
-minutes. The ratio given is the median of the rounds'; requests per second
-and latency percentiles are the medians of the runs.
+One gunicorn (2 workers of 4 threads) per case, all started at once (an
+idle one costs nothing); wrk (Debian's ``wrk``) loads one at a time from a
+second process on loopback. Each round loads every wrapped case, in an
+order that rotates from round to round, back to back with the bare app sent
+the same header: bare, wrapped, wrapped, bare, ``--seconds`` each. Its
+ratio in that round is the wrapped runs' throughput over the bare runs':
+a drift in the machine's speed (a shared machine drifts by several times
+over minutes) weighs on both alike. The ratio given is the median of the
+rounds'; requests per second and latency percentiles are the medians of the runs.
 """
 
 from __future__ import annotations
@@ -111,9 +111,26 @@ def served(gunicorn: str, env: dict[str, str], app: str) -> Iterator[str]:
         server.wait(15)
 
 
+def paired(
+    wrapped: tuple[str, Any],
+    bare: tuple[str, Any],
+    seconds: int,
+    samples: dict[str, list[dict[str, float]]],
+) -> float:
+    """The wrapped case's throughput over its bare app's, loaded back to back
+    as bare, wrapped, wrapped, bare: a drift in the machine's speed over those
+    few seconds (on a shared machine it drifts by several times over minutes)
+    weighs on both alike, where runs further apart would take it as a difference."""
+    order = (bare, wrapped, wrapped, bare)
+    runs = [run_wrk(url, case[2], seconds) for url, case in order]
+    for (_, case), run in zip(order, runs, strict=True):
+        samples[case[0]].append(run)
+    return (runs[1]["rps"] + runs[2]["rps"]) / (runs[0]["rps"] + runs[3]["rps"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=2)
+    parser.add_argument("--seconds", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -201,19 +218,17 @@ def main() -> None:
     ratios: dict[str, list[float]] = {case[0]: [] for case in cases if case[0] != case[4]}
     with ExitStack() as stack:
         urls = [stack.enter_context(served(gunicorn, case[3], case[1])) for case in cases]
-        servers = list(zip(urls, cases, strict=True))
-        for url, case in servers:
+        servers = {case[0]: (url, case) for url, case in zip(urls, cases, strict=True)}
+        for url, case in servers.values():
             run_wrk(url, case[2], 1)  # warm up: keys fetched, tokens seen, connections made
         time.sleep(0.5)  # the change feeds' first polls vouch for their epochs
+        wrapped = [name for name in servers if name in ratios]
         for round_ in range(args.rounds):
-            shift = round_ % len(cases)
-            measured: dict[str, dict[str, float]] = {}
-            for url, case in servers[shift:] + servers[:shift]:
-                measured[case[0]] = run_wrk(url, case[2], args.seconds)
-            for name, *_, baseline in cases:
-                samples[name].append(measured[name])
-                if name in ratios:
-                    ratios[name].append(measured[name]["rps"] / measured[baseline]["rps"])
+            shift = round_ % len(wrapped)
+            for name in wrapped[shift:] + wrapped[:shift]:
+                ratios[name].append(
+                    paired(servers[name], servers[servers[name][1][4]], args.seconds, samples)
+                )
     rows: list[dict[str, Any]] = []
     for name, *_ in cases:
         runs = samples[name]
@@ -232,8 +247,8 @@ def main() -> None:
     load = (
         f"gunicorn -w {WORKERS} --worker-class gthread --threads {THREADS};"
         f" wrk -t1 -c16 -d{args.seconds}s;"
-        f" {args.rounds} rounds of every case in rotating order, each case's ratio"
-        " to the bare app taken within its round"
+        f" {args.rounds} rounds of every wrapped case in rotating order, each loaded"
+        " back to back with the bare app (bare, wrapped, wrapped, bare) for its ratio"
     )
     publish(
         "gunicorn_load",

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from restauth_wsgi.authenticator import UNGUARDED, Authenticator, Guard
 from restauth_wsgi.cache import RecentAnswers, Refusal, SharedCache
@@ -83,6 +84,11 @@ class Authentication:
         self._recent = recent
         # The API tokens that may be remembered under the store's change counter.
         self._api = fed_api_tokens if recent is not None else None
+        self._feed = self._api.feed if self._api is not None else None
+        self._counting = metrics.counts
+        # The last header recall() found nothing standing for, with its hash
+        # and what was remembered: authenticate() takes them from here.
+        self._missed: tuple[str, bytes, Any] | None = None
         self._cache_ttls = dict(cache_ttls or {})
         self._negative_ttl = negative_ttl
         self._clock = clock
@@ -154,6 +160,38 @@ class Authentication:
         if self.providers is not None:
             self.providers.shared.close()
 
+    def recall(self, header: str | None) -> Identity | None:
+        """The identity remembered for ``header``, if it stands as it is.
+
+        The hot path: a provider's token seen before, or an API token whose
+        store has not changed since (the change feed vouches), costs a hash
+        and a lookup, and needs no guard. ``None`` for anything else (a
+        password, which the guard must see again; a refusal; an API token
+        the store must decide; nothing remembered): then :meth:`authenticate`.
+        """
+        recent = self._recent
+        if recent is None or not header:
+            return None
+        if self._api is None and token_format.named_in(header):
+            return None  # the store decides every time: nothing to look up
+        key = hashlib.sha256(header.encode("utf-8", "surrogatepass")).digest()
+        remembered = recent.get(key)
+        if self._counting:
+            self.metrics.cache("recent", remembered is not None)
+        if isinstance(remembered, Identity):
+            if remembered.method != "password":
+                return remembered
+        elif isinstance(remembered, StoreAnswer):
+            identity = remembered.identity
+            # The map's entry expires with the token; this is the change feed's say.
+            if self._feed is not None and self._feed.stands(
+                remembered.epoch, identity.token_id or "", self._clock()
+            ):
+                return identity
+        # authenticate() follows: it takes the hash and the answer from here.
+        self._missed = (header, key, remembered)
+        return None
+
     def authenticate(self, header: str | None, guard: Guard = UNGUARDED) -> Identity:
         """Return the identity the ``Authorization`` header proves.
 
@@ -171,9 +209,17 @@ class Authentication:
             # Nothing is remembered: without the change feed the store
             # decides every time, so an API token skips the hash and the lookup.
             return self._run_chain(header, None, guard)
-        key = hashlib.sha256(header.encode("utf-8", "surrogatepass")).digest()
-        remembered = recent.get(key)
-        self.metrics.cache("recent", remembered is not None)
+        # The same header just missed in recall() (on this thread or another:
+        # the header object itself is compared, so another request's never matches).
+        missed = self._missed
+        if missed is not None and missed[0] is header:
+            key, remembered = missed[1], missed[2]
+            self._missed = None  # the raw header is held no longer than its request
+        else:
+            key = hashlib.sha256(header.encode("utf-8", "surrogatepass")).digest()
+            remembered = recent.get(key)
+            if self._counting:
+                self.metrics.cache("recent", remembered is not None)
         if remembered is None:
             if api_token or (self._api is not None and header[:6].lower() == "basic "):
                 # An API token, or perhaps one (Basic user:token hides the prefix).
@@ -186,9 +232,12 @@ class Authentication:
                 guard.before_password(remembered.username, remembered=True)
             return remembered
         if isinstance(remembered, StoreAnswer):
-            assert self._api is not None
-            identity = self._api.recall(remembered)
-            return identity if identity is not None else self._run_api_token(header, key, guard)
+            identity = remembered.identity
+            if self._feed is not None and self._feed.stands(
+                remembered.epoch, identity.token_id or "", self._clock()
+            ):
+                return identity
+            return self._run_api_token(header, key, guard)
         if remembered.password and remembered.username is not None:
             guard.before_password(remembered.username, remembered=True)
         raise remembered.error()

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 class Metrics:
     """The no-op metrics: what runs when metrics are off."""
 
+    #: Whether calls count anything: a hot path may skip calls to metrics that do not.
+    counts = False
+
     def decision(self, outcome: str, method: str, provider: str) -> None:
         """One request decided."""
 
@@ -45,6 +48,8 @@ class Metrics:
 
 class PrometheusMetrics(Metrics):
     """Metrics kept by prometheus_client."""
+
+    counts = True
 
     def __init__(self) -> None:
         from prometheus_client import Counter, Histogram

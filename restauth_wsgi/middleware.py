@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger("restauth_wsgi")
+_INFO = logging.INFO
 
 #: The environ key of the authenticated :class:`Identity`.
 IDENTITY_KEY = "restauth.identity"
@@ -220,12 +221,15 @@ class RestAuthMiddleware:
             upstream_user = upstream_type = None
         request = None
         try:
-            request = describe_environ(
-                environ,
-                trusted_proxies=self._trusted_proxies,
-                upstream_user=None if upstream_user is None else str(upstream_user),
-                upstream_auth_type=None if upstream_type is None else str(upstream_type),
-            )
+            if upstream_user is None:
+                request = describe_environ(environ, trusted_proxies=self._trusted_proxies)
+            else:
+                request = describe_environ(
+                    environ,
+                    trusted_proxies=self._trusted_proxies,
+                    upstream_user=str(upstream_user),
+                    upstream_auth_type=None if upstream_type is None else str(upstream_type),
+                )
         except MalformedRequest as malformed:
             decision = refusal(malformed)
         else:
@@ -238,7 +242,7 @@ class RestAuthMiddleware:
         ):
             self._note(environ, decision, request)
         identity, error = decision.identity, decision.error
-        if self._audit_enabled(logging.INFO):
+        if self._audit_enabled(_INFO):
             self.audit.emit(
                 decision,
                 method=str(environ.get("REQUEST_METHOD", "")),

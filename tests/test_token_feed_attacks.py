@@ -26,6 +26,7 @@ from werkzeug.test import Client
 
 from restauth_wsgi import RestAuthMiddleware, Settings
 from restauth_wsgi.decision import Gatekeeper
+from restauth_wsgi.errors import InvalidToken
 from restauth_wsgi.middleware import SpoofableHeaders
 from restauth_wsgi.request import paths
 from restauth_wsgi.request.paths import request_path
@@ -379,6 +380,42 @@ def test_remembered_header_sets_and_paths_are_bounded_in_size() -> None:
     for n in range(100):
         request_path(f"/x{n}/" + "a" * 4000)
     assert paths._remembered.cache_info().currsize == before, "long paths are not remembered"
+
+
+def test_an_answer_is_never_handed_to_another_header(rig: Rig) -> None:
+    """The hot path hands a miss's hash on to the full check. Two requests
+    interleaved on threads (a revoked token's and a valid one's), or two equal
+    headers that are different strings, must each get their own answer: a
+    valid token's identity remembered under the revoked one's hash would be
+    a bypass."""
+    authentication = rig.gatekeeper.authentication
+    valid, _ = rig.issue("alice")
+    revoked, record = rig.issue("mallory")
+    rig.store.revoke(record.token_id, now=int(time.time()))
+    rig.remembered(valid)  # the feed runs and vouches from here on
+    fresh, _ = rig.issue("bob")
+    time.sleep(BOUND)  # issuing is a change: the valid token is read again below
+
+    good, bad = f"Bearer {valid}", f"Bearer {revoked}"
+    assert authentication.recall(good) is None, "a change since: the store decides"
+    assert authentication.recall(bad) is None
+    assert authentication.authenticate(good).username == "alice"
+    with pytest.raises(InvalidToken):
+        authentication.authenticate(bad)
+    eventually(lambda: authentication.recall(good) is not None, "alice's answer remembered")
+    assert authentication.recall(bad) is None, "mallory's header has no answer of alice's"
+    with pytest.raises(InvalidToken):
+        authentication.authenticate(bad)
+
+    # An equal header that is another string is hashed again, and gets its own answer.
+    third = f"Bearer {fresh}"
+    assert authentication.recall(third) is None
+    copy = third[:1] + third[1:]
+    assert copy == third
+    assert copy is not third
+    assert authentication.authenticate(copy).username == "bob"
+    assert rig.status(revoked) == 401
+    assert rig.status(fresh) == 200
 
 
 def test_a_jwt_with_padding_inside_is_not_a_b64token(tmp_path: Path) -> None:

@@ -182,7 +182,9 @@ class AccessPolicy:
         self.networks = parse_networks(networks)
         self.read_only_groups = frozenset(read_only_groups)
         self.rules = rules
-        self._checks_identities = bool(self.read_only_groups or rules)
+        #: Whether :meth:`authorize` checks anything of an identity without
+        #: token restrictions (read-only groups or rules are set).
+        self.checks_identities = bool(self.read_only_groups or rules)
         #: Whether anything needs the client address (so it is worked out only then).
         self.needs_address = bool(self.networks) or any(r.networks for r in rules)
 
@@ -222,7 +224,7 @@ class AccessPolicy:
     def authorize(self, identity: Identity, request: Request) -> None:
         """Raise :class:`Forbidden` (or :class:`InsufficientScope`) if the
         identity may not make this request."""
-        if identity.restrictions is None and not self._checks_identities:
+        if identity.restrictions is None and not self.checks_identities:
             return
         address = None if request.client is None else request.client.ip
         if identity.restrictions is not None:

@@ -42,7 +42,10 @@ def client_address(environ: Mapping[str, Any], trusted_proxies: int) -> ClientAd
         forwarded = [] if header is None else str(header).split(",")
         if len(forwarded) >= trusted_proxies:
             return parse_forwarded(forwarded[-trusted_proxies].strip())
-    return parse_address(str(environ.get("REMOTE_ADDR", "")))
+    remote = environ.get("REMOTE_ADDR", "")
+    if type(remote) is str and len(remote) <= _LONGEST_ADDRESS:
+        return _parse_address(remote)  # the usual case: straight to the cache
+    return parse_address(str(remote))
 
 
 _PORTED = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::\d{1,5})?|(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}")

@@ -42,6 +42,7 @@ OVERRIDE_HEADERS = (
 # RFC 9110 section 9.1: a method is a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}")
 _GET = frozenset({"GET"})
+_new_tuple = tuple.__new__
 
 
 class Request(NamedTuple):
@@ -138,13 +139,20 @@ def describe_environ(
         and (method != "OPTIONS" or "HTTP_ORIGIN" not in environ)
     ):
         # Every request that needs no judgement beyond the usual: one tuple,
-        # the path from its cache (the hot path).
-        return Request(
-            method,
-            simple,
-            request_path(get("PATH_INFO", "")),
-            client_address(environ, trusted_proxies),
-            get("HTTP_AUTHORIZATION"),
+        # the path from its cache (the hot path). Built by tuple.__new__
+        # itself, as a named tuple's own __new__ is a Python function.
+        return _new_tuple(
+            Request,
+            (
+                method,
+                simple,
+                request_path(get("PATH_INFO", "")),
+                client_address(environ, trusted_proxies),
+                get("HTTP_AUTHORIZATION"),
+                False,
+                None,
+                None,
+            ),
         )
     overrides = [get(k) for k in OVERRIDE_HEADERS if k in environ]
     return describe(

@@ -183,20 +183,6 @@ class ApiTokenAuthenticator:
         to be read from the store may be remembered under."""
         return None if self.feed is None else self.feed.current()
 
-    def recall(self, answer: StoreAnswer) -> Identity | None:
-        """A remembered answer's identity, if the store has not changed since
-        and the token has not expired; ``None`` sends the request to the store."""
-        feed = self.feed
-        if feed is None or feed.current() is not answer.epoch:
-            return None
-        identity = answer.identity
-        now = self._clock()
-        expires_at = identity.expires_at
-        if expires_at is not None and now >= expires_at:
-            return None
-        feed.used(identity.token_id or "", int(now))
-        return identity
-
     def close(self) -> None:
         """Close this process's connections to the token store, and its feed."""
         if self.feed is not None:
