@@ -37,6 +37,7 @@ from restauth_wsgi.tokens.authenticator import ApiTokenAuthenticator, StoreAnswe
 from restauth_wsgi.tokens.feed import ChangeFeed
 
 log = logging.getLogger("restauth_wsgi")
+_sha256 = hashlib.sha256
 # How long an API token's answer is kept while the store does not change: a
 # bound on memory, not on revocation (the change feed sees to that).
 _REMEMBER_API_TOKEN_FOR = 3600.0
@@ -174,7 +175,7 @@ class Authentication:
             return None
         if self._api is None and token_format.named_in(header):
             return None  # the store decides every time: nothing to look up
-        key = hashlib.sha256(header.encode("utf-8", "surrogatepass")).digest()
+        key = _sha256(header.encode("utf-8", "surrogatepass")).digest()
         remembered = recent.get(key)
         if self._counting:
             self.metrics.cache("recent", remembered is not None)

@@ -228,7 +228,8 @@ class Gatekeeper:
         if identity is None:
             return self._authenticate(request, header)
         if identity.restrictions is None and not access.checks_identities:
-            return _allowed(identity)  # nothing to authorize (the usual case, inline)
+            # Nothing to authorize (the usual case): the decision, inline.
+            return _new_tuple(Decision, ("allowed", identity, None))
         return self.authorized(identity, request)
 
     def _authenticate(self, request: Request, header: str | None) -> Decision:

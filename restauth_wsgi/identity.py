@@ -41,9 +41,12 @@ def freeze(value: Any, depth: int = 0) -> Any:
         # Copied whole (in C), then only the values that are not plain data
         # frozen in turn: claims are mostly strings and numbers.
         copy = dict(value)
-        for key, item in copy.items():
-            if type(item) not in _SCALAR_TYPES:
-                copy[key] = freeze(item, depth + 1)
+        # Whether every value is plain data, asked in C (map and issuperset):
+        # the usual case, with nothing more to freeze.
+        if not _SCALAR_TYPES.issuperset(map(type, copy.values())):
+            for key, item in copy.items():
+                if type(item) not in _SCALAR_TYPES:
+                    copy[key] = freeze(item, depth + 1)
         return types.MappingProxyType(copy)
     if kind is list or kind is tuple or isinstance(value, list | tuple):
         return tuple(freeze(item, depth + 1) for item in value)

@@ -185,6 +185,7 @@ class RestAuthMiddleware:
         self.settings = settings
         self.gatekeeper = gatekeeper or Gatekeeper.from_settings(settings)
         self.authentication = self.gatekeeper.authentication
+        self._decide = self.gatekeeper.decide  # bound once: called by every request
         self.audit = AuditLog(settings.audit_log)
         # Read per request, where the logger's own cache makes it cheap.
         self._audit_enabled = self.audit.logger.isEnabledFor
@@ -233,7 +234,7 @@ class RestAuthMiddleware:
         except MalformedRequest as malformed:
             decision = refusal(malformed)
         else:
-            decision = self.gatekeeper.decide(request)
+            decision = self._decide(request)
         if self._watching and (
             request is None
             or request.client is None

@@ -376,10 +376,10 @@ def test_remembered_header_sets_and_paths_are_bounded_in_size() -> None:
     assert "HTTP_X_REMOTE_USER" not in small
     assert len(spoofable._found) == 1
 
-    before = paths._remembered.cache_info().currsize
+    before = paths.remembered_path.cache_info().currsize
     for n in range(100):
         request_path(f"/x{n}/" + "a" * 4000)
-    assert paths._remembered.cache_info().currsize == before, "long paths are not remembered"
+    assert paths.remembered_path.cache_info().currsize == before, "long paths are not remembered"
 
 
 def test_an_answer_is_never_handed_to_another_header(rig: Rig) -> None:

@@ -144,9 +144,9 @@ class JwtValidator:
             raise _refuse(
                 f"none of {', '.join(config.any_of_claims)} is present: not an access token"
             )
-        marks = [c for c in config.id_token_claims if c in claims]
-        if marks:
-            raise _refuse(f"the token carries {', '.join(marks)}: an ID token, not an access token")
+        if not claims.keys().isdisjoint(config.id_token_claims):
+            marks = ", ".join(c for c in config.id_token_claims if c in claims)
+            raise _refuse(f"the token carries {marks}: an ID token, not an access token")
 
 
 class JwtAuthenticator:

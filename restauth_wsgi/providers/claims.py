@@ -34,9 +34,11 @@ CLIENT_ID_CLAIMS = ("client_id", "azp", "appid", "cid")
 CLIENT_TOKEN_RULES = ("generic", "azure", "keycloak")
 _SERVICE_ACCOUNT_USER = "service-account-"
 _NO_GROUPS: frozenset[str] = frozenset()
+_NO_SCOPES: frozenset[str] = frozenset()
 # Where providers put granted scopes: a space-separated string or a list.
 SCOPE_CLAIMS = ("scope", "scp", "scopes")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_new_tuple = tuple.__new__
 
 
 def claim(claims: Mapping[str, Any], path: str) -> Any:
@@ -65,6 +67,8 @@ def _strings(value: Any) -> list[str]:
 
 def scopes_of(claims: Mapping[str, Any]) -> frozenset[str]:
     """Granted scopes, from ``scope``/``scp`` (space-separated) or a ``scopes`` list."""
+    if claims.keys().isdisjoint(SCOPE_CLAIMS):
+        return _NO_SCOPES  # asked in C: most tokens of most providers name none
     for name in SCOPE_CLAIMS:
         value = claims.get(name)
         if isinstance(value, str):
@@ -123,22 +127,28 @@ class IdentityMapping:
         :raises InvalidToken: when no usable username can be found, or the
             token was issued to a client or in a place that is not accepted.
         """
-        self._check_belongs(claims)
+        if self.allowed_clients or self.required_values:
+            self._check_belongs(claims)
         try:
             frozen = freeze(claims)
         except ValueError as exc:
             raise _refuse(str(exc)) from None
-        # Positional: this runs for every token seen for the first time.
-        return Identity(
-            self.username(claims),
-            method,
-            "Bearer",
-            provider,
-            None,
-            scopes_of(claims) if scopes is None else scopes,
-            self.groups(claims) if self.groups_attributes else _NO_GROUPS,
-            expires_at,
-            frozen,
+        # Built by tuple.__new__ itself (a named tuple's own __new__ is a
+        # Python function): this runs for every token seen for the first time.
+        return _new_tuple(
+            Identity,
+            (
+                self.username(claims),
+                method,
+                "Bearer",
+                provider,
+                None,
+                scopes_of(claims) if scopes is None else scopes,
+                self.groups(claims) if self.groups_attributes else _NO_GROUPS,
+                expires_at,
+                frozen,
+                None,
+            ),
         )
 
     def groups(self, claims: Mapping[str, Any]) -> frozenset[str]:
@@ -185,7 +195,12 @@ class IdentityMapping:
                 value = local
         if self.lowercase:
             value = lowercase(value)
-        if not value or len(value) > 255 or _CONTROL.search(value):
+        # Printable ASCII has no control characters (asked in C); others are searched.
+        if (
+            not value
+            or len(value) > 255
+            or (not (value.isascii() and value.isprintable()) and _CONTROL.search(value))
+        ):
             raise _refuse(
                 "the username from the token is empty, too long or has control characters"
             )
@@ -195,7 +210,8 @@ class IdentityMapping:
         # A string, the first string of a list (Azure B2C's "emails"), or a
         # numeric id (GitHub's); never an object's or a boolean's text.
         for path in self.username_attributes:
-            value = claim(claims, path)
+            # A plain claim name (sub, email), the usual case, without a call.
+            value = claims[path] if path in claims else claim(claims, path)
             if isinstance(value, list) and value and isinstance(value[0], str):
                 value = value[0]
             if isinstance(value, str) and value:
@@ -250,6 +266,8 @@ class IdentityMapping:
 
 def client_of(claims: Mapping[str, Any]) -> str | None:
     """The client a token was issued to, from the claims that name it, if any."""
+    if claims.keys().isdisjoint(CLIENT_ID_CLAIMS):
+        return None  # asked in C: a user's token often names no client
     for name in CLIENT_ID_CLAIMS:
         value = claims.get(name)
         if isinstance(value, str) and value:

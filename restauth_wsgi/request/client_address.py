@@ -42,10 +42,7 @@ def client_address(environ: Mapping[str, Any], trusted_proxies: int) -> ClientAd
         forwarded = [] if header is None else str(header).split(",")
         if len(forwarded) >= trusted_proxies:
             return parse_forwarded(forwarded[-trusted_proxies].strip())
-    remote = environ.get("REMOTE_ADDR", "")
-    if type(remote) is str and len(remote) <= _LONGEST_ADDRESS:
-        return _parse_address(remote)  # the usual case: straight to the cache
-    return parse_address(str(remote))
+    return parse_address(str(environ.get("REMOTE_ADDR", "")))
 
 
 _PORTED = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::\d{1,5})?|(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}")
@@ -62,21 +59,24 @@ def parse_forwarded(entry: str) -> ClientAddress | None:
     return parse_address(ported.group(1) or ported.group(2))
 
 
-# The longest text that can be an address: an IPv6 address in brackets
-# with a scope id, and spaces around it.
-_LONGEST_ADDRESS = 128
+#: The longest text that can be an address: an IPv6 address in brackets
+#: with a scope id, and spaces around it.
+LONGEST_ADDRESS = 128
 
 
 def parse_address(text: str) -> ClientAddress | None:
     """``text`` as an address, or ``None`` if it is not one."""
     # Longer text (a client's X-Forwarded-For entry) is not remembered.
-    return _parse_address(text) if len(text) <= _LONGEST_ADDRESS else None
+    return remembered_address(text) if len(text) <= LONGEST_ADDRESS else None
 
 
 # Addresses repeat request after request; parsing one with ipaddress costs
 # microseconds, a cache hit a fraction of one. Bounded, so it cannot grow.
 @lru_cache(maxsize=4096)
-def _parse_address(text: str) -> ClientAddress | None:
+def remembered_address(text: str) -> ClientAddress | None:
+    """:func:`parse_address` for text of at most :data:`LONGEST_ADDRESS`
+    characters, straight from the bounded cache (for the hot path, which
+    checks the length itself and saves a call)."""
     try:
         ip = ipaddress.ip_address(text.strip().strip("[]"))
     except ValueError:

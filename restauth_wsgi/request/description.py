@@ -30,8 +30,18 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from restauth_wsgi.errors import MalformedRequest
-from restauth_wsgi.request.client_address import ClientAddress, client_address
-from restauth_wsgi.request.paths import RequestPath, request_path
+from restauth_wsgi.request.client_address import (
+    LONGEST_ADDRESS,
+    ClientAddress,
+    client_address,
+    remembered_address,
+)
+from restauth_wsgi.request.paths import (
+    REMEMBERED_PATH_LENGTH,
+    RequestPath,
+    remembered_path,
+    request_path,
+)
 
 #: The environ keys of the method-override headers that frameworks obey.
 OVERRIDE_HEADERS = (
@@ -138,16 +148,23 @@ def describe_environ(
         and "HTTP_X_METHOD_OVERRIDE" not in environ
         and (method != "OPTIONS" or "HTTP_ORIGIN" not in environ)
     ):
-        # Every request that needs no judgement beyond the usual: one tuple,
-        # the path from its cache (the hot path). Built by tuple.__new__
-        # itself, as a named tuple's own __new__ is a Python function.
+        # Every request that needs no judgement beyond the usual (the hot
+        # path): the path and the address straight from their caches when
+        # they are short enough to be kept there, one tuple built by
+        # tuple.__new__ itself (a named tuple's own __new__ is a Python function).
+        path_info = get("PATH_INFO", "")
+        remote = get("REMOTE_ADDR", "")
         return _new_tuple(
             Request,
             (
                 method,
                 simple,
-                request_path(get("PATH_INFO", "")),
-                client_address(environ, trusted_proxies),
+                remembered_path(path_info)
+                if len(path_info) <= REMEMBERED_PATH_LENGTH
+                else request_path(path_info),
+                remembered_address(remote)
+                if not trusted_proxies and type(remote) is str and len(remote) <= LONGEST_ADDRESS
+                else client_address(environ, trusted_proxies),
                 get("HTTP_AUTHORIZATION"),
                 False,
                 None,

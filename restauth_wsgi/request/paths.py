@@ -64,7 +64,7 @@ def request_path(path_info: str) -> RequestPath:
     kept (bounded in number and size).
     """
     if len(path_info) <= REMEMBERED_PATH_LENGTH:
-        return _remembered(path_info)
+        return remembered_path(path_info)
     return _describe(path_info)
 
 
@@ -94,7 +94,10 @@ def _describe(path_info: str) -> RequestPath:
     return RequestPath(text, canonical, ordered)
 
 
-_remembered = functools.lru_cache(maxsize=4096)(_describe)
+#: :func:`request_path` for a path of at most :data:`REMEMBERED_PATH_LENGTH`
+#: characters, straight from the bounded cache (for the hot path, which
+#: checks the length itself and saves a call).
+remembered_path = functools.lru_cache(maxsize=4096)(_describe)
 
 
 def _resolve(path: str) -> str:
