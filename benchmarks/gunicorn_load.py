@@ -17,6 +17,7 @@ rounds'; requests per second and latency percentiles are the medians of the runs
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -132,6 +134,26 @@ def paired(
     return max(runs[1]["rps"], runs[2]["rps"]) / max(runs[0]["rps"], runs[3]["rps"])
 
 
+def worker_cpu(
+    gunicorn: str, case: tuple[str, str, str, dict[str, str], str], seconds: int
+) -> float:
+    """Microseconds of CPU per WSGI call in the loaded workers (``benchmarks.apps``'
+    timed apps), the case served alone and loaded as in the rounds."""
+    name, app, header, env, _ = case
+    with tempfile.TemporaryDirectory() as where:
+        timed = app.replace("benchmarks.apps:", "benchmarks.apps:timed_")
+        with served(gunicorn, {**env, "BENCH_TIMED_DIR": where}, timed) as url:
+            run_wrk(url, header, 1)
+            time.sleep(0.5)  # the change feed's first poll
+            run_wrk(url, header, 2 * seconds)
+        # The workers write their totals as they exit, which served() waits for.
+        totals = [json.loads(path.read_text()) for path in Path(where).glob("worker-*.json")]
+    if not totals:
+        raise RuntimeError(f"{name}: the workers wrote no CPU times")
+    seconds_spent = sum(float(t["seconds"]) for t in totals)
+    return seconds_spent / sum(int(t["calls"]) for t in totals) * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=1)
@@ -233,12 +255,15 @@ def main() -> None:
                 ratios[name].append(
                     paired(servers[name], servers[servers[name][1][4]], args.seconds, samples)
                 )
+    cpu = {case[0]: worker_cpu(gunicorn, case, args.seconds) for case in cases}
     rows: list[dict[str, Any]] = []
-    for name, *_ in cases:
+    for name, *_, baseline in cases:
         runs = samples[name]
         rows.append(
             {
                 "case": name,
+                "worker_cpu_us": cpu[name],
+                "middleware_cpu_us": cpu[name] - cpu[baseline] if name != baseline else None,
                 "rps": statistics.median(s["rps"] for s in runs),
                 "ratio": statistics.median(ratios[name]) if name in ratios else 1.0,
                 "round_ratios": [round(r, 3) for r in ratios.get(name, [])],

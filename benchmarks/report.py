@@ -89,6 +89,8 @@ def gunicorn_tables(data: dict[str, Any]) -> list[str]:
             "requests/s",
             "ratio to bare",
             "rounds' ratios, range",
+            "CPU per call in a worker",
+            "middleware, in a worker",
             "p50",
             "p90",
             "p99",
@@ -103,6 +105,10 @@ def gunicorn_tables(data: dict[str, Any]) -> list[str]:
                 f"{r['rps']:.0f}",
                 f"{r['ratio']:.3f}",
                 f"{min(rounds):.3f} - {max(rounds):.3f}" if rounds else "",
+                f"{r['worker_cpu_us']:.1f} µs" if "worker_cpu_us" in r else "",
+                f"{r['middleware_cpu_us']:.1f} µs"
+                if r.get("middleware_cpu_us") is not None
+                else "",
                 f"{r['p50_ms']:.2f} ms",
                 f"{r['p90_ms']:.2f} ms",
                 f"{r['p99_ms']:.2f} ms",
