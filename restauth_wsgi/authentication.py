@@ -10,7 +10,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from restauth_wsgi.authenticator import UNGUARDED, Authenticator, Guard
 from restauth_wsgi.cache import RecentAnswers, Refusal, SharedCache
@@ -41,6 +41,16 @@ _sha256 = hashlib.sha256
 # How long an API token's answer is kept while the store does not change: a
 # bound on memory, not on revocation (the change feed sees to that).
 _REMEMBER_API_TOKEN_FOR = 3600.0
+
+
+class Recalled(NamedTuple):
+    """What :meth:`Authentication.recall` found for a header that does not
+    stand as it is: the header's hash and what was remembered under it (an
+    identity that needs the guard, a refusal, a stale answer, or nothing)."""
+
+    key: bytes
+    remembered: Any
+
 
 # The order challenges are sent in: the scheme we recommend first.
 _SCHEME_ORDER = ("Bearer", "Basic")
@@ -86,10 +96,9 @@ class Authentication:
         # The API tokens that may be remembered under the store's change counter.
         self._api = fed_api_tokens if recent is not None else None
         self._feed = self._api.feed if self._api is not None else None
-        self._counting = metrics.counts
-        # The last header recall() found nothing standing for, with its hash
-        # and what was remembered: authenticate() takes them from here.
-        self._missed: tuple[str, bytes, Any] | None = None
+        # Metrics whose cache() counts nothing (the default) are not called
+        # on the hot path; any class that overrides it is.
+        self._counting = type(metrics).cache is not Metrics.cache
         self._cache_ttls = dict(cache_ttls or {})
         self._negative_ttl = negative_ttl
         self._clock = clock
@@ -161,14 +170,16 @@ class Authentication:
         if self.providers is not None:
             self.providers.shared.close()
 
-    def recall(self, header: str | None) -> Identity | None:
+    def recall(self, header: str | None) -> Identity | Recalled | None:
         """The identity remembered for ``header``, if it stands as it is.
 
         The hot path: a provider's token seen before, or an API token whose
         store has not changed since (the change feed vouches), costs a hash
-        and a lookup, and needs no guard. ``None`` for anything else (a
-        password, which the guard must see again; a refusal; an API token
-        the store must decide; nothing remembered): then :meth:`authenticate`.
+        and a lookup, and needs no guard. For anything else (a password,
+        which the guard must see again; a refusal; an API token the store
+        must decide; nothing remembered) the answer is what was found, as
+        :class:`Recalled`, to hand to :meth:`authenticate` with the same
+        header; ``None`` when nothing is remembered for such a header.
         """
         recent = self._recent
         if recent is None or not header:
@@ -183,21 +194,20 @@ class Authentication:
             if remembered.method != "password":
                 return remembered
         elif isinstance(remembered, StoreAnswer):
-            identity = remembered.identity
-            # The map's entry expires with the token; this is the change feed's say.
-            if self._feed is not None and self._feed.stands(
-                remembered.epoch, identity.token_id or "", self._clock()
-            ):
+            identity = self._vouched(remembered)
+            if identity is not None:
                 return identity
-        # authenticate() follows: it takes the hash and the answer from here.
-        self._missed = (header, key, remembered)
-        return None
+        return Recalled(key, remembered)
 
-    def authenticate(self, header: str | None, guard: Guard = UNGUARDED) -> Identity:
+    def authenticate(
+        self, header: str | None, guard: Guard = UNGUARDED, *, recalled: Recalled | None = None
+    ) -> Identity:
         """Return the identity the ``Authorization`` header proves.
 
         :param guard: asked before anything costly or guessable (see
             :class:`~restauth_wsgi.authenticator.Guard`).
+        :param recalled: what :meth:`recall` answered for this same header,
+            so that it is not hashed and looked up again.
         :raises AuthenticationError: with the HTTP meaning of the refusal.
         """
         if not header or header.isspace():
@@ -210,14 +220,10 @@ class Authentication:
             # Nothing is remembered: without the change feed the store
             # decides every time, so an API token skips the hash and the lookup.
             return self._run_chain(header, None, guard)
-        # The same header just missed in recall() (on this thread or another:
-        # the header object itself is compared, so another request's never matches).
-        missed = self._missed
-        if missed is not None and missed[0] is header:
-            key, remembered = missed[1], missed[2]
-            self._missed = None  # the raw header is held no longer than its request
+        if recalled is not None:
+            key, remembered = recalled
         else:
-            key = hashlib.sha256(header.encode("utf-8", "surrogatepass")).digest()
+            key = _sha256(header.encode("utf-8", "surrogatepass")).digest()
             remembered = recent.get(key)
             if self._counting:
                 self.metrics.cache("recent", remembered is not None)
@@ -233,15 +239,26 @@ class Authentication:
                 guard.before_password(remembered.username, remembered=True)
             return remembered
         if isinstance(remembered, StoreAnswer):
-            identity = remembered.identity
-            if self._feed is not None and self._feed.stands(
-                remembered.epoch, identity.token_id or "", self._clock()
-            ):
-                return identity
-            return self._run_api_token(header, key, guard)
+            identity = self._vouched(remembered)
+            return identity if identity is not None else self._run_api_token(header, key, guard)
         if remembered.password and remembered.username is not None:
             guard.before_password(remembered.username, remembered=True)
         raise remembered.error()
+
+    def _vouched(self, answer: StoreAnswer) -> Identity | None:
+        """A remembered API token's identity, if the token has not expired and
+        the change feed vouches that the store has not changed since."""
+        identity = answer.identity
+        now = self._clock()
+        # Checked here, not left to the map: the entry's deadline is computed
+        # from a later clock read than the one that capped it at the expiry
+        # (a pause between the two, and it outlives the token).
+        if identity.expires_at is not None and now >= identity.expires_at:
+            return None
+        feed = self._feed
+        if feed is None or not feed.stands(answer.epoch, identity.token_id or "", now):
+            return None
+        return identity
 
     def _run_api_token(self, header: str, key: bytes, guard: Guard) -> Identity:
         """Read the store, and remember the answer under the change counter as

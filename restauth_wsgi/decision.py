@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 from restauth_wsgi.access.lockout import Lockout, Reservation, address_subject
 from restauth_wsgi.access.policy import AccessPolicy, load_rules
-from restauth_wsgi.authentication import Authentication
+from restauth_wsgi.authentication import Authentication, Recalled
 from restauth_wsgi.authenticator import UNGUARDED
 from restauth_wsgi.errors import (
     AuthenticationError,
@@ -225,18 +225,22 @@ class Gatekeeper:
         if level == "optional" and (header is None or not header.strip(" \t")):
             return ANONYMOUS
         identity = self.authentication.recall(header)
-        if identity is None:
-            return self._authenticate(request, header)
+        if not isinstance(identity, Identity):
+            return self._authenticate(request, header, identity)
         if identity.restrictions is None and not access.checks_identities:
             # Nothing to authorize (the usual case): the decision, inline.
             return _new_tuple(Decision, ("allowed", identity, None))
         return self.authorized(identity, request)
 
-    def _authenticate(self, request: Request, header: str | None) -> Decision:
+    def _authenticate(
+        self, request: Request, header: str | None, recalled: Recalled | None
+    ) -> Decision:
         """Authenticate what the recent answers could not vouch for, guarded."""
         guard = _RequestGuard(self, request) if self._guarded else None
         try:
-            identity = self.authentication.authenticate(header, guard or UNGUARDED)
+            identity = self.authentication.authenticate(
+                header, guard or UNGUARDED, recalled=recalled
+            )
         except AuthenticationError as error:
             failed = isinstance(error, _FAILURES) and not isinstance(error, PasswordsBlocked)
             # A guessable attempt was counted before it was checked; any other

@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 class Metrics:
     """The no-op metrics: what runs when metrics are off."""
 
-    #: Whether calls count anything: a hot path may skip calls to metrics that do not.
-    counts = False
-
     def decision(self, outcome: str, method: str, provider: str) -> None:
         """One request decided."""
 
@@ -48,8 +45,6 @@ class Metrics:
 
 class PrometheusMetrics(Metrics):
     """Metrics kept by prometheus_client."""
-
-    counts = True
 
     def __init__(self) -> None:
         from prometheus_client import Counter, Histogram

@@ -17,6 +17,8 @@ import requests
 from werkzeug.test import Client
 
 from restauth_wsgi import RestAuthMiddleware, Settings
+from restauth_wsgi.decision import Gatekeeper
+from restauth_wsgi.metrics import Metrics
 from restauth_wsgi.providers.settings import ProviderSettings
 from restauth_wsgi.tokens.store import TokenRecord
 
@@ -303,3 +305,25 @@ def test_two_middlewares_in_one_process_count_only_their_own(store_url: str, iss
     decisions, lookups = counted()
     assert decisions == before[0] + 2
     assert lookups == before[1] + 2
+
+
+def test_metrics_of_ones_own_are_called_for_every_lookup(store_url: str, issue: Issue) -> None:
+    """The hot path skips the calls of metrics that count nothing; any class
+    that counts cache lookups (not only Prometheus's) still gets every one."""
+
+    class Counting(Metrics):
+        def __init__(self) -> None:
+            self.lookups: list[tuple[str, bool]] = []
+
+        def cache(self, cache: str, hit: bool) -> None:
+            self.lookups.append((cache, hit))
+
+    token, _ = issue("alice")
+    metrics = Counting()
+    settings = Settings(token_store=store_url)
+    gatekeeper = Gatekeeper.from_settings(settings, metrics=metrics)
+    client = Client(RestAuthMiddleware(echo_app, settings=settings, gatekeeper=gatekeeper))
+    for _ in range(3):
+        assert client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert [cache for cache, _ in metrics.lookups] == ["recent"] * 3
+    gatekeeper.close()
