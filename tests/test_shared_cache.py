@@ -79,7 +79,11 @@ def test_round_trip_and_expiry(cache_url: str, monkeypatch: pytest.MonkeyPatch) 
         # The server expires the key by its own clock: what is ours to get
         # right is the whole-second time to live it was given.
         # (-1 would be "never expires"; 0 is a whole second that just ticked over)
-        assert 0 <= seconds_to_live(cache_url, key) <= 1
+        # cachelib hands memcached an absolute expiry (the wall clock's whole
+        # second plus the ttl), which memcached reads against its own clock,
+        # ticking once a second and a second behind under load: it may hold 2.
+        most = 2 if cache_url.startswith("memcached") else 1
+        assert 0 <= seconds_to_live(cache_url, key) <= most
     else:
         # cachelib's memory and file caches read the time through time.time:
         # two seconds on, without waiting for them.
