@@ -220,27 +220,24 @@ class Authentication:
             # Nothing is remembered: without the change feed the store
             # decides every time, so an API token skips the hash and the lookup.
             return self._run_chain(header, None, guard)
-        if recalled is not None:
-            key, remembered = recalled
-        else:
-            key = _sha256(header.encode("utf-8", "surrogatepass")).digest()
-            remembered = recent.get(key)
-            if self._counting:
-                self.metrics.cache("recent", remembered is not None)
+        found = recalled if recalled is not None else self.recall(header)
+        if isinstance(found, Identity):
+            return found
+        assert found is not None  # recall() looks up every header that gets here
+        key, remembered = found
         if remembered is None:
             if api_token or (self._api is not None and header[:6].lower() == "basic "):
                 # An API token, or perhaps one (Basic user:token hides the prefix).
                 return self._run_api_token(header, key, guard)
             return self._run_chain(header, key, guard)
         if isinstance(remembered, Identity):
-            if remembered.method == "password":
-                # A remembered password is still a password: a lockout or a
-                # block applies to it as to a fresh one.
-                guard.before_password(remembered.username, remembered=True)
+            # Only a password is recalled but not standing: it is still a
+            # password, and a lockout or a block applies to it as to a fresh one.
+            guard.before_password(remembered.username, remembered=True)
             return remembered
         if isinstance(remembered, StoreAnswer):
-            identity = self._vouched(remembered)
-            return identity if identity is not None else self._run_api_token(header, key, guard)
+            # Recalled but not standing (a change, a stale feed, an expiry): the store decides.
+            return self._run_api_token(header, key, guard)
         if remembered.password and remembered.username is not None:
             guard.before_password(remembered.username, remembered=True)
         raise remembered.error()
