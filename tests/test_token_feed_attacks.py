@@ -19,6 +19,7 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import ExitStack, closing
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import pytest
@@ -35,6 +36,7 @@ from restauth_wsgi.request.paths import request_path
 from restauth_wsgi.tokens.authenticator import ApiTokenAuthenticator, StoreAnswer
 from restauth_wsgi.tokens.feed import POLL_SECONDS, STALE_SECONDS
 from restauth_wsgi.tokens.issuing import issue_token
+from restauth_wsgi.tokens.restrictions import TokenRestrictions
 from restauth_wsgi.tokens.store import TokenRecord, open_store
 
 from .helpers import RESTAUTH, cli_env, echo_app, eventually
@@ -479,3 +481,72 @@ def test_restauth_config_says_the_cache_ttl_does_nothing_with_the_feed(tmp_path:
         [RESTAUTH, "config"], env=env, capture_output=True, text=True, check=False
     )
     assert "RESTAUTH_TOKEN_CACHE_TTL has no effect" not in shown.stdout
+
+
+# -- the hot path under attack: answers recalled from memory face every check --------
+
+ATTACKS = [
+    pytest.param("GET", "/api/reports/../admin/users", {}, id="dot-dot"),
+    pytest.param("GET", "/api/reports/%2e%2e/admin/users", {}, id="encoded-dot-dot"),
+    pytest.param("GET", "//api/admin/users", {}, id="double-slash"),
+    pytest.param("GET", "/api/./admin/users", {}, id="dot"),
+    pytest.param("GET", "/api/donn%C3%A9es", {}, id="non-ascii"),
+    pytest.param("delete", "/api/reports/1", {}, id="lower-case-method"),
+    pytest.param("POST", "/api/reports/1", {"X-HTTP-Method-Override": "DELETE"}, id="override"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), ATTACKS)
+def test_a_restricted_token_answered_from_memory_is_still_restricted(
+    rig: Rig, method: str, path: str, headers: dict[str, str]
+) -> None:
+    """A token allowed only GET (and so HEAD) of /api/reports/* is remembered,
+    then sent every other spelling of a path or method: each is refused by
+    the remembered answer's restrictions, with no store read to help."""
+    token, _ = issue_token(
+        rig.store,
+        rig.settings.token_policy(),
+        owner="alice",
+        restrictions=TokenRestrictions(allow=(("GET", "/api/reports/*"),)),
+    )
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    def from_memory() -> bool:
+        before = rig.reads
+        assert rig.client.get("/api/reports/1", headers=bearer).status_code == 200
+        return rig.reads == before
+
+    eventually(from_memory, "answered from memory", timeout=5)
+    before = rig.reads
+    assert rig.client.head("/api/reports/1", headers=bearer).status_code == 200
+    answer = rig.client.open(path, method=method, headers={**bearer, **headers})
+    assert answer.status_code == 403, (method, path, answer.status_code)
+    assert rig.reads == before, "decided from memory"
+
+
+def test_an_answer_remembered_by_one_middleware_is_not_another_ones(store_url_any: str) -> None:
+    """Two middlewares in one process on one store, one with a rule that
+    keeps alice out: what the first remembers never answers for the second."""
+    open_rig = Rig(store_url_any)
+    closed_rig = None
+    try:
+        token, _ = open_rig.issue("alice")
+        open_rig.remembered(token)
+        with TemporaryDirectory() as where:
+            rules = Path(where) / "rules.toml"
+            rules.write_text('[[rule]]\npaths = ["/*"]\nusers = ["bob"]\n')
+            closed_rig = Rig(store_url_any, rules_file=str(rules))
+            assert closed_rig.status(token) == 403
+            assert open_rig.status(token) == 200
+            rig = closed_rig
+
+            def refused_from_memory() -> bool:
+                before = rig.reads
+                assert rig.status(token) == 403, "under its own rules"
+                return rig.reads == before
+
+            eventually(refused_from_memory, "refused from its own memory", timeout=5)
+    finally:
+        open_rig.close()
+        if closed_rig is not None:
+            closed_rig.close()
