@@ -81,13 +81,16 @@ def _bearer(token: str) -> Credentials:
         raise InvalidToken(
             "The access token is invalid.", reason="the token is too long", scheme="Bearer"
         )
-    if token.count(".") == 2:
-        # Shaped like a JWT: its strict parse checks every character anyway
-        # (base64url only, which b64token allows), once, for everything after.
+    if "." in token:
+        # Perhaps a JWT: its strict parse (exactly three segments) checks every
+        # character anyway (base64url only, which b64token allows), once, for
+        # everything after. Asked with "in", which stops at the first dot;
+        # counting them read the whole token.
         parsed = jws.parse(token)
         # Padding is allowed only at a b64token's end, not inside a JWT.
-        equals = token.find("=")
-        if parsed is not None and (equals == -1 or not token[equals:].strip("=")):
+        if parsed is not None and (
+            (equals := token.find("=")) == -1 or not token[equals:].strip("=")
+        ):
             credentials = Credentials(scheme="Bearer", secret=token)
             credentials._jwt = parsed
             return credentials

@@ -76,3 +76,31 @@ def test_the_profile_of_a_first_sighting_runs() -> None:
     assert done.returncode == 0, done.stderr
     assert "verify" in done.stdout, "the signature check is among the profiled calls"
     assert "claims.py" in done.stdout, "so is the claims mapping"
+
+
+def test_the_instruction_count_of_a_first_sighting_runs() -> None:
+    """The callgrind count docs/performance.md cites still runs, as a user types it,
+    and its counts add up: a first sighting is more than its JOSE work, and a
+    JWT seen before far less."""
+    need(
+        shutil.which("valgrind") is not None, "valgrind is not installed (apt-get install valgrind)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.count_first_seen"],
+        cwd=ROOT,
+        env={**os.environ, "BENCH_QUICK": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    counts = {
+        cells[0]: int(cells[1].replace(",", ""))
+        for line in done.stdout.splitlines()
+        if line.startswith("| ")
+        and (cells := [c.strip() for c in line.strip("|").split("|")])
+        and cells[1].replace(",", "").isdigit()
+    }
+    first, jose = counts["middleware, first sighting"], counts["JOSE work alone"]
+    assert first > jose + counts["bare app"]
+    assert counts["middleware, JWT seen before"] < first / 3

@@ -33,6 +33,17 @@ SIGNATURE = b64(b"\x01\x02\x03\x04")
         pytest.param(f"{HEADER}.{CLAIMS}.{SIGNATURE}.x", False, id="four-segments"),
         pytest.param(f"{HEADER}.{CLAIMS}.{SIGNATURE[:-1]}B", False, id="non-canonical-last-char"),
         pytest.param(f"{HEADER}.{CLAIMS}.ab+/", False, id="not-base64url"),
+        pytest.param(f"{HEADER}.{CLAIMS}.ab/_", False, id="standard-alphabet-slash"),
+        # What a lenient base64 decoder skips or stops at, each inside a segment.
+        pytest.param(f"{HEADER}.{CLAIMS}.AB=CAAAA", False, id="inner-padding"),
+        pytest.param(f"{HEADER}.{CLAIMS}.AB\nCD", False, id="inner-newline"),
+        pytest.param(f"{HEADER}.{CLAIMS}.AB CD", False, id="inner-space"),
+        pytest.param(f"{HEADER}.{CLAIMS}.AB!CD", False, id="inner-punctuation"),
+        pytest.param(
+            f"{HEADER}.{CLAIMS[:4]}={CLAIMS[4:]}.{SIGNATURE}", False, id="claims-inner-pad"
+        ),
+        pytest.param(f"{HEADER}.{CLAIMS}.{SIGNATURE[:-1]}!", False, id="last-char-not-alphabet"),
+        pytest.param(f"{HEADER}.{CLAIMS}.=", False, id="padding-only"),
         pytest.param(f"{HEADER}.{CLAIMS}.abcde", False, id="impossible-length"),
         pytest.param(f"{HEADER}.{b64([1, 2])}.{SIGNATURE}", False, id="claims-not-an-object"),
         pytest.param(f"{b64(b'not json')}.{CLAIMS}.{SIGNATURE}", False, id="header-not-json"),
@@ -90,6 +101,18 @@ NOW = 1_000_000
         pytest.param({"iss": "i", "exp": NOW - 61}, None, "ExpiredSignatureError", id="expired"),
         pytest.param({"iss": "i"}, None, "MissingRequiredClaimError", id="no-exp"),
         pytest.param({"iss": "i", "exp": True}, None, "DecodeError", id="exp-bool"),
+        pytest.param({"iss": "i", "exp": False}, None, "DecodeError", id="exp-false"),
+        pytest.param({"iss": "i", "exp": NOW + 10.5}, None, None, id="exp-float"),
+        pytest.param({"iss": "i", "exp": float("nan")}, None, "DecodeError", id="exp-nan"),
+        pytest.param({"iss": "i", "exp": float("inf")}, None, "DecodeError", id="exp-infinite"),
+        pytest.param({"iss": "i", "exp": 2**53 + 1}, None, "DecodeError", id="exp-beyond-float"),
+        pytest.param({"iss": "i", "exp": [NOW + 10]}, None, "DecodeError", id="exp-list"),
+        pytest.param(
+            {"iss": "i", "exp": NOW + 10, "iat": True}, None, "DecodeError", id="iat-bool"
+        ),
+        pytest.param(
+            {"iss": "i", "exp": NOW + 10, "nbf": None}, None, None, id="nbf-null-is-absent"
+        ),
         pytest.param({"iss": "i", "exp": "9999999999"}, None, "DecodeError", id="exp-string"),
         pytest.param(
             {"iss": "i", "exp": NOW + 10, "nbf": NOW + 61},
@@ -129,6 +152,30 @@ NOW = 1_000_000
             ("api",),
             "InvalidAudienceError",
             id="aud-not-strings",
+        ),
+        pytest.param(
+            {"iss": "i", "exp": NOW + 10, "aud": ["api", 1]},
+            ("api",),
+            "InvalidAudienceError",
+            id="aud-match-beside-a-number",
+        ),
+        pytest.param(
+            {"iss": "i", "exp": NOW + 10, "aud": ["api", ["api"]]},
+            ("api",),
+            "InvalidAudienceError",
+            id="aud-match-beside-a-list",
+        ),
+        pytest.param(
+            {"iss": "i", "exp": NOW + 10, "aud": []},
+            ("api",),
+            "InvalidAudienceError",
+            id="aud-empty-list",
+        ),
+        pytest.param(
+            {"iss": "i", "exp": NOW + 10, "aud": True},
+            ("api",),
+            "InvalidAudienceError",
+            id="aud-bool",
         ),
         pytest.param(
             {"iss": "i", "exp": NOW + 10, "aud": {"api": 1}},

@@ -37,8 +37,15 @@ _NO_GROUPS: frozenset[str] = frozenset()
 _NO_SCOPES: frozenset[str] = frozenset()
 # Where providers put granted scopes: a space-separated string or a list.
 SCOPE_CLAIMS = ("scope", "scp", "scopes")
+# The same names as sets, to ask in C whether a token has any of them (a
+# set's isdisjoint over the claims is quicker than the keys' over a tuple).
+_SCOPE_CLAIM_SET = frozenset(SCOPE_CLAIMS)
+_CLIENT_ID_CLAIM_SET = frozenset(CLIENT_ID_CLAIMS)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _new_tuple = tuple.__new__
+# Tuples, not unions: ``list | tuple`` builds a union object on every call.
+_ARRAYS = (list, tuple)
+_NAMES = (str, int)
 
 
 def claim(claims: Mapping[str, Any], path: str) -> Any:
@@ -60,14 +67,14 @@ def claim(claims: Mapping[str, Any], path: str) -> Any:
 def _strings(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
-    if isinstance(value, list | tuple):
-        return [str(item) for item in value if isinstance(item, str | int) and str(item)]
+    if isinstance(value, _ARRAYS):
+        return [str(item) for item in value if isinstance(item, _NAMES) and str(item)]
     return []
 
 
 def scopes_of(claims: Mapping[str, Any]) -> frozenset[str]:
     """Granted scopes, from ``scope``/``scp`` (space-separated) or a ``scopes`` list."""
-    if claims.keys().isdisjoint(SCOPE_CLAIMS):
+    if _SCOPE_CLAIM_SET.isdisjoint(claims):
         return _NO_SCOPES  # asked in C: most tokens of most providers name none
     for name in SCOPE_CLAIMS:
         value = claims.get(name)
@@ -155,8 +162,14 @@ class IdentityMapping:
         """Every group (or role) the claims name."""
         found: set[str] = set()
         for path in self.groups_attributes:
-            found.update(_strings(claim(claims, path)))
-        return frozenset(found)
+            # A plain claim name (groups, roles) without a call; a dotted
+            # path (realm_access.roles) is looked up in depth.
+            value = claims.get(path)
+            if value is None and "." in path:
+                value = claim(claims, path)
+            if value is not None:
+                found.update(_strings(value))
+        return frozenset(found) if found else _NO_GROUPS
 
     def username(self, claims: Mapping[str, Any]) -> str:
         """``REMOTE_USER`` for these claims, or a service account's name."""
@@ -266,7 +279,7 @@ class IdentityMapping:
 
 def client_of(claims: Mapping[str, Any]) -> str | None:
     """The client a token was issued to, from the claims that name it, if any."""
-    if claims.keys().isdisjoint(CLIENT_ID_CLAIMS):
+    if _CLIENT_ID_CLAIM_SET.isdisjoint(claims):
         return None  # asked in C: a user's token often names no client
     for name in CLIENT_ID_CLAIMS:
         value = claims.get(name)
