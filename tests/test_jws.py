@@ -213,3 +213,16 @@ def test_each_reason_is_a_class_that_says_what_the_caller_is_told(
     assert type(raised.value) is error
     assert description in raised.value.description
     assert str(raised.value) == f"{error.__name__}: {raised.value.detail}"
+
+
+def test_an_issuer_or_audience_given_as_one_string_is_matched_whole() -> None:
+    """A caller that passes a string where a collection is asked for must not
+    get substring matching ("a" is in "api")."""
+    claims = {"iss": "i", "exp": NOW + 10, "aud": "a"}
+    with pytest.raises(jws.InvalidAudienceError):
+        jws.check_claims(claims, issuers="i", audience="api", leeway=60, now=NOW)
+    with pytest.raises(jws.InvalidIssuerError):
+        jws.check_claims(
+            {"iss": "h", "exp": NOW + 10}, issuers="https", audience=None, leeway=60, now=NOW
+        )
+    jws.check_claims({**claims, "aud": "api"}, issuers="i", audience="api", leeway=60, now=NOW)

@@ -166,6 +166,11 @@ def check_claims(
 
     :raises InvalidJwt: the subclass saying which claim fails, in PyJWT's words.
     """
+    # One name given as a string would be matched as a substring ("i" in "iss").
+    if isinstance(issuers, str):
+        issuers = (issuers,)
+    if isinstance(audience, str):
+        audience = (audience,)
     now = time.time() if now is None else now
     exp = claims.get("exp")
     if exp is None:
