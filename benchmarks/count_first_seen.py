@@ -35,17 +35,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-import jwt
 from jwt.algorithms import RSAAlgorithm
 
-from benchmarks.common import QUICK, environ, hello, table, work_dir, wsgi_call
-from benchmarks.fake_idp import ISSUER, FakeIdp
-from benchmarks.inprocess import keys
-from restauth_wsgi import RestAuthMiddleware, Settings
+from benchmarks.common import QUICK, environ, hello, table, wsgi_call
+from benchmarks.fake_idp import ISSUER
+from benchmarks.profile_first_seen import first_sightings
 from restauth_wsgi.jwt import jws
 
 #: Requests counted per case (a first sighting each, but for the seen case).
@@ -62,24 +59,9 @@ _TOTAL = re.compile(rb"^(?:summary|totals): (\d+)", re.MULTILINE)
 
 def _child() -> None:
     """Under callgrind: each case once to warm up, then once inside reduce."""
-    made = keys()
-    idp = FakeIdp(made["jwks"])
-    work = work_dir("restauth-count-")
-    settings = Settings(token_store=f"sqlite://{work}/tokens.db", providers=idp.providers())
-    app = RestAuthMiddleware(hello, settings=settings)
+    made, idp, app, tokens, now = first_sightings(CALLS, "restauth-count-")
     recent = app.authentication._recent
     assert recent is not None
-    now = int(time.time())
-    tokens = [
-        jwt.encode(
-            {"iss": ISSUER, "aud": "api", "sub": "alice", "iat": now, "exp": now + 3600}
-            | {"jti": str(n)},
-            made["rsa"],
-            "RS256",
-            {"kid": "rsa"},
-        )
-        for n in range(CALLS)
-    ]
     public_key = made["rsa"].public_key()
     rs256 = RSAAlgorithm(RSAAlgorithm.SHA256)
     first = [wsgi_call(app, environ(f"Bearer {token}")) for token in tokens]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import cProfile
 import pstats
 import time
+from typing import Any, NamedTuple
 
 import jwt
 
@@ -24,29 +25,41 @@ from benchmarks.inprocess import keys
 from restauth_wsgi import RestAuthMiddleware, Settings
 
 
-def main() -> None:
+class FirstSightings(NamedTuple):
+    """A middleware in front of the fake provider, and distinct JWTs it has not seen."""
+
+    made: dict[str, Any]
+    idp: FakeIdp
+    app: RestAuthMiddleware
+    tokens: list[str]
+    now: int
+
+
+def first_sightings(count: int, prefix: str) -> FirstSightings:
+    """``count`` distinct RS256 JWTs of the fake provider, and a middleware for them
+    on the defaults (its token store in a temporary directory named ``prefix``)."""
     made = keys()
     idp = FakeIdp(made["jwks"])
-    work = work_dir("restauth-profile-")
+    work = work_dir(prefix)
     settings = Settings(token_store=f"sqlite://{work}/tokens.db", providers=idp.providers())
     app = RestAuthMiddleware(hello, settings=settings)
     now = int(time.time())
-    calls = [
-        wsgi_call(
-            app,
-            environ(
-                "Bearer "
-                + jwt.encode(
-                    {"iss": ISSUER, "aud": "api", "sub": "alice", "iat": now, "exp": now + 3600}
-                    | {"jti": str(n)},
-                    made["rsa"],
-                    "RS256",
-                    {"kid": "rsa"},
-                )
-            ),
+    tokens = [
+        jwt.encode(
+            {"iss": ISSUER, "aud": "api", "sub": "alice", "iat": now, "exp": now + 3600}
+            | {"jti": str(n)},
+            made["rsa"],
+            "RS256",
+            {"kid": "rsa"},
         )
-        for n in range(DISTINCT_TOKENS)
+        for n in range(count)
     ]
+    return FirstSightings(made, idp, app, tokens, now)
+
+
+def main() -> None:
+    _, idp, app, tokens, _ = first_sightings(DISTINCT_TOKENS, "restauth-profile-")
+    calls = [wsgi_call(app, environ(f"Bearer {token}")) for token in tokens]
     recent = app.authentication._recent
     assert recent is not None
 

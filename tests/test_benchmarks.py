@@ -65,15 +65,7 @@ def test_benchmark_runs_and_reports(name: str, tmp_path: Path) -> None:
 
 def test_the_profile_of_a_first_sighting_runs() -> None:
     """The profile docs/performance.md cites still runs, as a user types it."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.profile_first_seen"],
-        cwd=ROOT,
-        env={**os.environ, "BENCH_QUICK": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _quick("profile_first_seen")
     assert "verify" in done.stdout, "the signature check is among the profiled calls"
     assert "claims.py" in done.stdout, "so is the claims mapping"
 
@@ -85,15 +77,7 @@ def test_the_instruction_count_of_a_first_sighting_runs() -> None:
     need(
         shutil.which("valgrind") is not None, "valgrind is not installed (apt-get install valgrind)"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.count_first_seen"],
-        cwd=ROOT,
-        env={**os.environ, "BENCH_QUICK": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _quick("count_first_seen")
     counts = {
         cells[0]: int(cells[1].replace(",", ""))
         for line in done.stdout.splitlines()
@@ -104,3 +88,17 @@ def test_the_instruction_count_of_a_first_sighting_runs() -> None:
     first, jose = counts["middleware, first sighting"], counts["JOSE work alone"]
     assert first > jose + counts["bare app"]
     assert counts["middleware, JWT seen before"] < first / 3
+
+
+def _quick(name: str) -> subprocess.CompletedProcess[str]:
+    """One of the scripts that only print, run briefly as a user types it; it must succeed."""
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}"],
+        cwd=ROOT,
+        env={**os.environ, "BENCH_QUICK": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
