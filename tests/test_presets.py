@@ -118,6 +118,16 @@ def jwt_cases() -> list[Any]:
     azure = {"type": "azure", "tenant": TENANT, "audience": ("api://orders",)}
     return [
         case("azure-v2", azure, AZURE_USER, 200, "Alice@contoso.com", {"g-finance", "Admin"}),
+        # Only names (strings, or a directory's numeric ids) are groups: a
+        # boolean would become the group "True", an object its text.
+        case(
+            "azure-v2-groups-of-other-types",
+            azure,
+            {**AZURE_USER, "groups": ["g-finance", True, False, None, {"x": 1}, [], 7, ""]},
+            200,
+            "Alice@contoso.com",
+            {"g-finance", "7", "Admin"},
+        ),
         case("azure-v1-upn", azure, AZURE_V1_USER, 200, "alice@contoso.com"),
         case(
             "azure-v1-unique-name",

@@ -68,7 +68,12 @@ def _strings(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, _ARRAYS):
-        return [str(item) for item in value if isinstance(item, _NAMES) and str(item)]
+        # Names and numeric ids; a boolean is an int to isinstance, not a name.
+        return [
+            str(item)
+            for item in value
+            if isinstance(item, _NAMES) and not isinstance(item, bool) and str(item)
+        ]
     return []
 
 
