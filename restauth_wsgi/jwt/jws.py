@@ -175,7 +175,7 @@ def check_claims(
     exp = claims.get("exp")
     if exp is None:
         raise MissingRequiredClaimError('Token is missing the "exp" claim')
-    if type(exp) not in _NUMBERS or not -_MAX_TIME <= exp <= _MAX_TIME:
+    if not _number(exp):
         raise DecodeError("Expiration Time claim (exp) must be a number")
     if exp <= now - leeway:
         raise ExpiredSignatureError("Signature has expired")
@@ -183,7 +183,7 @@ def check_claims(
         value = claims.get(name)
         if value is None:
             continue
-        if type(value) not in _NUMBERS or not -_MAX_TIME <= value <= _MAX_TIME:
+        if not _number(value):
             raise DecodeError(f"{name} must be a number")
         if value > now + leeway:
             raise ImmatureSignatureError(f"The token is not yet valid ({name})")
@@ -201,3 +201,9 @@ def check_claims(
             raise InvalidAudienceError("Invalid claim format in token")
         if not matches:
             raise InvalidAudienceError("Audience doesn't match")
+
+
+def _number(value: object) -> bool:
+    """A JSON number usable as a time: an int or a float exactly (a bool is
+    neither to JSON), finite (strict_json), and within range."""
+    return type(value) in _NUMBERS and -_MAX_TIME <= value <= _MAX_TIME  # type: ignore[operator]

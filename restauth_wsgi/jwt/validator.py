@@ -48,9 +48,6 @@ class JwtValidator:
         self._algorithms = frozenset(config.algorithms)
         self._types = frozenset(t.lower() for t in config.access_token_types)
         self._audience = config.audience if config.audience_claim == "aud" else None
-        self._issuers = config.issuers
-        self._leeway = config.leeway
-        self._refuse_nonce = config.refuse_nonce_header
         self._id_token_marks = frozenset(config.id_token_claims)
         # Whether any of the provider's own rules beyond the ID-token marks
         # apply: most presets have none, and a first-seen token skips them.
@@ -86,13 +83,14 @@ class JwtValidator:
             valid access tokens for this API.
         :raises ServiceUnavailable: when no key set can be had.
         """
+        config = self.config
         header = parsed.header
         alg = header.get("alg")
         if type(alg) is not str or alg not in self._algorithms:
             raise _refuse(f"algorithm {str(alg)[:20]!r} is not allowed")
         if "crit" in header or header.get("b64") is False:
             raise _refuse("the token needs a JWS extension (crit, b64) that is not supported")
-        if self._refuse_nonce and "nonce" in header:
+        if config.refuse_nonce_header and "nonce" in header:
             raise _refuse(
                 "a token with a nonce header (Microsoft Graph's) cannot be verified;"
                 " request a token for your own API",
@@ -104,9 +102,9 @@ class JwtValidator:
             jws.verify_signature(parsed, algorithm, key)
             jws.check_claims(
                 parsed.claims,
-                issuers=self._issuers,
+                issuers=config.issuers,
                 audience=self._audience,
-                leeway=self._leeway,
+                leeway=config.leeway,
                 now=self._clock(),
             )
         except InvalidJwt as exc:
