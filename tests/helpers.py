@@ -13,9 +13,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
+
+if TYPE_CHECKING:
+    from werkzeug.test import Client
+
+    from restauth_wsgi import Settings
+    from restauth_wsgi.decision import Gatekeeper
+    from restauth_wsgi.tokens.store import TokenStore
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -184,3 +191,31 @@ def code_block(markdown: Path, language: str, containing: str) -> str:
     found = [block for block in code_blocks(markdown, language) if containing in block]
     assert len(found) == 1, f"{len(found)} {language} blocks in {markdown} contain {containing!r}"
     return found[0]
+
+
+class ClockedTokens(NamedTuple):
+    """A middleware on an SQLite token store, the change feed on, whose every
+    clock reads ``now[0]`` (tests move it); and the store, to issue tokens."""
+
+    now: list[float]
+    settings: Settings
+    gatekeeper: Gatekeeper
+    client: Client
+    store: TokenStore
+
+
+def clocked_tokens(directory: Path) -> ClockedTokens:
+    """:class:`ClockedTokens` with its store in ``directory``, the clock at a whole second."""
+    from werkzeug.test import Client
+
+    from restauth_wsgi import RestAuthMiddleware, Settings
+    from restauth_wsgi.decision import Gatekeeper
+    from restauth_wsgi.tokens.store import open_store
+
+    now = [float(int(time.time()))]
+    settings = Settings(token_store=f"sqlite://{directory}/tokens.db")
+    gatekeeper = Gatekeeper.from_settings(settings, clock=lambda: now[0])
+    client = Client(RestAuthMiddleware(echo_app, settings=settings, gatekeeper=gatekeeper))
+    return ClockedTokens(
+        now, settings, gatekeeper, client, open_store(settings.token_store, timeout=5)
+    )

@@ -29,7 +29,16 @@ from restauth_wsgi import RestAuthMiddleware, Settings
 from restauth_wsgi.decision import Gatekeeper
 from restauth_wsgi.tokens.feed import POLL_SECONDS, STALE_SECONDS
 
-from .helpers import RESTAUTH, ROOT, cli_env, echo_app, eventually, free_port, server_process
+from .helpers import (
+    RESTAUTH,
+    ROOT,
+    cli_env,
+    clocked_tokens,
+    echo_app,
+    eventually,
+    free_port,
+    server_process,
+)
 from .services import TcpProxy, postgres_database
 
 #: After this long, every process must have seen a change.
@@ -252,14 +261,9 @@ def test_without_the_feed_every_request_reads_the_store(tmp_path: Path) -> None:
 
 
 def test_an_expiring_token_expires_from_memory_too(tmp_path: Path) -> None:
-    now = [float(int(time.time()))]
-    settings = Settings(token_store=f"sqlite://{tmp_path}/tokens.db")
-    gatekeeper = Gatekeeper.from_settings(settings, clock=lambda: now[0])
-    client = Client(RestAuthMiddleware(echo_app, settings=settings, gatekeeper=gatekeeper))
+    now, settings, gatekeeper, client, store = clocked_tokens(tmp_path)
     from restauth_wsgi.tokens.issuing import issue_token
-    from restauth_wsgi.tokens.store import open_store
 
-    store = open_store(settings.token_store, timeout=5)
     token, _ = issue_token(
         store, settings.token_policy(), owner="alice", lifetime=3600, now=int(now[0])
     )

@@ -39,7 +39,7 @@ from restauth_wsgi.tokens.issuing import issue_token
 from restauth_wsgi.tokens.restrictions import TokenRestrictions
 from restauth_wsgi.tokens.store import TokenRecord, open_store
 
-from .helpers import RESTAUTH, cli_env, echo_app, eventually
+from .helpers import RESTAUTH, cli_env, clocked_tokens, echo_app, eventually
 from .services import postgres_database
 
 #: A little more than the feed's bound: a poll, and how stale one may be.
@@ -427,11 +427,7 @@ def test_a_remembered_answer_ends_with_its_token_however_late_it_was_kept(
     two (a GIL wait, SIGSTOP, a suspended VM) kept it past the expiry, and
     the feed, seeing no change in the store, vouched for it. The expiry is
     checked on every recall."""
-    now = [float(int(time.time()))]
-    settings = Settings(token_store=f"sqlite://{tmp_path}/tokens.db")
-    gatekeeper = Gatekeeper.from_settings(settings, clock=lambda: now[0])
-    client = Client(RestAuthMiddleware(echo_app, settings=settings, gatekeeper=gatekeeper))
-    store = open_store(settings.token_store, timeout=5)
+    now, settings, gatekeeper, client, store = clocked_tokens(tmp_path)
     token, record = issue_token(
         store, settings.token_policy(), owner="alice", lifetime=3600, now=int(now[0])
     )
