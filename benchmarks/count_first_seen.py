@@ -1,9 +1,10 @@
-"""What a first-seen JWT costs, in instructions: a yardstick the machine's noise does not move.
+"""What a first sighting costs, in instructions: a yardstick the machine's noise does not move.
 
     python -m benchmarks.count_first_seen
 
 Runs the first sightings of ``benchmarks.inprocess`` (distinct RS256 JWTs,
-the in-process memory of answers emptied before each) under valgrind's
+the in-process memory of answers emptied before each; an API token's first
+use, and its first request after a change to the store) under valgrind's
 callgrind, which counts the instructions a process executes rather than the
 time it takes: the same code on the same inputs gives the same count twice,
 whatever else the machine is doing. Timings on a shared 2-core machine swing
@@ -18,7 +19,11 @@ JOSE work alone on the same tokens (``restauth_wsgi.jwt.jws``'s parse, PyJWT's
 signature check, the registered claims), the claims mapping alone on their
 claims (the largest of the middleware's own steps), and a JWT seen before. What the
 middleware adds beyond its JOSE work is the middleware's count less the
-bare app's and the JOSE work's.
+bare app's and the JOSE work's. The API token's cases (SQLite) are each
+compared with a request of the same token without the change feed
+(``RESTAUTH_TOKEN_FEED=false``), which reads the store every time; the feed's
+thread is stopped for them and its last poll held fresh, so that every
+request counts the same steps.
 
 An instruction is not a unit of time: C code that valgrind runs without the
 processor's SHA extensions (the header's SHA-256) counts more than it costs,
@@ -29,12 +34,14 @@ relative size of the steps, and time only as ``benchmarks.inprocess`` measures i
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,7 +50,9 @@ from jwt.algorithms import RSAAlgorithm
 from benchmarks.common import QUICK, environ, hello, table, wsgi_call
 from benchmarks.fake_idp import ISSUER
 from benchmarks.profile_first_seen import first_sightings
+from restauth_wsgi import RestAuthMiddleware
 from restauth_wsgi.jwt import jws
+from restauth_wsgi.tokens.issuing import issue_token
 
 #: Requests counted per case (a first sighting each, but for the seen case).
 CALLS = 20 if QUICK else 400
@@ -53,6 +62,9 @@ CASES = (
     "JOSE work alone",
     "claims mapping alone",
     "middleware, JWT seen before",
+    "API token, without the feed",
+    "API token, first use in this process",
+    "API token, first request after a change",
 )
 _TOTAL = re.compile(rb"^(?:summary|totals): (\d+)", re.MULTILINE)
 
@@ -95,12 +107,35 @@ def _child() -> None:
 
         return run
 
+    # An API token, used once by each middleware so that its code is warm.
+    api = app.authentication._api
+    assert api is not None
+    assert api.feed is not None
+    token, _ = issue_token(api.store, app.settings.token_policy(), owner="alice")
+    api_header = environ(f"Bearer {token}")
+    unfed = RestAuthMiddleware(hello, dataclasses.replace(app.settings, token_feed=False))
+    fed_call, unfed_call = wsgi_call(app, api_header), wsgi_call(unfed, api_header)
+    fed_call()
+    time.sleep(0.3)  # the feed's first poll
+    process = api.feed._process
+    process.stop.set()  # no thread polling while the count runs, and its poll
+    assert process.thread is not None
+    process.thread.join()
+    process.seen = (process.epoch, float("inf"))  # ... held fresh
+
+    def after_a_change() -> None:
+        process.seen = (object(), float("inf"))  # a poll that saw a change
+        fed_call()
+
     cases = {
         "bare app": [sighting(call) for call in bare],
         "middleware, first sighting": [sighting(call) for call in first],
         "JOSE work alone": [jose(token) for token in tokens],
         "claims mapping alone": [mapped(c) for c in claims],
         "middleware, JWT seen before": [seen] * CALLS,
+        "API token, without the feed": [unfed_call] * CALLS,
+        "API token, first use in this process": [sighting(fed_call)] * CALLS,
+        "API token, first request after a change": [after_a_change] * CALLS,
     }
     for calls in cases.values():
         for call in calls:
@@ -111,6 +146,7 @@ def _child() -> None:
         # The only calls callgrind collects, each case dumped on its own.
         functools.reduce(lambda _, call: call(), cases[name], None)
     app.close()
+    unfed.close()
     idp.stop()
 
 
@@ -152,6 +188,14 @@ def main() -> None:
     rows = [["case", "instructions per request"]]
     rows += [[name, f"{count:,.0f}"] for name, count in per.items()]
     rows.append(["first sighting beyond the bare app and the JOSE work", f"{beyond:,.0f}"])
+    unfed = per["API token, without the feed"] - per["bare app"]
+    for name in ("API token, first use in this process", "API token, first request after a change"):
+        rows.append(
+            [
+                f"{name}, over the bare app, per request without the feed",
+                f"{(per[name] - per['bare app']) / unfed:.3f}",
+            ]
+        )
     print(table(rows))
     print(
         f"\n{CALLS} requests per case, counted by callgrind (python -m benchmarks.count_first_seen)"

@@ -41,6 +41,9 @@ _sha256 = hashlib.sha256
 # How long an API token's answer is kept while the store does not change: a
 # bound on memory, not on revocation (the change feed sees to that).
 _REMEMBER_API_TOKEN_FOR = 3600.0
+# A named tuple's own constructor is a Python function; its tuples are built
+# on the path of every API token's first use and of any answer not standing.
+_new_tuple = tuple.__new__
 
 
 class Recalled(NamedTuple):
@@ -190,14 +193,16 @@ class Authentication:
         remembered = recent.get(key)
         if self._counting:
             self.metrics.cache("recent", remembered is not None)
-        if isinstance(remembered, Identity):
-            if remembered.method != "password":
-                return remembered
-        elif isinstance(remembered, StoreAnswer):
-            identity = self._vouched(remembered)
-            if identity is not None:
-                return identity
-        return Recalled(key, remembered)
+        # Nothing remembered (a first sighting) is asked no more questions.
+        if remembered is not None:
+            if isinstance(remembered, Identity):
+                if remembered.method != "password":
+                    return remembered
+            elif isinstance(remembered, StoreAnswer):
+                identity = self._vouched(remembered)
+                if identity is not None:
+                    return identity
+        return _new_tuple(Recalled, (key, remembered))
 
     def authenticate(
         self, header: str | None, guard: Guard = UNGUARDED, *, recalled: Recalled | None = None
@@ -237,7 +242,7 @@ class Authentication:
             return remembered
         if isinstance(remembered, StoreAnswer):
             # Recalled but not standing (a change, a stale feed, an expiry): the store decides.
-            return self._run_api_token(header, key, guard)
+            return self._run_api_token(header, key, guard, remembered)
         if remembered.password and remembered.username is not None:
             guard.before_password(remembered.username, remembered=True)
         raise remembered.error()
@@ -257,18 +262,49 @@ class Authentication:
             return None
         return identity
 
-    def _run_api_token(self, header: str, key: bytes, guard: Guard) -> Identity:
-        """Read the store, and remember the answer under the change counter as
-        it stood before the read (a change during the read makes it stale)."""
-        assert self._api is not None
-        assert self._recent is not None
-        epoch = self._api.epoch()
-        identity = self._run_chain(header, key, guard)
-        if epoch is not None and identity.method == "api_token":
-            ttl = _REMEMBER_API_TOKEN_FOR
-            if identity.expires_at is not None:
-                ttl = min(ttl, identity.expires_at - self._clock())
-            self._recent.put(key, StoreAnswer(identity, epoch), ttl)
+    def _run_api_token(
+        self, header: str, key: bytes, guard: Guard, remembered: StoreAnswer | None = None
+    ) -> Identity:
+        """Read the store, and remember the answer under the change feed's
+        epoch as it stood before the read (a change during the read makes it
+        stale). An answer remembered before a change (``remembered``) is
+        checked again by its token's record alone."""
+        api = self._api
+        feed = self._feed
+        recent = self._recent
+        assert api is not None
+        assert feed is not None
+        assert recent is not None
+        epoch = feed.current()
+        if remembered is not None:
+            identity = api.reread(remembered, self._clock())
+            if identity is not None:
+                if epoch is not None:
+                    answer = _new_tuple(StoreAnswer, (identity, epoch, remembered.record))
+                    recent.put(key, answer, _REMEMBER_API_TOKEN_FOR)
+                return identity
+        credentials = parse_authorization(header, self._accepted)
+        try:
+            chain = self._by_scheme.get(credentials.scheme, ())
+            if not chain or chain[0] is not api:
+                return self._check(credentials, key, guard)
+            # The chain's first authenticator, asked directly for the record
+            # the answer is remembered by; the rest as the chain would.
+            try:
+                checked = api.check(credentials)
+            except ServiceUnavailable as exc:
+                return self._check(credentials, key, guard, chain[1:], exc)
+            if checked is None:  # Basic user:password, for the rest of the chain
+                return self._check(credentials, key, guard, chain[1:])
+        except AuthenticationError as exc:
+            _annotate(exc, credentials)
+            raise
+        identity, record = checked
+        if epoch is not None:
+            # For an hour at most (a bound on memory); its expiry is checked
+            # on every recall (_vouched), so the entry need not end with it.
+            answer = _new_tuple(StoreAnswer, (identity, epoch, record))
+            recent.put(key, answer, _REMEMBER_API_TOKEN_FOR)
         return identity
 
     def _run_chain(self, header: str, key: bytes | None, guard: Guard) -> Identity:
@@ -279,14 +315,23 @@ class Authentication:
             _annotate(exc, credentials)
             raise
 
-    def _check(self, credentials: Credentials, key: bytes | None, guard: Guard) -> Identity:
-        chain = self._by_scheme.get(credentials.scheme)
+    def _check(
+        self,
+        credentials: Credentials,
+        key: bytes | None,
+        guard: Guard,
+        chain: Sequence[Authenticator] | None = None,
+        unavailable: ServiceUnavailable | None = None,
+    ) -> Identity:
+        """Ask the scheme's authenticators in turn (or the rest of them,
+        ``chain``, after one that answered ``unavailable``)."""
+        if chain is None:
+            chain = self._by_scheme.get(credentials.scheme)
         if chain is None:
             offered = " or ".join(self.schemes) or "nothing"
             raise MissingCredentials(
                 f"The {credentials.scheme[:20]!r} scheme is not accepted here; use {offered}."
             )
-        unavailable: ServiceUnavailable | None = None
         not_recognised: TokenNotRecognised | None = None
         for authenticator in chain:
             try:

@@ -88,6 +88,11 @@ def test_the_instruction_count_of_a_first_sighting_runs() -> None:
     first, jose = counts["middleware, first sighting"], counts["JOSE work alone"]
     assert first > jose + counts["bare app"]
     assert counts["middleware, JWT seen before"] < first / 3
+    # After a change, a remembered API token is checked by its record alone:
+    # less than the full check a request without the feed makes.
+    unfed = counts["API token, without the feed"]
+    assert counts["API token, first request after a change"] < unfed
+    assert counts["API token, first use in this process"] > unfed, "it also remembers"
 
 
 def _quick(name: str) -> subprocess.CompletedProcess[str]:

@@ -9,6 +9,7 @@ before it changes the store. After a change, the bound the feed promises
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ import sqlite3
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -28,11 +29,12 @@ from werkzeug.test import Client
 from restauth_wsgi import RestAuthMiddleware, Settings
 from restauth_wsgi.authentication import Recalled
 from restauth_wsgi.decision import Gatekeeper
-from restauth_wsgi.errors import InvalidToken
+from restauth_wsgi.errors import InvalidToken, TokenStoreUnavailable
 from restauth_wsgi.identity import Identity
 from restauth_wsgi.middleware import SpoofableHeaders
 from restauth_wsgi.request import paths
 from restauth_wsgi.request.paths import request_path
+from restauth_wsgi.tokens import format as token_format
 from restauth_wsgi.tokens.authenticator import ApiTokenAuthenticator, StoreAnswer
 from restauth_wsgi.tokens.feed import POLL_SECONDS, STALE_SECONDS
 from restauth_wsgi.tokens.issuing import issue_token
@@ -546,3 +548,206 @@ def test_an_answer_remembered_by_one_middleware_is_not_another_ones(store_url_an
         open_rig.close()
         if closed_rig is not None:
             closed_rig.close()
+
+
+# -- after a change: a remembered answer checked again by its token's record alone ---
+
+
+def _a_change_elsewhere(rig: Rig) -> None:
+    """A change to another token (bob's creation), and the poll that sees it."""
+    rig.issue("bob")
+    time.sleep(BOUND)
+
+
+def test_after_a_change_elsewhere_a_remembered_token_costs_one_read(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store changed, but not this token: its answer is checked again by
+    one read of its record, without parsing the header it was proved by."""
+    token, _ = rig.issue()
+    rig.remembered(token)
+    _a_change_elsewhere(rig)
+    parsed: list[str] = []
+    parse = token_format.parse
+    monkeypatch.setattr(token_format, "parse", lambda raw: parsed.append(raw) or parse(raw))
+    before = rig.reads
+    assert rig.status(token) == 200
+    assert rig.reads == before + 1, "its record, read once"
+    assert parsed == [], "the header is not parsed again"
+    before = rig.reads
+    assert rig.status(token) == 200
+    assert rig.reads == before, "remembered again, under the new epoch"
+
+
+def _replace_secret(store_url: str, record: TokenRecord) -> None:
+    sql(
+        store_url,
+        "UPDATE tokens SET secret_hash = ? WHERE id = ?",
+        token_format.hash_token(token_format.generate()[0]),
+        record.token_id,
+    )
+
+
+# Each change an administrator can make to the token itself, with plain SQL
+# (so nothing but the record says what changed), and what the next request
+# must get: what the whole check of a token never seen would answer.
+CHANGES_TO_THE_TOKEN = [
+    pytest.param(
+        lambda url, record: sql(
+            url, "UPDATE tokens SET revoked_at = ? WHERE id = ?", int(time.time()), record.token_id
+        ),
+        401,
+        None,
+        id="revoked",
+    ),
+    pytest.param(
+        lambda url, record: sql(
+            url,
+            "UPDATE tokens SET expires_at = ? WHERE id = ?",
+            int(time.time()) - 1,
+            record.token_id,
+        ),
+        401,
+        None,
+        id="expired",
+    ),
+    pytest.param(
+        lambda url, record: sql(url, "DELETE FROM tokens WHERE id = ?", record.token_id),
+        401,
+        None,
+        id="deleted",
+    ),
+    pytest.param(_replace_secret, 401, None, id="secret-replaced"),
+    pytest.param(
+        lambda url, record: sql(
+            url, "UPDATE tokens SET owner = 'mallory' WHERE id = ?", record.token_id
+        ),
+        200,
+        ("remote_user", "mallory"),
+        id="owner-changed",
+    ),
+    pytest.param(
+        lambda url, record: sql(
+            url,
+            "UPDATE tokens SET expires_at = expires_at + 3600 WHERE id = ?",
+            record.token_id,
+        ),
+        200,
+        ("expires_at", "later"),
+        id="lifetime-changed",
+    ),
+    pytest.param(
+        lambda url, record: sql(
+            url,
+            "UPDATE tokens SET restrictions = ? WHERE id = ?",
+            TokenRestrictions(read_only=True).to_json(),
+            record.token_id,
+        ),
+        403,
+        None,
+        id="made-read-only",
+    ),
+    pytest.param(
+        lambda url, record: sql(
+            url,
+            "UPDATE tokens SET restrictions = ? WHERE id = ?",
+            TokenRestrictions(networks=("192.0.2.0/24",)).to_json(),
+            record.token_id,
+        ),
+        403,
+        None,
+        id="network-restricted",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "status", "shown"), CHANGES_TO_THE_TOKEN)
+def test_a_remembered_token_changed_in_the_store_is_checked_whole(
+    rig: Rig,
+    store_url_any: str,
+    change: Callable[[str, TokenRecord], None],
+    status: int,
+    shown: tuple[str, str] | None,
+) -> None:
+    """A record that differs from the one the remembered answer was made from
+    in anything but its last-used time is never answered by that answer."""
+    token, record = rig.issue()
+    rig.remembered(token)
+    assert rig.client.post("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    change(store_url_any, record)
+    time.sleep(BOUND)
+    for _ in range(2):  # the first request after the change, and one from memory
+        answer = rig.client.post("/", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == status, answer.get_data(as_text=True)
+    if shown == ("remote_user", "mallory"):
+        assert answer.json["remote_user"] == "mallory"
+    if shown == ("expires_at", "later"):
+        assert answer.json["identity"]["expires_at"] == (record.expires_at or 0) + 3600
+
+
+def test_a_last_used_time_alone_is_no_change(rig: Rig, store_url_any: str) -> None:
+    """Last-used times are written by every process: one written since the
+    answer was made does not send the token to the whole check."""
+    token, record = rig.issue()
+    rig.remembered(token)
+    sql(store_url_any, "UPDATE tokens SET last_used_at = ? WHERE id = ?", 12345, record.token_id)
+    _a_change_elsewhere(rig)
+    before = rig.reads
+    assert rig.status(token) == 200
+    assert rig.reads == before + 1, "its record, read once; the last-used time ignored"
+
+
+def test_a_token_made_with_a_token_is_checked_whole_after_a_change(rig: Rig) -> None:
+    """Its answer stands only while its maker does: after a change both are
+    read, and the maker's revocation ends it."""
+    _, maker_record = rig.issue()
+    made, _ = issue_token(
+        rig.store,
+        rig.settings.token_policy(),
+        owner="alice",
+        restrictions=TokenRestrictions(made_by=maker_record.token_id),
+    )
+    rig.remembered(made)
+    _a_change_elsewhere(rig)
+    before = rig.reads
+    assert rig.status(made) == 200
+    assert rig.reads == before + 2, "itself and its maker"
+    rig.store.revoke(maker_record.token_id, now=int(time.time()))
+    rig.refused_within_the_bound(made)
+
+
+def test_basic_user_token_after_a_change_keeps_its_user_check(rig: Rig) -> None:
+    """Basic alice:token is remembered under its own header; after a change
+    it is checked again by its record, and bob:token (another header) is
+    checked whole and refused."""
+    token, _ = rig.issue("alice")
+
+    def basic(user: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()}
+
+    def from_memory() -> bool:
+        before = rig.reads
+        assert rig.client.get("/", headers=basic("alice")).status_code == 200
+        return rig.reads == before
+
+    eventually(from_memory, "answered from memory", timeout=5)
+    _a_change_elsewhere(rig)
+    answer = rig.client.get("/", headers=basic("alice"))
+    assert answer.status_code == 200
+    assert answer.json["remote_user"] == "alice"
+    assert answer.json["auth_type"] == "Basic"
+    assert rig.client.get("/", headers=basic("bob")).status_code == 401
+
+
+def test_a_store_down_after_a_change_is_503_not_a_remembered_200(rig: Rig) -> None:
+    """The record cannot be read again: the store's outage is the answer,
+    never the answer remembered before the change."""
+    token, _ = rig.issue()
+    rig.remembered(token)
+    _a_change_elsewhere(rig)
+
+    def down(token_id: str) -> TokenRecord | None:
+        raise TokenStoreUnavailable("the token store is down (test)")
+
+    rig.api.store.get = down  # type: ignore[method-assign]
+    assert rig.status(token) == 503

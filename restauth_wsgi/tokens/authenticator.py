@@ -41,18 +41,21 @@ class StoreAnswer(NamedTuple):
 
     It stands only while the feed reports the same epoch: any creation,
     revocation, change or deletion anywhere, or a feed too stale to vouch,
-    sends the next request back to the store.
+    sends the next request back to the store, which then compares the
+    token's record with ``record``, the one the identity was made from
+    (:meth:`ApiTokenAuthenticator.reread`).
     """
 
     identity: Identity
     epoch: object
+    record: TokenRecord
 
 
 class ApiTokenAuthenticator:
     """Checks the service's own API tokens against the token store.
 
     :param feed: the store's change feed; with it, answers may be remembered
-        (:meth:`epoch`, :meth:`recall`) and last-used times are written off
+        (:class:`StoreAnswer`, :meth:`reread`) and last-used times are written off
         the request path. Without it, every request reads the store (or, with
         ``cache_ttl``, a record is reused for that long).
     :param cache_ttl: seconds a record read from the store is reused, only
@@ -91,6 +94,12 @@ class ApiTokenAuthenticator:
         Never guarded: an API token cannot be guessed, and checking one costs
         a store read, so a lockout of its address does not refuse it.
         """
+        checked = self.check(credentials)
+        return None if checked is None else checked[0]
+
+    def check(self, credentials: Credentials) -> tuple[Identity, TokenRecord] | None:
+        """:meth:`authenticate`, with the record the identity was made from
+        (what :class:`StoreAnswer` remembers it by)."""
         raw = credentials.secret
         if not raw.startswith(token_format.PREFIX):
             return None
@@ -134,11 +143,12 @@ class ApiTokenAuthenticator:
                     "The API token has been revoked.",
                     f"API token {record.token_id}: {ended}",
                 )
-        if self.feed is not None:
-            self.feed.start()  # an accepted token: worth remembering from now on
+        feed = self.feed
+        if feed is not None:
+            feed.start()  # an accepted token: worth remembering from now on
         if record.last_used_at is None or now - record.last_used_at >= LAST_USED_INTERVAL:
-            if self.feed is not None:
-                self.feed.used(record.token_id, int(now))
+            if feed is not None:
+                feed.used(record.token_id, int(now))
             else:
                 self.store.touch(record.token_id, now=int(now), min_interval=LAST_USED_INTERVAL)
             if self._records is not None:
@@ -147,7 +157,7 @@ class ApiTokenAuthenticator:
                 used = record._replace(last_used_at=int(now))
                 self._records.put(record.token_id, used, self.cache_ttl)
         restrictions = record.restrictions
-        return Identity(
+        identity = Identity(
             username=record.owner,
             method="api_token",
             auth_type=credentials.scheme,
@@ -156,6 +166,42 @@ class ApiTokenAuthenticator:
             expires_at=record.expires_at,
             restrictions=restrictions,
         )
+        return identity, record
+
+    def reread(self, answer: StoreAnswer, now: float) -> Identity | None:
+        """A remembered answer the feed no longer vouches for, checked again
+        with one read of its token's record: its identity if the record is the
+        one it was made from (a last-used time aside) and the token has not
+        expired, else ``None`` (then the whole check decides, as for a token
+        never seen).
+
+        The same header was proved against that record (the answer is
+        remembered under the header's hash), so an unchanged record gives the
+        same identity; what the store says now is all that can have changed.
+        A token made with another token is always checked whole: its makers
+        would have to be read too.
+        """
+        remembered = answer.record
+        restrictions = remembered.restrictions
+        if restrictions is not None and restrictions.made_by is not None:
+            return None
+        record = self.store.get(remembered.token_id)
+        if (
+            record is None
+            or record.secret_hash != remembered.secret_hash
+            or record.owner != remembered.owner
+            or record.revoked_at is not None
+            or record.expires_at != remembered.expires_at
+            or (record.expires_at is not None and now >= record.expires_at)
+            or record.restrictions != restrictions
+        ):
+            return None
+        feed = self.feed
+        if feed is not None:
+            feed.start()  # as for a token checked whole: a forked child's feed starts here
+            if record.last_used_at is None or now - record.last_used_at >= LAST_USED_INTERVAL:
+                feed.used(record.token_id, int(now))
+        return answer.identity
 
     def _maker_ended(self, record: TokenRecord, now: float) -> str | None:
         """Why a token made with another token no longer stands, or ``None``:
@@ -177,11 +223,6 @@ class ApiTokenAuthenticator:
                 return f"the token it was made with, {made_by}, is {maker.status(now)}"
             record = maker
         return f"it was made from a chain of more than {MAKERS_CHECKED} tokens"
-
-    def epoch(self) -> object | None:
-        """The feed's epoch now, if it can vouch for it: what an answer about
-        to be read from the store may be remembered under."""
-        return None if self.feed is None else self.feed.current()
 
     def close(self) -> None:
         """Close this process's connections to the token store, and its feed."""

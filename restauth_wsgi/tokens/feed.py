@@ -160,7 +160,9 @@ class ChangeFeed:
     def start(self) -> None:
         """Start this process's thread if it is not running (a token was
         accepted: there is something to remember). The first poll follows."""
-        if self._fork != fork_safety.fork_generation():
+        # The module's global read directly: this is asked on every API
+        # token read from the store.
+        if self._fork != fork_safety._generation:
             self._start()
 
     def _start(self) -> _Process:
