@@ -35,6 +35,7 @@ from restauth_wsgi.settings import Settings
 from restauth_wsgi.tokens import format as token_format
 from restauth_wsgi.tokens.authenticator import ApiTokenAuthenticator, StoreAnswer
 from restauth_wsgi.tokens.feed import ChangeFeed
+from restauth_wsgi.tokens.store import TokenRecord
 
 log = logging.getLogger("restauth_wsgi")
 _sha256 = hashlib.sha256
@@ -276,8 +277,13 @@ class Authentication:
         assert feed is not None
         assert recent is not None
         epoch = feed.current()
+        read: Mapping[str, TokenRecord | None] | None = None
         if remembered is not None:
-            identity = api.reread(remembered, self._clock())
+            try:
+                identity, read = api.reread(remembered, self._clock())
+            except AuthenticationError as exc:  # the store cannot be read: 503
+                _annotate_remembered(exc, remembered.identity)
+                raise
             if identity is not None:
                 if epoch is not None:
                     answer = _new_tuple(StoreAnswer, (identity, epoch, remembered.record))
@@ -291,13 +297,16 @@ class Authentication:
             # The chain's first authenticator, asked directly for the record
             # the answer is remembered by; the rest as the chain would.
             try:
-                checked = api.check(credentials)
+                checked = api.check(credentials, read)
             except ServiceUnavailable as exc:
                 return self._check(credentials, key, guard, chain[1:], exc)
             if checked is None:  # Basic user:password, for the rest of the chain
                 return self._check(credentials, key, guard, chain[1:])
         except AuthenticationError as exc:
             _annotate(exc, credentials)
+            if remembered is not None and not isinstance(exc, ServiceUnavailable):
+                # Refused now: what was remembered would only be read again.
+                recent.discard(key)
             raise
         identity, record = checked
         if epoch is not None:
@@ -411,6 +420,13 @@ class Authentication:
             and not isinstance(error, TooManyFailures | PasswordsBlocked)
         ):
             self._recent.put(key, Refusal.of(error), self._negative_ttl)
+
+
+def _annotate_remembered(error: AuthenticationError, identity: Identity) -> None:
+    """:func:`_annotate` for a remembered answer's header, not parsed again:
+    its scheme, and its Basic user (the token's owner, as it was checked)."""
+    error.scheme = error.scheme or identity.auth_type
+    error.username = identity.username if identity.auth_type == "Basic" else None
 
 
 def _annotate(error: AuthenticationError, credentials: Credentials) -> None:

@@ -751,3 +751,168 @@ def test_a_store_down_after_a_change_is_503_not_a_remembered_200(rig: Rig) -> No
 
     rig.api.store.get = down  # type: ignore[method-assign]
     assert rig.status(token) == 503
+
+
+def test_a_refused_token_costs_one_read_after_a_change(rig: Rig) -> None:
+    """The record read to check a remembered answer again is the one the whole
+    check decides by; a refusal forgets the answer, so later requests of the
+    revoked token read its record once each, not twice."""
+    token, record = rig.issue()
+    rig.remembered(token)
+    rig.store.revoke(record.token_id, now=int(time.time()))
+    time.sleep(BOUND)
+    for _ in range(3):
+        before = rig.reads
+        assert rig.status(token) == 401
+        assert rig.reads == before + 1
+        found = rig.gatekeeper.authentication.recall(f"Bearer {token}")
+        assert isinstance(found, Recalled)
+        assert found.remembered is None, "the refused answer is forgotten"
+
+
+def test_a_store_down_after_a_change_names_the_basic_user(rig: Rig) -> None:
+    """A 503 from the reread carries the scheme and the Basic user, as one
+    from the whole check does (the audit line and the lockout read them)."""
+    token, _ = rig.issue("alice")
+    header = "Basic " + base64.b64encode(f"alice:{token}".encode()).decode()
+    authentication = rig.gatekeeper.authentication
+
+    def from_memory() -> bool:
+        before = rig.reads
+        assert rig.client.get("/", headers={"Authorization": header}).status_code == 200
+        return rig.reads == before
+
+    eventually(from_memory, "answered from memory", timeout=5)
+    _a_change_elsewhere(rig)
+
+    def down(token_id: str) -> TokenRecord | None:
+        raise TokenStoreUnavailable("the token store is down (test)")
+
+    rig.api.store.get = down  # type: ignore[method-assign]
+    with pytest.raises(TokenStoreUnavailable) as refused:
+        authentication.authenticate(header)
+    assert (refused.value.scheme, refused.value.username) == ("Basic", "alice")
+
+
+def _sqlite_trigger(name: str) -> str:
+    """The store's current definition of one of its SQLite triggers."""
+    from restauth_wsgi.tokens.sqlite import MIGRATIONS
+
+    return [
+        statement
+        for statements in MIGRATIONS
+        for statement in statements
+        if statement.startswith(f"CREATE TRIGGER {name} ")
+    ][-1]
+
+
+# A damage that keeps the store from announcing changes, and its repair,
+# which leaves the counter reading as it did before the damage.
+REPAIRED = {
+    "sqlite-trigger-dropped": (
+        "DROP TRIGGER tokens_changed_on_update",
+        _sqlite_trigger("tokens_changed_on_update"),
+    ),
+    "postgres-trigger-disabled": (
+        "ALTER TABLE restauth_tokens DISABLE TRIGGER restauth_tokens_changed_on_update",
+        "ALTER TABLE restauth_tokens ENABLE ALWAYS TRIGGER restauth_tokens_changed_on_update",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REPAIRED))
+def test_a_change_the_store_could_not_announce_is_seen_after_the_repair(
+    tmp_path: Path, case: str
+) -> None:
+    """A trigger off, a token revoked by plain SQL (the counter does not
+    move), the trigger back: the counter reads as before the damage, but the
+    feed failed in between, so nothing remembered before it stands."""
+    damage, repair = REPAIRED[case]
+    with ExitStack() as stack:
+        if case.startswith("sqlite"):
+            store_url = f"sqlite://{tmp_path}/tokens.db"
+        else:
+            store_url = stack.enter_context(postgres_database())
+        rig = Rig(store_url)
+        stack.callback(rig.close)
+        token, record = rig.issue()
+        rig.remembered(token)
+        sql(store_url, damage)
+        time.sleep(BOUND)  # a poll fails
+        sql(store_url, "UPDATE tokens SET revoked_at = 1 WHERE id = ?", record.token_id)
+        sql(store_url, repair)
+        time.sleep(BOUND)  # a poll reads the counter as before
+        assert rig.status(token) == 401
+
+
+# What plain SQL can leave in a row that no release writes.
+MALFORMED_ROWS = [
+    pytest.param(
+        "UPDATE tokens SET expires_at = 'abc' WHERE id = ?", "expires_at is str", id="text-expiry"
+    ),
+    pytest.param(
+        "UPDATE tokens SET revoked_at = 'x' WHERE id = ?", "revoked_at is str", id="text-revoked"
+    ),
+    pytest.param(
+        "UPDATE tokens SET expires_at = expires_at + 0.5 WHERE id = ?",
+        "expires_at is float",
+        id="real-expiry",
+    ),
+    pytest.param(
+        "UPDATE tokens SET owner = X'616c696365' WHERE id = ?", "owner is bytes", id="blob-owner"
+    ),
+    pytest.param(
+        "UPDATE tokens SET restrictions = 'null' WHERE id = ?", "restrictions", id="null-json"
+    ),
+    pytest.param(
+        "UPDATE tokens SET restrictions = '[]' WHERE id = ?", "restrictions", id="array-json"
+    ),
+    pytest.param(
+        "UPDATE tokens SET restrictions = '{' WHERE id = ?", "restrictions", id="not-json"
+    ),
+    pytest.param(
+        """UPDATE tokens SET restrictions = '{"networks": ["x"]}' WHERE id = ?""",
+        "restrictions",
+        id="bad-network",
+    ),
+    pytest.param(
+        """UPDATE tokens SET restrictions = '{"allow": 5}' WHERE id = ?""",
+        "restrictions",
+        id="allow-not-a-list",
+    ),
+]
+
+
+@pytest.mark.parametrize(("statement", "named"), MALFORMED_ROWS)
+def test_a_malformed_row_is_503_naming_it_never_a_500(
+    tmp_path: Path, statement: str, named: str
+) -> None:
+    """SQLite's columns take any type: the token is judged neither way (503,
+    with the row and the column in the log), and ``restauth token list``
+    says which row to correct."""
+    store_url = f"sqlite://{tmp_path}/tokens.db"
+    rig = Rig(store_url)
+    try:
+        token, record = rig.issue()
+        rig.remembered(token)
+        sql(store_url, statement, record.token_id)
+        time.sleep(BOUND)
+        for _ in range(2):
+            answer = rig.client.get("/", headers={"Authorization": f"Bearer {token}"})
+            assert answer.status_code == 503
+        with pytest.raises(TokenStoreUnavailable) as unavailable:
+            rig.store.get(record.token_id)
+        assert record.token_id in str(unavailable.value.reason)
+        assert named in str(unavailable.value.reason)
+        listed = subprocess.run(
+            [RESTAUTH, "token", "list"],
+            env=cli_env(store_url),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert listed.returncode != 0
+        assert record.token_id in listed.stderr, listed.stderr
+        assert "Traceback" not in listed.stderr
+    finally:
+        rig.close()

@@ -89,6 +89,10 @@ class ExpiringMap(Generic[K, V]):
                 break
         entries[key] = (self._clock() + ttl, value)
 
+    def discard(self, key: K) -> None:
+        """Forget ``key``, if it is kept."""
+        self._entries.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._entries)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from restauth_wsgi.authenticator import Guard
@@ -97,9 +97,16 @@ class ApiTokenAuthenticator:
         checked = self.check(credentials)
         return None if checked is None else checked[0]
 
-    def check(self, credentials: Credentials) -> tuple[Identity, TokenRecord] | None:
+    def check(
+        self, credentials: Credentials, read: Mapping[str, TokenRecord | None] | None = None
+    ) -> tuple[Identity, TokenRecord] | None:
         """:meth:`authenticate`, with the record the identity was made from
-        (what :class:`StoreAnswer` remembers it by)."""
+        (what :class:`StoreAnswer` remembers it by).
+
+        :param read: records this request has already read from the store,
+            by token id (``None``: no such token), used instead of reading
+            them again (see :meth:`reread`).
+        """
         raw = credentials.secret
         if not raw.startswith(token_format.PREFIX):
             return None
@@ -111,7 +118,8 @@ class ApiTokenAuthenticator:
                 "The API token is malformed; check that it was copied whole.",
                 f"malformed API token: {exc}",
             ) from None
-        record = self._record(parsed.token_id)
+        token_id = parsed.token_id
+        record = read[token_id] if read and token_id in read else self._record(token_id)
         stored_hash = _NO_HASH if record is None else record.secret_hash
         if not hmac.compare_digest(stored_hash, parsed.secret_hash) or record is None:
             raise self._refuse(
@@ -168,23 +176,28 @@ class ApiTokenAuthenticator:
         )
         return identity, record
 
-    def reread(self, answer: StoreAnswer, now: float) -> Identity | None:
+    def reread(
+        self, answer: StoreAnswer, now: float
+    ) -> tuple[Identity | None, Mapping[str, TokenRecord | None] | None]:
         """A remembered answer the feed no longer vouches for, checked again
         with one read of its token's record: its identity if the record is the
         one it was made from (a last-used time aside) and the token has not
-        expired, else ``None`` (then the whole check decides, as for a token
-        never seen).
+        expired; else ``None`` and the record read, by token id (``None`` if
+        nothing was read), for the whole check to decide by (:meth:`check`'s
+        ``read``: it was read after the epoch the answer will be remembered
+        under, so it is as good as a read of its own, and a refused token
+        costs one read, not two).
 
         The same header was proved against that record (the answer is
         remembered under the header's hash), so an unchanged record gives the
         same identity; what the store says now is all that can have changed.
-        A token made with another token is always checked whole: its makers
-        would have to be read too.
+        A token made with another token is always checked whole (nothing is
+        read here): its makers would have to be read too.
         """
         remembered = answer.record
         restrictions = remembered.restrictions
         if restrictions is not None and restrictions.made_by is not None:
-            return None
+            return None, None
         record = self.store.get(remembered.token_id)
         if (
             record is None
@@ -195,13 +208,13 @@ class ApiTokenAuthenticator:
             or (record.expires_at is not None and now >= record.expires_at)
             or record.restrictions != restrictions
         ):
-            return None
+            return None, {remembered.token_id: record}
         feed = self.feed
         if feed is not None:
             feed.start()  # as for a token checked whole: a forked child's feed starts here
             if record.last_used_at is None or now - record.last_used_at >= LAST_USED_INTERVAL:
                 feed.used(record.token_id, int(now))
-        return answer.identity
+        return answer.identity, None
 
     def _maker_ended(self, record: TokenRecord, now: float) -> str | None:
         """Why a token made with another token no longer stands, or ``None``:

@@ -193,6 +193,10 @@ class ChangeFeed:
                     process.mark, process.epoch = mark, object()
                 process.seen = (process.epoch, started)
             except Exception as exc:  # any failure: the feed just goes stale
+                # And the next good poll starts a new epoch, whatever the mark
+                # reads then: a change made while the store could not announce
+                # it (a trigger dropped, then made again) left the mark as it was.
+                process.mark = object()
                 if not failing:
                     log.warning(
                         "token change feed cannot read the store (%s); API tokens"

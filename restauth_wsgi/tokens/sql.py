@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from restauth_wsgi.errors import TokenStoreUnavailable
 from restauth_wsgi.tokens.restrictions import TokenRestrictions
 from restauth_wsgi.tokens.store import TokenRecord
 
@@ -83,8 +84,27 @@ def to_row(record: TokenRecord) -> tuple[object, ...]:
 
 
 def from_row(values: Sequence[Any]) -> TokenRecord:
-    """A record from a row in column order (on the hot path: kept lean)."""
+    """A record from a row in column order (on the hot path: kept lean).
+
+    :raises TokenStoreUnavailable: for a row no release writes (plain SQL
+        can leave text in a time, or restrictions that are not an object,
+        in SQLite's loosely typed columns): the token can be judged neither
+        way, so the answer is 503 and the reason names the row, never a 500.
+    """
     restrictions = values[8]
+    # Each column's type asked in C (the row's first eight against _KINDS).
+    if not all(map(frozenset.__contains__, _KINDS, map(type, values))):
+        wrong = next(
+            f"{column} is {type(value).__name__}"
+            for column, value, kinds in zip(COLUMNS, values, _KINDS, strict=False)
+            if type(value) not in kinds
+        )
+        raise _malformed(values[0], wrong)
+    try:
+        parsed = TokenRestrictions.from_json(restrictions) if restrictions else None
+    except (ValueError, TypeError, AttributeError) as exc:
+        problem = f"restrictions are not what the store writes ({exc})"
+        raise _malformed(values[0], problem) from None
     return TokenRecord(
         values[0],
         values[1],
@@ -94,7 +114,21 @@ def from_row(values: Sequence[Any]) -> TokenRecord:
         values[5],
         values[6],
         values[7],
-        TokenRestrictions.from_json(restrictions) if restrictions else None,
+        parsed,
+    )
+
+
+_INT_OR_NULL = frozenset({int, type(None)})
+_STR = frozenset({str})
+#: The types each column may hold, in COLUMNS' order (restrictions apart).
+_KINDS = (_STR, _STR, _STR, _STR, frozenset({int}), _INT_OR_NULL, _INT_OR_NULL, _INT_OR_NULL)
+
+
+def _malformed(token_id: object, problem: str) -> TokenStoreUnavailable:
+    return TokenStoreUnavailable(
+        "The token store is unavailable; try again shortly.",
+        reason=f"the token store's row for API token {str(token_id)[:40]!r} is malformed:"
+        f" {problem}; correct or delete it",
     )
 
 
