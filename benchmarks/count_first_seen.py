@@ -26,9 +26,10 @@ thread is stopped for them and its last poll held fresh, so that every
 request counts the same steps.
 
 An instruction is not a unit of time: C code that valgrind runs without the
-processor's SHA extensions (the header's SHA-256) counts more than it costs,
-and Python's interpreter runs fewer instructions per cycle on a first
-sighting's many functions than on a tight loop. Read the counts as the
+processor's SHA extensions (the SHA-256 of a JWT's signing input, of an API
+token's secret) counts more than it costs, and Python's interpreter runs
+fewer instructions per cycle on a first sighting's many functions than on a
+tight loop. Read the counts as the
 relative size of the steps, and time only as ``benchmarks.inprocess`` measures it.
 """
 

@@ -94,12 +94,12 @@ def main() -> None:
 
     rows: list[dict[str, Any]] = []
     lookup_header = f"Bearer {seen_jwt}"
-    lookup = {hashlib.sha256(lookup_header.encode()).digest(): (time.time() + 60, "identity")}
+    lookup = {hashlib.blake2b(lookup_header.encode()).digest(): (time.time() + 60, "identity")}
     lookup_env = environ(lookup_header)
 
     def floor_lookup() -> None:
-        """Read the header, SHA-256 it, one dict lookup, an expiry check."""
-        entry = lookup.get(hashlib.sha256(lookup_env["HTTP_AUTHORIZATION"].encode()).digest())
+        """Read the header, hash it as the middleware does, one dict lookup, an expiry check."""
+        entry = lookup.get(hashlib.blake2b(lookup_env["HTTP_AUTHORIZATION"].encode()).digest())
         if entry is None or entry[0] <= time.time():
             raise AssertionError
 

@@ -1,6 +1,6 @@
 """The hot path's in-process map of answers: what a token seen before costs.
 
-A SHA-256 of the header, one dict lookup, an expiry check. It is bounded, so
+A hash of the header (BLAKE2b), one dict lookup, an expiry check. It is bounded, so
 a stream of distinct invalid tokens cannot grow it.
 """
 
