@@ -820,13 +820,16 @@ REPAIRED = {
 }
 
 
+@pytest.mark.parametrize("pace", ["a-poll-apart", "back-to-back", "one-transaction"])
 @pytest.mark.parametrize("case", sorted(REPAIRED))
 def test_a_change_the_store_could_not_announce_is_seen_after_the_repair(
-    tmp_path: Path, case: str
+    tmp_path: Path, case: str, pace: str
 ) -> None:
     """A trigger off, a token revoked by plain SQL (the counter does not
-    move), the trigger back: the counter reads as before the damage, but the
-    feed failed in between, so nothing remembered before it stands."""
+    move), the trigger back: the counter reads as before the damage. Whether
+    a poll failed in between (a poll apart) or no poll could see the damage
+    (statements back to back, or all in one transaction), the store's mark
+    moved with its triggers, so nothing remembered before stands."""
     damage, repair = REPAIRED[case]
     with ExitStack() as stack:
         if case.startswith("sqlite"):
@@ -837,12 +840,34 @@ def test_a_change_the_store_could_not_announce_is_seen_after_the_repair(
         stack.callback(rig.close)
         token, record = rig.issue()
         rig.remembered(token)
-        sql(store_url, damage)
-        time.sleep(BOUND)  # a poll fails
-        sql(store_url, "UPDATE tokens SET revoked_at = 1 WHERE id = ?", record.token_id)
-        sql(store_url, repair)
+        revoke = "UPDATE tokens SET revoked_at = 1 WHERE id = ?"
+        if pace == "one-transaction":
+            _in_one_transaction(store_url, [damage, revoke, repair], record.token_id)
+        else:
+            sql(store_url, damage)
+            if pace == "a-poll-apart":
+                time.sleep(BOUND)  # a poll fails
+            sql(store_url, revoke, record.token_id)
+            sql(store_url, repair)
         time.sleep(BOUND)  # a poll reads the counter as before
         assert rig.status(token) == 401
+
+
+def _in_one_transaction(store_url: str, statements: list[str], token_id: str) -> None:
+    """``statements`` in one transaction; the one with a ``?`` gets ``token_id``."""
+    if store_url.startswith("sqlite"):
+        with closing(
+            sqlite3.connect(store_url.removeprefix("sqlite://"), isolation_level=None)
+        ) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in statements:
+                conn.execute(statement, (token_id,) if "?" in statement else ())
+            conn.execute("COMMIT")
+        return
+    with _pg(store_url) as conn, conn.transaction():
+        for statement in statements:
+            statement = statement.replace(" tokens ", " restauth_tokens ")
+            conn.execute(statement.replace("?", "%s"), (token_id,) if "?" in statement else ())
 
 
 # What plain SQL can leave in a row that no release writes.
@@ -880,6 +905,17 @@ MALFORMED_ROWS = [
         "restrictions",
         id="allow-not-a-list",
     ),
+    pytest.param(
+        "UPDATE tokens SET restrictions = '" + "[" * 5000 + "]" * 5000 + "' WHERE id = ?",
+        "restrictions",
+        id="nested-too-deep",
+    ),
+    pytest.param(
+        """UPDATE tokens SET restrictions = '{"allow": [["GE
+T", "/x"]]}' WHERE id = ?""",
+        "restrictions",
+        id="newline-in-a-method",
+    ),
 ]
 
 
@@ -902,8 +938,10 @@ def test_a_malformed_row_is_503_naming_it_never_a_500(
             assert answer.status_code == 503
         with pytest.raises(TokenStoreUnavailable) as unavailable:
             rig.store.get(record.token_id)
-        assert record.token_id in str(unavailable.value.reason)
-        assert named in str(unavailable.value.reason)
+        reason = str(unavailable.value.reason)
+        assert record.token_id in reason
+        assert named in reason
+        assert "\n" not in reason, "a stored row's text never starts a log line"
         listed = subprocess.run(
             [RESTAUTH, "token", "list"],
             env=cli_env(store_url),

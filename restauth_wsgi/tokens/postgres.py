@@ -116,6 +116,9 @@ _SQL = Queries.render("restauth_tokens", "%s")
 _GENERATION = """SELECT generation, nonce, (
     SELECT count(*) FROM pg_trigger
     WHERE tgrelid = to_regclass('restauth_tokens') AND tgenabled = 'A' AND tgname = ANY(%s)
+), (
+    SELECT string_agg(oid::text || ':' || xmin::text, ',' ORDER BY tgname) FROM pg_trigger
+    WHERE tgrelid = to_regclass('restauth_tokens') AND tgname = ANY(%s)
 ) FROM restauth_token_changes WHERE id = 1"""
 # pg_advisory_xact_lock key for migrations (any constant of our own).
 _MIGRATION_LOCK = 0x72657374  # "rest"
@@ -155,21 +158,25 @@ class PostgresTokenStore(SqlTokenWrites):
                     raise self._unavailable(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def generation(self) -> tuple[int, str]:
-        """The change counter and nonce: they move whenever a token is created,
-        revoked, changed or deleted.
+    def generation(self) -> tuple[int, str, str]:
+        """The change counter and nonce, which move whenever a token is
+        created, revoked, changed or deleted, and the change triggers' rows
+        as written (each row's id and the transaction that wrote it), which
+        move when a trigger is disabled and enabled again, or dropped and
+        made again: writes made meanwhile moved no counter.
 
         :raises TokenStoreUnavailable: when the counter row or a change
             trigger is missing, or a trigger is not enabled for every session.
         """
         try:
             with self._connection() as conn:
-                found = conn.execute(_GENERATION, (list(CHANGE_TRIGGERS),)).fetchone()
+                triggers = list(CHANGE_TRIGGERS)
+                found = conn.execute(_GENERATION, (triggers, triggers)).fetchone()
         except psycopg.Error as exc:
             raise self._unavailable(exc) from exc
         if found is None or found[2] != len(CHANGE_TRIGGERS):
             raise self._unavailable(ValueError(UNANNOUNCED_CHANGES))
-        return int(found[0]), str(found[1])
+        return int(found[0]), str(found[1]), str(found[3])
 
     def touch(self, token_id: str, *, now: int, min_interval: int) -> None:
         """Record a use at most once per ``min_interval``; never fail the request for it."""

@@ -47,7 +47,9 @@ class TokenRestrictions:
     def __post_init__(self) -> None:
         for method, glob in self.allow:
             if not _METHOD.fullmatch(method) or not glob.startswith("/"):
-                raise ValueError(f"{method} {glob!r} is not 'METHOD /path-glob' (or '* /glob')")
+                # Quoted: a stored row's text reaches the log through this.
+                shown = f"{method[:20]!r} {glob[:200]!r}"
+                raise ValueError(f"{shown} is not 'METHOD /path-glob' (or '* /glob')")
         for network in self.networks:
             ipaddress.ip_network(network, strict=False)  # raises ValueError if not one
 

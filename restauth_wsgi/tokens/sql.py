@@ -110,9 +110,13 @@ def from_row(values: Sequence[Any]) -> TokenRecord:
             if type(value) not in kinds
         )
         raise _malformed(values[0], wrong)
+    if restrictions is not None and (
+        type(restrictions) is not str or len(restrictions) > _MAX_RESTRICTIONS
+    ):
+        raise _malformed(values[0], "restrictions are not JSON text of a sane length")
     try:
         parsed = TokenRestrictions.from_json(restrictions) if restrictions else None
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
         problem = f"restrictions are not what the store writes ({exc})"
         raise _malformed(values[0], problem) from None
     return TokenRecord(
@@ -129,6 +133,8 @@ def from_row(values: Sequence[Any]) -> TokenRecord:
 
 
 _INT_OR_NULL = frozenset({int, type(None)})
+#: Far above what any token's restrictions take (a few hundred characters).
+_MAX_RESTRICTIONS = 64 * 1024
 _STR = frozenset({str})
 #: The types each column may hold, in COLUMNS' order (restrictions apart): the
 #: check in from_row, column by column.
@@ -139,7 +145,7 @@ def _malformed(token_id: object, problem: str) -> TokenStoreUnavailable:
     return TokenStoreUnavailable(
         "The token store is unavailable; try again shortly.",
         reason=f"the token store's row for API token {str(token_id)[:40]!r} is malformed:"
-        f" {problem}; correct or delete it",
+        f" {problem}; correct or delete the row with SQL (restauth commands cannot read it)",
     )
 
 

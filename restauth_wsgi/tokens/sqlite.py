@@ -114,11 +114,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 _SQL = Queries.render("tokens", "?")
-# The counter, and how many of the change triggers exist (one read).
+# The counter, how many of the change triggers exist, and the schema's
+# version, which SQLite moves on every schema change: a trigger dropped and
+# made again between two polls (writes made meanwhile moved no counter) is
+# then a change too, even within one transaction (one read).
 _GENERATION = """SELECT generation, nonce, (
     SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'tokens'
         AND name IN (?, ?, ?)
-) FROM token_changes WHERE id = 1"""
+), (SELECT schema_version FROM pragma_schema_version()) FROM token_changes WHERE id = 1"""
 # Writes that record a use must not hold a request up behind a long writer.
 _TOUCH_BUSY_MS = 50
 
@@ -152,9 +155,11 @@ class SQLiteTokenStore(SqlTokenWrites):
             raise self._unavailable(exc) from exc
         return None if found is None else from_row(found)
 
-    def generation(self) -> tuple[int, int, int, bytes]:
-        """The file's identity, and its change counter and nonce, which move
-        whenever a token is created, revoked, changed or deleted.
+    def generation(self) -> tuple[int, int, int, bytes, int]:
+        """The file's identity, its change counter and nonce, which move
+        whenever a token is created, revoked, changed or deleted, and its
+        schema's version, which moves when a change trigger is dropped and
+        made again.
 
         The file's identity is part of the mark: a store file replaced under
         running servers (a backup moved into place) is a change, and every
@@ -176,7 +181,7 @@ class SQLiteTokenStore(SqlTokenWrites):
             raise self._unavailable(exc) from exc
         if found is None or found[2] != len(CHANGE_TRIGGERS):
             raise self._unavailable(ValueError(UNANNOUNCED_CHANGES))
-        return stat.st_dev, stat.st_ino, int(found[0]), bytes(found[1] or b"")
+        return stat.st_dev, stat.st_ino, int(found[0]), bytes(found[1] or b""), int(found[3])
 
     def touch(self, token_id: str, *, now: int, min_interval: int) -> None:
         """Record a use at most once per ``min_interval``; skip if the file is busy."""
