@@ -870,51 +870,26 @@ def _in_one_transaction(store_url: str, statements: list[str], token_id: str) ->
             conn.execute(statement.replace("?", "%s"), (token_id,) if "?" in statement else ())
 
 
+def _set(assignment: str, named: str, case: str) -> Any:
+    """A row of MALFORMED_ROWS: the token's row updated by ``assignment``."""
+    statement = f"UPDATE tokens SET {assignment} WHERE id = ?"  # noqa: S608 (the table's own constants)
+    return pytest.param(statement, named, id=case)
+
+
 # What plain SQL can leave in a row that no release writes.
 MALFORMED_ROWS = [
-    pytest.param(
-        "UPDATE tokens SET expires_at = 'abc' WHERE id = ?", "expires_at is str", id="text-expiry"
-    ),
-    pytest.param(
-        "UPDATE tokens SET revoked_at = 'x' WHERE id = ?", "revoked_at is str", id="text-revoked"
-    ),
-    pytest.param(
-        "UPDATE tokens SET expires_at = expires_at + 0.5 WHERE id = ?",
-        "expires_at is float",
-        id="real-expiry",
-    ),
-    pytest.param(
-        "UPDATE tokens SET owner = X'616c696365' WHERE id = ?", "owner is bytes", id="blob-owner"
-    ),
-    pytest.param(
-        "UPDATE tokens SET restrictions = 'null' WHERE id = ?", "restrictions", id="null-json"
-    ),
-    pytest.param(
-        "UPDATE tokens SET restrictions = '[]' WHERE id = ?", "restrictions", id="array-json"
-    ),
-    pytest.param(
-        "UPDATE tokens SET restrictions = '{' WHERE id = ?", "restrictions", id="not-json"
-    ),
-    pytest.param(
-        """UPDATE tokens SET restrictions = '{"networks": ["x"]}' WHERE id = ?""",
-        "restrictions",
-        id="bad-network",
-    ),
-    pytest.param(
-        """UPDATE tokens SET restrictions = '{"allow": 5}' WHERE id = ?""",
-        "restrictions",
-        id="allow-not-a-list",
-    ),
-    pytest.param(
-        "UPDATE tokens SET restrictions = '" + "[" * 5000 + "]" * 5000 + "' WHERE id = ?",
-        "restrictions",
-        id="nested-too-deep",
-    ),
-    pytest.param(
-        """UPDATE tokens SET restrictions = '{"allow": [["GE
-T", "/x"]]}' WHERE id = ?""",
-        "restrictions",
-        id="newline-in-a-method",
+    _set("expires_at = 'abc'", "expires_at is str", "text-expiry"),
+    _set("revoked_at = 'x'", "revoked_at is str", "text-revoked"),
+    _set("expires_at = expires_at + 0.5", "expires_at is float", "real-expiry"),
+    _set("owner = X'616c696365'", "owner is bytes", "blob-owner"),
+    _set("restrictions = 'null'", "restrictions", "null-json"),
+    _set("restrictions = '[]'", "restrictions", "array-json"),
+    _set("restrictions = '{'", "restrictions", "not-json"),
+    _set("""restrictions = '{"networks": ["x"]}'""", "restrictions", "bad-network"),
+    _set("""restrictions = '{"allow": 5}'""", "restrictions", "allow-not-a-list"),
+    _set("restrictions = '" + "[" * 5000 + "]" * 5000 + "'", "restrictions", "nested-too-deep"),
+    _set(
+        """restrictions = '{"allow": [["GE\\nT", "/x"]]}'""", "restrictions", "newline-in-a-method"
     ),
 ]
 
