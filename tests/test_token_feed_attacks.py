@@ -115,7 +115,7 @@ def sql(store_url: str, statement: str, *params: object) -> None:
         statement = statement.replace("token_changes", "restauth_token_changes")
         statement = statement.replace(" tokens ", " restauth_tokens ")
     with _pg(store_url) as conn:
-        conn.execute(statement.replace("?", "%s"), params)
+        conn.execute(statement.replace("?", "%s"), params or None)
 
 
 def test_a_token_cache_ttl_does_not_outlive_a_revocation_with_the_feed(
@@ -806,6 +806,19 @@ def _sqlite_trigger(name: str) -> str:
     ][-1]
 
 
+def _postgres_function() -> str:
+    """The store's current definition of its PostgreSQL change function."""
+    from restauth_wsgi.tokens.postgres import MIGRATIONS
+
+    latest = [
+        statement
+        for statements in MIGRATIONS
+        for statement in statements
+        if "FUNCTION restauth_tokens_changed() RETURNS" in statement
+    ][-1]
+    return latest.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+
+
 # A damage that keeps the store from announcing changes, and its repair,
 # which leaves the counter reading as it did before the damage.
 REPAIRED = {
@@ -817,6 +830,11 @@ REPAIRED = {
         "ALTER TABLE restauth_tokens DISABLE TRIGGER restauth_tokens_changed_on_update",
         "ALTER TABLE restauth_tokens ENABLE ALWAYS TRIGGER restauth_tokens_changed_on_update",
     ),
+    "postgres-function-emptied": (
+        "CREATE OR REPLACE FUNCTION restauth_tokens_changed() RETURNS trigger"
+        " LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+        _postgres_function(),
+    ),
 }
 
 
@@ -825,8 +843,9 @@ REPAIRED = {
 def test_a_change_the_store_could_not_announce_is_seen_after_the_repair(
     tmp_path: Path, case: str, pace: str
 ) -> None:
-    """A trigger off, a token revoked by plain SQL (the counter does not
-    move), the trigger back: the counter reads as before the damage. Whether
+    """A trigger off (or its function emptied), a token revoked by plain SQL
+    (the counter does not move), the trigger back: the counter reads as
+    before the damage. Whether
     a poll failed in between (a poll apart) or no poll could see the damage
     (statements back to back, or all in one transaction), the store's mark
     moved with its triggers, so nothing remembered before stands."""
@@ -867,7 +886,7 @@ def _in_one_transaction(store_url: str, statements: list[str], token_id: str) ->
     with _pg(store_url) as conn, conn.transaction():
         for statement in statements:
             statement = statement.replace(" tokens ", " restauth_tokens ")
-            conn.execute(statement.replace("?", "%s"), (token_id,) if "?" in statement else ())
+            conn.execute(statement.replace("?", "%s"), (token_id,) if "?" in statement else None)
 
 
 def _set(assignment: str, named: str, case: str) -> Any:

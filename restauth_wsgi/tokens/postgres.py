@@ -117,8 +117,9 @@ _GENERATION = """SELECT generation, nonce, (
     SELECT count(*) FROM pg_trigger
     WHERE tgrelid = to_regclass('restauth_tokens') AND tgenabled = 'A' AND tgname = ANY(%s)
 ), (
-    SELECT string_agg(oid::text || ':' || xmin::text, ',' ORDER BY tgname) FROM pg_trigger
-    WHERE tgrelid = to_regclass('restauth_tokens') AND tgname = ANY(%s)
+    SELECT string_agg(concat_ws(':', t.oid, t.xmin, f.oid, f.xmin), ',' ORDER BY t.tgname)
+    FROM pg_trigger t JOIN pg_proc f ON f.oid = t.tgfoid
+    WHERE t.tgrelid = to_regclass('restauth_tokens') AND t.tgname = ANY(%s)
 ) FROM restauth_token_changes WHERE id = 1"""
 # pg_advisory_xact_lock key for migrations (any constant of our own).
 _MIGRATION_LOCK = 0x72657374  # "rest"
@@ -161,9 +162,10 @@ class PostgresTokenStore(SqlTokenWrites):
     def generation(self) -> tuple[int, str, str]:
         """The change counter and nonce, which move whenever a token is
         created, revoked, changed or deleted, and the change triggers' rows
-        as written (each row's id and the transaction that wrote it), which
-        move when a trigger is disabled and enabled again, or dropped and
-        made again: writes made meanwhile moved no counter.
+        and their function's as written (each row's id and the transaction
+        that wrote it), which move when a trigger is disabled and enabled
+        again, dropped and made again, or its function's body replaced and
+        put back: writes made meanwhile moved no counter.
 
         :raises TokenStoreUnavailable: when the counter row or a change
             trigger is missing, or a trigger is not enabled for every session.
