@@ -948,3 +948,23 @@ def test_a_malformed_row_is_503_naming_it_never_a_500(
         assert "Traceback" not in listed.stderr
     finally:
         rig.close()
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    ["generation = 'abc'", "generation = 9e999", "nonce = 'text'", "nonce = 100000000"],
+)
+def test_a_counter_row_of_junk_is_an_unreadable_store(tmp_path: Path, assignment: str) -> None:
+    """SQLite's counter row written by hand with values of the wrong type: a
+    poll fails as for a missing row (the feed vouches for nothing), never
+    with another error, and a whole number as the nonce allocates nothing."""
+    store_url = f"sqlite://{tmp_path}/tokens.db"
+    store = open_store(store_url, timeout=5)
+    try:
+        store.get("000000000000")  # the file made and migrated
+        store.generation()
+        sql(store_url, f"UPDATE token_changes SET {assignment} WHERE id = 1")  # noqa: S608
+        with pytest.raises(TokenStoreUnavailable, match="change counter"):
+            store.generation()
+    finally:
+        store.close()

@@ -122,6 +122,10 @@ _GENERATION = """SELECT generation, nonce, (
     SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'tokens'
         AND name IN (?, ?, ?)
 ), (SELECT schema_version FROM pragma_schema_version()) FROM token_changes WHERE id = 1"""
+_JUNK_COUNTER = (
+    "the change counter's row (token_changes) holds values no release writes:"
+    " its generation must be an integer and its nonce a blob"
+)
 # Writes that record a use must not hold a request up behind a long writer.
 _TOUCH_BUSY_MS = 50
 
@@ -181,7 +185,12 @@ class SQLiteTokenStore(SqlTokenWrites):
             raise self._unavailable(exc) from exc
         if found is None or found[2] != len(CHANGE_TRIGGERS):
             raise self._unavailable(ValueError(UNANNOUNCED_CHANGES))
-        return stat.st_dev, stat.st_ino, int(found[0]), bytes(found[1] or b""), int(found[3])
+        generation, nonce = found[0], found[1]
+        # SQLite's columns take any type: junk written by hand is an unreadable
+        # counter (a whole number as the nonce made bytes(n), n zero bytes).
+        if type(generation) is not int or (nonce is not None and type(nonce) is not bytes):
+            raise self._unavailable(ValueError(_JUNK_COUNTER))
+        return stat.st_dev, stat.st_ino, generation, nonce or b"", int(found[3])
 
     def touch(self, token_id: str, *, now: int, min_interval: int) -> None:
         """Record a use at most once per ``min_interval``; skip if the file is busy."""
