@@ -72,6 +72,14 @@ def cli_env(store_url: str, **extra: str) -> dict[str, str]:
 RESTAUTH = str(Path(sys.executable).with_name("restauth"))
 
 
+def run_restauth(store_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``restauth *args`` on the given store, as a user types it; its output
+    captured as text, its exit status left for the caller to judge."""
+    return subprocess.run(
+        [RESTAUTH, *args], env=cli_env(store_url), capture_output=True, text=True, check=False
+    )
+
+
 def wait_for_port(port: int, process: subprocess.Popen[Any], timeout: float = 30) -> None:
     """Wait until something listens on ``port``; fail if ``process`` dies first."""
     deadline = time.monotonic() + timeout

@@ -21,7 +21,7 @@ from restauth_wsgi.tokens.restrictions import TokenRestrictions
 from restauth_wsgi.tokens.store import TokenRecord
 
 from .fake_provider import FakeProvider
-from .helpers import RESTAUTH, claims_token, cli_env, echo_app, serve_claims
+from .helpers import RESTAUTH, claims_token, cli_env, echo_app, run_restauth, serve_claims
 
 Issue = Callable[..., tuple[str, TokenRecord]]
 
@@ -429,13 +429,9 @@ def test_token_scopes_satisfy_rules(store_url: str, web: Callable[..., Client]) 
     reader = cli_token(store_url, "--scope", "read")
     assert status(client, "/rest/api/2/issue", "POST", writer) == 200
     assert status(client, "/rest/api/2/issue", "POST", reader) == 403
-    listed = subprocess.run(
-        [RESTAUTH, "token", "list"],
-        env=cli_env(store_url),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    done = run_restauth(store_url, "token", "list")
+    assert done.returncode == 0, done.stderr
+    listed = done.stdout
     assert "scope write" in listed
     assert "scope read" in listed
 

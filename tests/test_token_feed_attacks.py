@@ -41,7 +41,7 @@ from restauth_wsgi.tokens.issuing import issue_token
 from restauth_wsgi.tokens.restrictions import TokenRestrictions
 from restauth_wsgi.tokens.store import TokenRecord, open_store
 
-from .helpers import RESTAUTH, cli_env, clocked_tokens, echo_app, eventually
+from .helpers import RESTAUTH, cli_env, clocked_tokens, echo_app, eventually, run_restauth
 from .services import postgres_database
 
 #: A little more than the feed's bound: a poll, and how stale one may be.
@@ -936,13 +936,7 @@ def test_a_malformed_row_is_503_naming_it_never_a_500(
         assert record.token_id in reason
         assert named in reason
         assert "\n" not in reason, "a stored row's text never starts a log line"
-        listed = subprocess.run(
-            [RESTAUTH, "token", "list"],
-            env=cli_env(store_url),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        listed = run_restauth(store_url, "token", "list")
         assert listed.returncode != 0
         assert record.token_id in listed.stderr, listed.stderr
         assert "Traceback" not in listed.stderr
