@@ -151,19 +151,7 @@ class ApiTokenAuthenticator:
                     "The API token has been revoked.",
                     f"API token {record.token_id}: {ended}",
                 )
-        feed = self.feed
-        if feed is not None:
-            feed.start()  # an accepted token: worth remembering from now on
-        if record.last_used_at is None or now - record.last_used_at >= LAST_USED_INTERVAL:
-            if feed is not None:
-                feed.used(record.token_id, int(now))
-            else:
-                self.store.touch(record.token_id, now=int(now), min_interval=LAST_USED_INTERVAL)
-            if self._records is not None:
-                # The cached copy must know of the write, or every request
-                # until it expires would attempt one.
-                used = record._replace(last_used_at=int(now))
-                self._records.put(record.token_id, used, self.cache_ttl)
+        self._accepted(record, now)
         restrictions = record.restrictions
         identity = Identity(
             username=record.owner,
@@ -209,12 +197,26 @@ class ApiTokenAuthenticator:
             or record.restrictions != restrictions
         ):
             return None, {remembered.token_id: record}
+        self._accepted(record, now)
+        return answer.identity, None
+
+    def _accepted(self, record: TokenRecord, now: float) -> None:
+        """What follows the acceptance of ``record``'s token, checked whole or
+        again: the feed started (there is something to remember; a forked
+        child's starts here), and its use noted at most once a minute."""
         feed = self.feed
         if feed is not None:
-            feed.start()  # as for a token checked whole: a forked child's feed starts here
-            if record.last_used_at is None or now - record.last_used_at >= LAST_USED_INTERVAL:
+            feed.start()
+        if record.last_used_at is None or now - record.last_used_at >= LAST_USED_INTERVAL:
+            if feed is not None:
                 feed.used(record.token_id, int(now))
-        return answer.identity, None
+            else:
+                self.store.touch(record.token_id, now=int(now), min_interval=LAST_USED_INTERVAL)
+            if self._records is not None:
+                # The cached copy must know of the write, or every request
+                # until it expires would attempt one.
+                used = record._replace(last_used_at=int(now))
+                self._records.put(record.token_id, used, self.cache_ttl)
 
     def _maker_ended(self, record: TokenRecord, now: float) -> str | None:
         """Why a token made with another token no longer stands, or ``None``:
