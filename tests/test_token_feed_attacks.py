@@ -962,3 +962,56 @@ def test_a_counter_row_of_junk_is_an_unreadable_store(tmp_path: Path, assignment
             store.generation()
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), ATTACKS)
+def test_a_restricted_token_checked_again_after_a_change_is_still_restricted(
+    rig: Rig, method: str, path: str, headers: dict[str, str]
+) -> None:
+    """The first request after a change is answered by the record read again,
+    not the whole check: every other spelling of a path or method a token
+    allowed only GET /api/reports/* sends then is still refused."""
+    token, _ = issue_token(
+        rig.store,
+        rig.settings.token_policy(),
+        owner="alice",
+        restrictions=TokenRestrictions(allow=(("GET", "/api/reports/*"),)),
+    )
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    def from_memory() -> bool:
+        before = rig.reads
+        assert rig.client.get("/api/reports/1", headers=bearer).status_code == 200
+        return rig.reads == before
+
+    eventually(from_memory, "answered from memory", timeout=5)
+    _a_change_elsewhere(rig)
+    before = rig.reads
+    answer = rig.client.open(
+        path, method=method, headers={"Authorization": f"Bearer {token}", **headers}
+    )
+    assert answer.status_code == 403, (method, path, answer.status_code)
+    assert rig.reads == before + 1, "checked again by its record alone"
+
+
+def test_identity_headers_a_proxy_sets_do_not_survive_a_reread(rig: Rig) -> None:
+    """After a change, the answer checked again by its record is the token
+    owner's: identity headers a client or proxy sends are stripped, and
+    REMOTE_USER is alice, not what the headers claim."""
+    token, _ = rig.issue("alice")
+    rig.remembered(token)
+    _a_change_elsewhere(rig)
+    before = rig.reads
+    answer = rig.client.get(
+        "/",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "X-Remote-User": "root",
+            "X-Forwarded-User": "root",
+            "X-Auth-Request-User": "root",
+        },
+    )
+    assert rig.reads == before + 1, "checked again by its record alone"
+    assert answer.status_code == 200
+    assert answer.json["remote_user"] == "alice"
+    assert answer.json["spoofable"] == {}
