@@ -74,7 +74,7 @@ def _child() -> None:
         process.seen = (process.epoch, float("inf"))  # ... held fresh
 
         def first_use() -> None:
-            recent._entries.clear()
+            recent.entries.clear()
             fed()
 
         def after_a_change() -> None:

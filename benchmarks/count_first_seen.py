@@ -59,7 +59,7 @@ def _child() -> None:
 
     def sighting(call: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
-            recent._entries.clear()  # in the bare case too: both do the same extra work
+            recent.entries.clear()  # in the bare case too: both do the same extra work
             call()
 
         return run

@@ -130,7 +130,7 @@ def main() -> None:
 
     def through(app: Any) -> Callable[[str], object]:
         def call(token: str) -> object:
-            recent._entries.clear()  # first seen, every time (also for the bare app)
+            recent.entries.clear()  # first seen, every time (also for the bare app)
             wsgi_call(app, environ(f"Bearer {token}"))()
             return True
 

@@ -65,7 +65,7 @@ def main() -> None:
 
     def sightings() -> None:
         for call in calls:
-            recent._entries.clear()
+            recent.entries.clear()
             call()
 
     sightings()  # keys fetched, code warm

@@ -102,6 +102,9 @@ class Authentication:
             scheme: tuple(a for a in self.authenticators if scheme in a.schemes)
             for scheme in self.schemes
         }
+        if recent is not None and recent.clock is not clock:
+            # recall() reads one clock for the map's expiry and the answers'.
+            raise ValueError("the recent answers must keep the authentication's clock")
         self._recent = recent
         # The API tokens that may be remembered under the store's change counter.
         self._api = fed_api_tokens if recent is not None else None
@@ -197,7 +200,11 @@ class Authentication:
         if self._api is None and token_format.named_in(header):
             return None  # the store decides every time: nothing to look up
         key = _key_hash(header.encode("utf-8", "surrogatepass")).digest()
-        remembered = recent.get(key)
+        # The map's own get(), written out with one clock read for the
+        # entry's expiry and the answer's (the same clock: see __init__).
+        now = self._clock()
+        entry = recent.entries.get(key)
+        remembered = entry[1] if entry is not None and now < entry[0] else None
         if self._counting:
             self.metrics.cache("recent", remembered is not None)
         # Nothing remembered (a first sighting) is asked no more questions.
@@ -213,7 +220,6 @@ class Authentication:
                 # checked here, not left to the map, which keeps the answer
                 # for an hour whatever the token's lifetime.
                 identity = remembered.identity
-                now = self._clock()
                 expires_at = identity.expires_at
                 feed = self._feed
                 if (

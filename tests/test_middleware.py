@@ -15,6 +15,9 @@ import pytest
 from werkzeug.test import Client
 
 from restauth_wsgi import ConfigurationError, RestAuthMiddleware, Settings
+from restauth_wsgi.authentication import Authentication
+from restauth_wsgi.cache.recent import RecentAnswers
+from restauth_wsgi.identity import Identity
 from restauth_wsgi.tokens.store import TokenRecord
 
 from .helpers import echo_app
@@ -391,3 +394,52 @@ def test_a_trusted_remote_user_must_be_a_username(
 ) -> None:
     client = make_client(dataclasses.replace(settings, trust_remote_user=True))
     assert client.get("/", environ_overrides={"REMOTE_USER": upstream}).status_code == expected
+
+
+class _Provider:
+    """A provider's authenticator that accepts one token and counts its checks."""
+
+    schemes = frozenset({"Bearer"})
+    remembers = True
+
+    def __init__(self) -> None:
+        self.checks = 0
+
+    def authenticate(self, credentials: Any, guard: Any) -> Identity | None:
+        self.checks += 1
+        if credentials.secret != "good":
+            return None
+        return Identity("alice", "introspection", "Bearer", provider="p", expires_at=None)
+
+    def close(self) -> None:
+        """Nothing held."""
+
+
+def test_a_remembered_answer_ends_at_its_time_to_the_tick() -> None:
+    """The recall reads the map's entries itself, with one clock read for
+    the entry's expiry: an answer kept for 10 s stands at 9.999 s and not
+    at 10 s (then the provider is asked again), and the map and the
+    authentication cannot be given two clocks."""
+    now = [1000.0]
+
+    def clock() -> float:
+        return now[0]
+
+    provider = _Provider()
+    authentication = Authentication(
+        [provider], recent=RecentAnswers(100, clock), cache_ttls={"p": 10}, clock=clock
+    )
+    assert authentication.authenticate("Bearer good").username == "alice"
+    assert provider.checks == 1
+    now[0] += 9.999
+    assert isinstance(authentication.recall("Bearer good"), Identity)
+    assert authentication.authenticate("Bearer good").username == "alice"
+    assert provider.checks == 1, "answered from memory"
+    now[0] = 1010.0
+    assert not isinstance(authentication.recall("Bearer good"), Identity)
+    assert authentication.authenticate("Bearer good").username == "alice"
+    assert provider.checks == 2, "asked again once the answer ended"
+    assert not isinstance(authentication.recall("Bearer other"), Identity)
+
+    with pytest.raises(ValueError, match="clock"):
+        Authentication([provider], recent=RecentAnswers(100), clock=clock)

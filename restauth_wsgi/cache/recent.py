@@ -64,16 +64,22 @@ class ExpiringMap(Generic[K, V]):
 
     def __init__(self, max_entries: int, clock: Callable[[], float] = time.time) -> None:
         self.max_entries = max_entries
-        self._clock = clock
-        self._entries: dict[K, tuple[float, V]] = {}
+        #: The clock the entries' expiry times are on.
+        self.clock = clock
+        #: Key -> (expires at, value). Public for the one hot path that reads
+        #: it directly (``Authentication.recall``: every token seen before),
+        #: where the call to :meth:`get` and its own clock read are a
+        #: measurable share; expired entries it finds are left for
+        #: :meth:`put` to replace or evict.
+        self.entries: dict[K, tuple[float, V]] = {}
 
     def get(self, key: K) -> V | None:
         """The value for ``key`` if it has not expired."""
-        entry = self._entries.get(key)
+        entry = self.entries.get(key)
         if entry is None:
             return None
-        if entry[0] <= self._clock():
-            self._entries.pop(key, None)
+        if entry[0] <= self.clock():
+            self.entries.pop(key, None)
             return None
         return entry[1]
 
@@ -81,20 +87,20 @@ class ExpiringMap(Generic[K, V]):
         """Keep ``value`` for ``ttl`` seconds."""
         if ttl <= 0:
             return
-        entries = self._entries
+        entries = self.entries
         while len(entries) >= self.max_entries:
             try:
                 entries.pop(next(iter(entries)), None)
             except (StopIteration, RuntimeError):  # emptied or resized by another thread
                 break
-        entries[key] = (self._clock() + ttl, value)
+        entries[key] = (self.clock() + ttl, value)
 
     def discard(self, key: K) -> None:
         """Forget ``key``, if it is kept."""
-        self._entries.pop(key, None)
+        self.entries.pop(key, None)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries)
 
 
 #: The hot path's map: a credential's hash to the identity or refusal it got
