@@ -68,6 +68,22 @@ def test_lifecycle(any_store: TokenStore) -> None:
     assert any_store.list() == []
 
 
+def test_a_prune_that_deletes_nothing_is_no_change(any_store: TokenStore) -> None:
+    """A scheduled prune with nothing to delete leaves the change mark alone
+    (PostgreSQL's statement-level delete trigger fired on an empty delete,
+    and every process then read each token it remembered again); one that
+    deletes moves it, so no process keeps answering for a deleted token."""
+    now = int(time.time())
+    _, record = issue_token(any_store, POLICY, owner="alice", now=now)
+    any_store.revoke(record.token_id, now=now)
+    before = any_store.generation()
+    assert any_store.prune(before=now) == 0, "revoked at now, not before it"
+    assert any_store.generation() == before
+    assert any_store.prune(before=now + 1) == 1
+    assert any_store.generation() != before
+    assert any_store.get(record.token_id) is None
+
+
 def test_limit_per_user_holds_under_concurrency(any_store: TokenStore) -> None:
     policy = TokenPolicy(max_per_user=5)
     made: list[str] = []

@@ -42,6 +42,7 @@ class Queries:
     upsert: str
     touch: str
     revoke: str
+    prunable: str
     prune: str
 
     @classmethod
@@ -64,6 +65,8 @@ class Queries:
             f" AND (last_used_at IS NULL OR last_used_at <= {marker})",
             revoke=f"UPDATE {table} SET revoked_at = {marker}"
             f" WHERE id = {marker} AND revoked_at IS NULL",
+            prunable=f"SELECT 1 FROM {table} WHERE expires_at < {marker} OR revoked_at < {marker}"
+            " LIMIT 1",
             prune=f"DELETE FROM {table} WHERE expires_at < {marker} OR revoked_at < {marker}",
         )
 
@@ -170,6 +173,12 @@ class SqlTokenWrites:
     def prune(self, *, before: int) -> int:
         """Delete tokens expired or revoked before ``before``; return the count."""
         with self._transaction() as conn:
+            # A delete that matches nothing still fires PostgreSQL's
+            # statement-level delete trigger and moves the change mark: every
+            # process would read each token it remembers again, for nothing,
+            # after every scheduled prune.
+            if conn.execute(self.sql.prunable, (before, before)).fetchone() is None:
+                return 0
             return int(conn.execute(self.sql.prune, (before, before)).rowcount)
 
     def put_all(self, records: Iterable[TokenRecord]) -> int:
