@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from restauth_wsgi.tokens.restrictions import TokenRestrictions
 from restauth_wsgi.tokens.store import TokenRecord
 
 from .fake_provider import FakeProvider
-from .helpers import RESTAUTH, claims_token, cli_env, echo_app, run_restauth, serve_claims
+from .helpers import claims_token, echo_app, run_restauth, serve_claims
 
 Issue = Callable[..., tuple[str, TokenRecord]]
 
@@ -374,13 +373,8 @@ def test_rules_file_errors_name_the_setting(
 
 
 def cli_token(store_url: str, *options: str) -> str:
-    done = subprocess.run(
-        [RESTAUTH, "token", "create", "--user", "ci", *options],
-        env=cli_env(store_url),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = run_restauth(store_url, "token", "create", "--user", "ci", *options)
+    assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()[-1]
 
 
@@ -446,26 +440,13 @@ def test_restrictions_survive_the_store(issue: Issue, store: Any) -> None:
 
 def test_bad_restrictions_are_refused_by_the_cli(store_url: str) -> None:
     for options in (["--allow", "/x"], ["--allow", "GET x"], ["--network", "10.0.0.0/33"]):
-        done = subprocess.run(
-            [RESTAUTH, "token", "create", "--user", "ci", *options],
-            env=cli_env(store_url),
-            capture_output=True,
-            text=True,
-        )
+        done = run_restauth(store_url, "token", "create", "--user", "ci", *options)
         assert done.returncode == 2, options
-    forgot_the_method = subprocess.run(
-        [RESTAUTH, "token", "create", "--user", "ci", "--allow", "/rest/*"],
-        env=cli_env(store_url),
-        capture_output=True,
-        text=True,
+    forgot_the_method = run_restauth(
+        store_url, "token", "create", "--user", "ci", "--allow", "/rest/*"
     )
     assert "write 'GET /rest/*' for one method or '* /rest/*' for any" in forgot_the_method.stderr
-    head = subprocess.run(
-        [RESTAUTH, "token", "create", "--user", "ci", "--allow", "HEAD /x"],
-        env=cli_env(store_url),
-        capture_output=True,
-        text=True,
-    )
+    head = run_restauth(store_url, "token", "create", "--user", "ci", "--allow", "HEAD /x")
     assert head.returncode == 2
     assert "write GET" in head.stderr
 

@@ -4,7 +4,6 @@ tokens made by the CLI: the issue's definition of done, over real HTTP."""
 from __future__ import annotations
 
 import base64
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -16,12 +15,12 @@ from restauth_wsgi.tokens.issuing import issue_token
 from restauth_wsgi.tokens.store import open_store
 
 from .helpers import (
-    RESTAUTH,
     ROOT,
     cli_env,
     free_port,
     gunicorn_command,
     raw_request,
+    run_restauth,
     server_process,
 )
 
@@ -37,13 +36,8 @@ def server(store_url: str) -> Iterator[tuple[str, int]]:
 
 
 def create(store_url: str, user: str) -> str:
-    done = subprocess.run(
-        [RESTAUTH, "token", "create", "--user", user],
-        env=cli_env(store_url),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = run_restauth(store_url, "token", "create", "--user", user)
+    assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()[-1]
 
 
@@ -73,12 +67,8 @@ def test_refusals_carry_correct_challenges(server: tuple[str, int], store_url: s
         now=int(time.time()) - 120,
     )
     revoked = create(store_url, "alice")
-    subprocess.run(
-        [RESTAUTH, "token", "revoke", revoked],
-        env=cli_env(store_url),
-        check=True,
-        capture_output=True,
-    )
+    done = run_restauth(store_url, "token", "revoke", revoked)
+    assert done.returncode == 0, done.stderr
     cases = {
         "none": ({}, None),
         "wrong": ({"Authorization": "Bearer " + token[:-6] + "AAAAAA"}, "invalid_token"),

@@ -37,6 +37,7 @@ from .helpers import (
     eventually,
     free_port,
     gunicorn_command,
+    run_restauth,
     serve_claims,
     server_process,
 )
@@ -401,8 +402,6 @@ def test_lockout_list_escapes_what_a_client_chose(
 
 
 def test_lockout_commands_need_a_shared_cache(store_url: str) -> None:
-    done = subprocess.run(
-        [RESTAUTH, "lockout", "list"], env=cli_env(store_url), capture_output=True, text=True
-    )
+    done = run_restauth(store_url, "lockout", "list")
     assert done.returncode == 1
     assert "RESTAUTH_CACHE" in done.stderr
