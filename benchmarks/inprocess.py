@@ -123,6 +123,8 @@ def main() -> None:
             }
         )
 
+    cases: list[tuple[str, str, str, tuple[Callable[[], object], ...]]] = []
+
     def case(
         name: str,
         header: str,
@@ -138,12 +140,23 @@ def main() -> None:
         # poll on, the feed vouches for the epoch and the answer is remembered.
         time.sleep(0.25)
         wsgi_call(app, env)()
-        # Twice the default rounds and budget: these are the µs-sized figures
-        # with targets, where one spell of the machine's drift weighs most.
-        bare, seconds, floored = interleaved(
-            wsgi_call(hello, env), wsgi_call(app, env), floor, rounds=41, budget=1.6
-        )
-        row(name, bare, seconds, target, floor=floor_name, floor_us=floored * 1e6)
+        calls = (wsgi_call(hello, env), wsgi_call(app, env), floor)
+        cases.append((name, target, floor_name, calls))
+
+    def measure_cases() -> None:
+        """The cases above, timed in two passes over all of them, the least
+        disturbed batch of each call kept: these are the µs-sized figures
+        with targets, and this machine's slow spells last a second or more,
+        so each case is timed in two windows some 20 s apart (in one window
+        of 1.6 s, one spell decided a whole case now and then)."""
+        best: dict[str, list[float]] = {}
+        for _ in range(2):
+            for name, _, _, calls in cases:
+                times = interleaved(*calls, rounds=51, budget=2.0)
+                best[name] = [min(pair) for pair in zip(best.get(name, times), times, strict=True)]
+        for name, target, floor_name, _ in cases:
+            bare, seconds, floored = best[name]
+            row(name, bare, seconds, target, floor=floor_name, floor_us=floored * 1e6)
 
     case(
         "public path (the middleware's fixed cost)",
@@ -215,6 +228,7 @@ def main() -> None:
             "PostgreSQL read",
             app=middleware(token_store=postgres_url, token_feed=False),
         )
+    measure_cases()
 
     def first_use(app: RestAuthMiddleware, header: str) -> Callable[[], None]:
         """The token unknown to this process: its memory of answers emptied each time
@@ -259,7 +273,8 @@ def main() -> None:
             after_a_change(with_feed, header),
             wsgi_call(without, environ(header)),
             floor,
-            rounds=21,
+            rounds=61,
+            budget=4.0,  # as the cases above: over more than a slow spell
         )
         for what, seconds in (
             ("first use in this process", fed),
@@ -319,7 +334,7 @@ def main() -> None:
         calls = [cycling(hello, tokens), cycling(wrapped, tokens), decode]
         if name == "RS256":
             calls.append(jose_only(tokens))
-        bare, seconds, decoded, *jose = interleaved(*calls, rounds=9)
+        bare, seconds, decoded, *jose = interleaved(*calls, rounds=31, budget=4.0)
         extra: dict[str, Any] = {}
         if name == "RS256":
             extra = {

@@ -178,8 +178,7 @@ def main() -> None:
         wsgi_call(ours_flask, environ(header))()
     time.sleep(0.25)  # the token store's change feed: its first poll vouches for the epoch
 
-    flask_rows = []
-    for name, app, header in (
+    flask_cases = (
         ("flask-httpauth, token callback (dict lookup)", httpauth_flask, f"Bearer {api_token}"),
         (
             "restauth-wsgi, API token seen before (SQLite, change feed)",
@@ -187,13 +186,23 @@ def main() -> None:
             f"Bearer {api_token}",
         ),
         ("restauth-wsgi, JWT seen before", ours_flask, f"Bearer {seen_jwt}"),
-    ):
-        bare_s, app_s = interleaved(
-            wsgi_call(bare_flask, environ(header)),
-            wsgi_call(app, environ(header)),
-            rounds=15,
-            budget=1.5,
-        )
+    )
+    # Two passes over the three, the least disturbed batch of each call kept,
+    # as benchmarks.inprocess does for its µs-sized cases: this machine's
+    # slow spells last a second or more, and the three are compared.
+    best: dict[str, list[float]] = {}
+    for _ in range(2):
+        for name, app, header in flask_cases:
+            times = interleaved(
+                wsgi_call(bare_flask, environ(header)),
+                wsgi_call(app, environ(header)),
+                rounds=31,
+                budget=2.0,
+            )
+            best[name] = [min(pair) for pair in zip(best.get(name, times), times, strict=True)]
+    flask_rows = []
+    for name, _, _ in flask_cases:
+        bare_s, app_s = best[name]
         flask_rows.append(
             {
                 "case": name,
