@@ -63,7 +63,8 @@ class TokenStore(Protocol):
         or ``None`` if there is no such token."""
 
     def prune(self, *, before: int) -> int:
-        """Delete tokens that expired or were revoked before ``before``; return how many."""
+        """Delete tokens that expired or were revoked before ``before``; return how many.
+        When there are none, nothing is written, so the change mark does not move."""
 
     def generation(self) -> Hashable:
         """The store's change mark: it reads differently whenever a token is
