@@ -204,7 +204,14 @@ class Authentication:
         # entry's expiry and the answer's (the same clock: see __init__).
         now = self._clock()
         entry = recent.entries.get(key)
-        remembered = entry[1] if entry is not None and now < entry[0] else None
+        remembered = None
+        if entry is not None:
+            if now < entry[0]:
+                remembered = entry[1]
+            else:
+                # Forgotten once it has ended, as ExpiringMap.get() does: a
+                # wall clock stepped back must not bring it back.
+                recent.entries.pop(key, None)
         if self._counting:
             self.metrics.cache("recent", remembered is not None)
         # Nothing remembered (a first sighting) is asked no more questions.
@@ -416,9 +423,13 @@ class Authentication:
         ttl = self._cache_ttls.get(identity.provider or identity.method, 0.0)
         if ttl <= 0:
             return
+        # An end read from one clock, never past the credentials' own expiry.
+        now = self._clock()
+        until = now + ttl
         if identity.expires_at is not None:
-            ttl = min(ttl, identity.expires_at - self._clock())
-        self._recent.put(key, identity, ttl)
+            until = min(until, identity.expires_at)
+        if until > now:
+            self._recent.put_until(key, identity, until)
 
     def _remember_refusal(self, key: bytes | None, error: AuthenticationError) -> None:
         # The guard's refusals depend on the request (its address, its path)

@@ -17,6 +17,7 @@ from werkzeug.test import Client
 from restauth_wsgi import ConfigurationError, RestAuthMiddleware, Settings
 from restauth_wsgi.authentication import Authentication
 from restauth_wsgi.cache.recent import RecentAnswers
+from restauth_wsgi.errors import InvalidToken
 from restauth_wsgi.identity import Identity
 from restauth_wsgi.tokens.store import TokenRecord
 
@@ -397,19 +398,28 @@ def test_a_trusted_remote_user_must_be_a_username(
 
 
 class _Provider:
-    """A provider's authenticator that accepts one token and counts its checks."""
+    """A provider's authenticator that accepts one token (until it is
+    revoked) and counts its checks."""
 
     schemes = frozenset({"Bearer"})
     remembers = True
 
-    def __init__(self) -> None:
+    def __init__(self, expires_at: float | None = None) -> None:
         self.checks = 0
+        self.revoked = False
+        self.expires_at = expires_at
 
     def authenticate(self, credentials: Any, guard: Any) -> Identity | None:
         self.checks += 1
         if credentials.secret != "good":
             return None
-        return Identity("alice", "introspection", "Bearer", provider="p", expires_at=None)
+        if self.revoked:
+            # Not remembered: as an unknown key id's refusal, or any refusal
+            # with RESTAUTH_NEGATIVE_CACHE_TTL=0.
+            error = InvalidToken("The access token is invalid.", reason="revoked")
+            error.remember = False
+            raise error
+        return Identity("alice", "jwt", "Bearer", provider="p", expires_at=self.expires_at)
 
     def close(self) -> None:
         """Nothing held."""
@@ -443,3 +453,96 @@ def test_a_remembered_answer_ends_at_its_time_to_the_tick() -> None:
 
     with pytest.raises(ValueError, match="clock"):
         Authentication([provider], recent=RecentAnswers(100), clock=clock)
+
+
+def test_an_ended_answer_stays_ended_when_the_clock_steps_back() -> None:
+    """Found by an attack review: an answer found ended was left in memory,
+    so after the provider refused the token (a refusal not remembered) a
+    wall clock stepped back (NTP, a VM resumed) made the revoked token's
+    old answer stand again."""
+    now = [1000.0]
+
+    def clock() -> float:
+        return now[0]
+
+    provider = _Provider()
+    authentication = Authentication(
+        [provider], recent=RecentAnswers(100, clock), cache_ttls={"p": 10}, clock=clock
+    )
+    assert authentication.authenticate("Bearer good").username == "alice"
+    provider.revoked = True
+    now[0] = 1011.0
+    with pytest.raises(InvalidToken):
+        authentication.authenticate("Bearer good")
+    now[0] = 1008.0  # the clock steps back
+    assert not isinstance(authentication.recall("Bearer good"), Identity)
+    with pytest.raises(InvalidToken):
+        authentication.authenticate("Bearer good")
+
+
+def test_a_remembered_answer_never_outlives_the_token_however_the_clock_ticks() -> None:
+    """Found by an attack review: the end of an answer limited by the token's
+    own expiry was the time left, read on one clock read and added to
+    another, so it overran the expiry by the time between them; it is now
+    the expiry itself."""
+    now = [1000.0]
+    tick = [0.001]
+
+    def clock() -> float:
+        now[0] += tick[0]  # every read a millisecond later (a thread switch between reads)
+        return now[0]
+
+    authentication = Authentication(
+        [_Provider(expires_at=1005.0)],
+        recent=RecentAnswers(100, clock),
+        cache_ttls={"p": 60},
+        clock=clock,
+    )
+    assert authentication.authenticate("Bearer good").username == "alice"
+    tick[0] = 0.0
+    now[0] = 1004.999
+    assert isinstance(authentication.recall("Bearer good"), Identity)
+    now[0] = 1005.0
+    assert not isinstance(authentication.recall("Bearer good"), Identity)
+
+    expired = Authentication(
+        [_Provider(expires_at=900.0)],
+        recent=RecentAnswers(100, clock),
+        cache_ttls={"p": 60},
+        clock=clock,
+    )
+    expired.authenticate("Bearer good")
+    assert len(expired._recent or ()) == 0, "an answer already past its token's expiry is not kept"
+
+
+def test_a_remembered_refusal_ends_at_the_negative_cache_ttl() -> None:
+    """A refusal is answered from memory for RESTAUTH_NEGATIVE_CACHE_TTL and
+    no longer: the provider is asked again once it has ended (a token
+    refused during an outage of its keys is not refused for ever)."""
+    now = [1000.0]
+
+    def clock() -> float:
+        return now[0]
+
+    class Refusing(_Provider):
+        def authenticate(self, credentials: Any, guard: Any) -> Identity | None:
+            self.checks += 1
+            raise InvalidToken("The access token is invalid.", reason="refused")
+
+    provider = Refusing()
+    authentication = Authentication(
+        [provider],
+        recent=RecentAnswers(100, clock),
+        cache_ttls={"p": 60},
+        negative_ttl=5,
+        clock=clock,
+    )
+    for at in (1000.0, 1004.999):
+        now[0] = at
+        with pytest.raises(InvalidToken, match="remembered" if at > 1000 else "refused"):
+            authentication.authenticate("Bearer good")
+    assert provider.checks == 1
+    now[0] = 1005.0
+    with pytest.raises(InvalidToken):
+        authentication.authenticate("Bearer good")
+    assert provider.checks == 2, "asked again once the refusal ended"

@@ -85,15 +85,20 @@ class ExpiringMap(Generic[K, V]):
 
     def put(self, key: K, value: V, ttl: float) -> None:
         """Keep ``value`` for ``ttl`` seconds."""
-        if ttl <= 0:
-            return
+        if ttl > 0:
+            self.put_until(key, value, self.clock() + ttl)
+
+    def put_until(self, key: K, value: V, expires_at: float) -> None:
+        """Keep ``value`` until ``expires_at`` on this map's clock (an end
+        computed from one clock read, such as a token's own expiry, is kept
+        exactly: a second read would push it later)."""
         entries = self.entries
         while len(entries) >= self.max_entries:
             try:
                 entries.pop(next(iter(entries)), None)
             except (StopIteration, RuntimeError):  # emptied or resized by another thread
                 break
-        entries[key] = (self.clock() + ttl, value)
+        entries[key] = (expires_at, value)
 
     def discard(self, key: K) -> None:
         """Forget ``key``, if it is kept."""
