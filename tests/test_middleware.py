@@ -425,20 +425,34 @@ class _Provider:
         """Nothing held."""
 
 
+def _remembering(
+    provider: _Provider,
+    ttl: float,
+    *,
+    negative_ttl: float = 0,
+    clock: Callable[[], float] | None = None,
+) -> tuple[list[float], Authentication]:
+    """The provider behind an authentication that remembers its answers for
+    ``ttl`` seconds, on a clock the test moves (``now[0]``), or on ``clock``."""
+    now = [1000.0]
+    read = clock or (lambda: now[0])
+    authentication = Authentication(
+        [provider],
+        recent=RecentAnswers(100, read),
+        cache_ttls={"p": ttl},
+        negative_ttl=negative_ttl,
+        clock=read,
+    )
+    return now, authentication
+
+
 def test_a_remembered_answer_ends_at_its_time_to_the_tick() -> None:
     """The recall reads the map's entries itself, with one clock read for
     the entry's expiry: an answer kept for 10 s stands at 9.999 s and not
     at 10 s (then the provider is asked again), and the map and the
     authentication cannot be given two clocks."""
-    now = [1000.0]
-
-    def clock() -> float:
-        return now[0]
-
     provider = _Provider()
-    authentication = Authentication(
-        [provider], recent=RecentAnswers(100, clock), cache_ttls={"p": 10}, clock=clock
-    )
+    now, authentication = _remembering(provider, 10)
     assert authentication.authenticate("Bearer good").username == "alice"
     assert provider.checks == 1
     now[0] += 9.999
@@ -452,7 +466,7 @@ def test_a_remembered_answer_ends_at_its_time_to_the_tick() -> None:
     assert not isinstance(authentication.recall("Bearer other"), Identity)
 
     with pytest.raises(ValueError, match="clock"):
-        Authentication([provider], recent=RecentAnswers(100), clock=clock)
+        Authentication([provider], recent=RecentAnswers(100), clock=lambda: now[0])
 
 
 def test_an_ended_answer_stays_ended_when_the_clock_steps_back() -> None:
@@ -460,15 +474,8 @@ def test_an_ended_answer_stays_ended_when_the_clock_steps_back() -> None:
     so after the provider refused the token (a refusal not remembered) a
     wall clock stepped back (NTP, a VM resumed) made the revoked token's
     old answer stand again."""
-    now = [1000.0]
-
-    def clock() -> float:
-        return now[0]
-
     provider = _Provider()
-    authentication = Authentication(
-        [provider], recent=RecentAnswers(100, clock), cache_ttls={"p": 10}, clock=clock
-    )
+    now, authentication = _remembering(provider, 10)
     assert authentication.authenticate("Bearer good").username == "alice"
     provider.revoked = True
     now[0] = 1011.0
@@ -492,12 +499,7 @@ def test_a_remembered_answer_never_outlives_the_token_however_the_clock_ticks() 
         now[0] += tick[0]  # every read a millisecond later (a thread switch between reads)
         return now[0]
 
-    authentication = Authentication(
-        [_Provider(expires_at=1005.0)],
-        recent=RecentAnswers(100, clock),
-        cache_ttls={"p": 60},
-        clock=clock,
-    )
+    _, authentication = _remembering(_Provider(expires_at=1005.0), 60, clock=clock)
     assert authentication.authenticate("Bearer good").username == "alice"
     tick[0] = 0.0
     now[0] = 1004.999
@@ -505,12 +507,7 @@ def test_a_remembered_answer_never_outlives_the_token_however_the_clock_ticks() 
     now[0] = 1005.0
     assert not isinstance(authentication.recall("Bearer good"), Identity)
 
-    expired = Authentication(
-        [_Provider(expires_at=900.0)],
-        recent=RecentAnswers(100, clock),
-        cache_ttls={"p": 60},
-        clock=clock,
-    )
+    _, expired = _remembering(_Provider(expires_at=900.0), 60, clock=clock)
     expired.authenticate("Bearer good")
     assert len(expired._recent or ()) == 0, "an answer already past its token's expiry is not kept"
 
@@ -519,10 +516,6 @@ def test_a_remembered_refusal_ends_at_the_negative_cache_ttl() -> None:
     """A refusal is answered from memory for RESTAUTH_NEGATIVE_CACHE_TTL and
     no longer: the provider is asked again once it has ended (a token
     refused during an outage of its keys is not refused for ever)."""
-    now = [1000.0]
-
-    def clock() -> float:
-        return now[0]
 
     class Refusing(_Provider):
         def authenticate(self, credentials: Any, guard: Any) -> Identity | None:
@@ -530,13 +523,7 @@ def test_a_remembered_refusal_ends_at_the_negative_cache_ttl() -> None:
             raise InvalidToken("The access token is invalid.", reason="refused")
 
     provider = Refusing()
-    authentication = Authentication(
-        [provider],
-        recent=RecentAnswers(100, clock),
-        cache_ttls={"p": 60},
-        negative_ttl=5,
-        clock=clock,
-    )
+    now, authentication = _remembering(provider, 60, negative_ttl=5)
     for at in (1000.0, 1004.999):
         now[0] = at
         with pytest.raises(InvalidToken, match="remembered" if at > 1000 else "refused"):
