@@ -494,13 +494,9 @@ ATTACKS = [
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "headers"), ATTACKS)
-def test_a_restricted_token_answered_from_memory_is_still_restricted(
-    rig: Rig, method: str, path: str, headers: dict[str, str]
-) -> None:
-    """A token allowed only GET (and so HEAD) of /api/reports/* is remembered,
-    then sent every other spelling of a path or method: each is refused by
-    the remembered answer's restrictions, with no store read to help."""
+def _remembered_reports_token(rig: Rig) -> dict[str, str]:
+    """The Authorization header of a token allowed only GET /api/reports/*,
+    once its answer is remembered (a request of it reads no store)."""
     token, _ = issue_token(
         rig.store,
         rig.settings.token_policy(),
@@ -515,6 +511,17 @@ def test_a_restricted_token_answered_from_memory_is_still_restricted(
         return rig.reads == before
 
     eventually(from_memory, "answered from memory", timeout=5)
+    return bearer
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), ATTACKS)
+def test_a_restricted_token_answered_from_memory_is_still_restricted(
+    rig: Rig, method: str, path: str, headers: dict[str, str]
+) -> None:
+    """A token allowed only GET (and so HEAD) of /api/reports/* is remembered,
+    then sent every other spelling of a path or method: each is refused by
+    the remembered answer's restrictions, with no store read to help."""
+    bearer = _remembered_reports_token(rig)
     before = rig.reads
     assert rig.client.head("/api/reports/1", headers=bearer).status_code == 200
     answer = rig.client.open(path, method=method, headers={**bearer, **headers})
@@ -971,25 +978,10 @@ def test_a_restricted_token_checked_again_after_a_change_is_still_restricted(
     """The first request after a change is answered by the record read again,
     not the whole check: every other spelling of a path or method a token
     allowed only GET /api/reports/* sends then is still refused."""
-    token, _ = issue_token(
-        rig.store,
-        rig.settings.token_policy(),
-        owner="alice",
-        restrictions=TokenRestrictions(allow=(("GET", "/api/reports/*"),)),
-    )
-    bearer = {"Authorization": f"Bearer {token}"}
-
-    def from_memory() -> bool:
-        before = rig.reads
-        assert rig.client.get("/api/reports/1", headers=bearer).status_code == 200
-        return rig.reads == before
-
-    eventually(from_memory, "answered from memory", timeout=5)
+    bearer = _remembered_reports_token(rig)
     _a_change_elsewhere(rig)
     before = rig.reads
-    answer = rig.client.open(
-        path, method=method, headers={"Authorization": f"Bearer {token}", **headers}
-    )
+    answer = rig.client.open(path, method=method, headers={**bearer, **headers})
     assert answer.status_code == 403, (method, path, answer.status_code)
     assert rig.reads == before + 1, "checked again by its record alone"
 
