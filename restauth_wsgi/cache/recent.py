@@ -69,8 +69,8 @@ class ExpiringMap(Generic[K, V]):
         #: Key -> (expires at, value). Public for the one hot path that reads
         #: it directly (``Authentication.recall``: every token seen before),
         #: where the call to :meth:`get` and its own clock read are a
-        #: measurable share; expired entries it finds are left for
-        #: :meth:`put` to replace or evict.
+        #: measurable share; it forgets an expired entry it finds, as
+        #: :meth:`get` does.
         self.entries: dict[K, tuple[float, V]] = {}
 
     def get(self, key: K) -> V | None:

@@ -52,6 +52,8 @@ class Queries:
         values = ", ".join([marker] * len(COLUMNS))
         updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
         select = f"SELECT {columns} FROM {table}"
+        # What prune deletes: expired or revoked before the given time.
+        dead = f"expires_at < {marker} OR revoked_at < {marker}"
         return cls(
             select_one=f"{select} WHERE id = {marker}",
             select_all=f"{select} ORDER BY created_at, id",
@@ -65,9 +67,8 @@ class Queries:
             f" AND (last_used_at IS NULL OR last_used_at <= {marker})",
             revoke=f"UPDATE {table} SET revoked_at = {marker}"
             f" WHERE id = {marker} AND revoked_at IS NULL",
-            prunable=f"SELECT 1 FROM {table} WHERE expires_at < {marker} OR revoked_at < {marker}"
-            " LIMIT 1",
-            prune=f"DELETE FROM {table} WHERE expires_at < {marker} OR revoked_at < {marker}",
+            prunable=f"SELECT 1 FROM {table} WHERE {dead} LIMIT 1",
+            prune=f"DELETE FROM {table} WHERE {dead}",
         )
 
 
