@@ -52,8 +52,11 @@ def keys() -> dict[str, Any]:
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ec_key = ec.generate_private_key(ec.SECP256R1())
     jwks = []
-    for kid, private, algorithm in (("rsa", rsa_key, RSAAlgorithm), ("ec", ec_key, ECAlgorithm)):
-        jwk = json.loads(algorithm.to_jwk(private.public_key()))
+    for kid, jwk_text in (
+        ("rsa", RSAAlgorithm.to_jwk(rsa_key.public_key())),
+        ("ec", ECAlgorithm.to_jwk(ec_key.public_key())),
+    ):
+        jwk = json.loads(jwk_text)
         jwk.update(kid=kid, use="sig", alg="RS256" if kid == "rsa" else "ES256")
         jwks.append(jwk)
     return {"rsa": rsa_key, "ec": ec_key, "jwks": {"keys": jwks}}
@@ -250,7 +253,9 @@ def main() -> None:
         call = wsgi_call(app, environ(header))
 
         def changed() -> None:
-            process.seen = (object(), process.seen[1])
+            seen = process.seen
+            assert seen is not None  # the case's first requests started the feed
+            process.seen = (object(), seen[1])
             call()
 
         return changed

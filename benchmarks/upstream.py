@@ -56,9 +56,12 @@ def burst(idp: FakeIdp, work: Path) -> dict[str, Any]:
     barrier = threading.Barrier(200)
     statuses: list[str] = []
 
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        statuses.append(status)
+
     def request() -> None:
         barrier.wait()
-        body = wrapped(environ(f"Bearer {token}"), lambda status, headers: statuses.append(status))
+        body = wrapped(environ(f"Bearer {token}"), start_response)
         for _ in body:
             pass
 
