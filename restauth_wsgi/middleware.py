@@ -76,6 +76,10 @@ SPOOFABLE_HEADERS = frozenset(
         "HTTP_X_FORWARDED_ACCESS_TOKEN",
         "HTTP_X_FORWARDED_CLIENT_CERT",
         "HTTP_X_GOOG_IAP_JWT_ASSERTION",
+        # Not an identity, but it moves what the application serves: Pyramid's
+        # traversal prepends it to the path, so a client could send
+        # `/health` with `X-Vhm-Root: /rest/admin` and be judged on /health.
+        "HTTP_X_VHM_ROOT",
     }
 )
 # Whole families of them.

@@ -515,8 +515,9 @@ class AccessSettings(_Group):
     read_only_groups: tuple[str, ...] = setting(
         LIST,
         (),
-        doc="Groups whose members may only GET, HEAD and OPTIONS (in any letter case; a"
-        " method-override header's method counts too).",
+        doc="Groups whose members may only GET and HEAD (in any letter case; a"
+        " method-override header's method counts too). `OPTIONS` (other than a CORS"
+        " preflight) and other methods are judged as every method, so they may not.",
     )
     rules_file: str | None = setting(
         OPTIONAL_STRING,

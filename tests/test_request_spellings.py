@@ -25,7 +25,7 @@ from werkzeug.test import Client
 
 from restauth_wsgi import RestAuthMiddleware, Settings
 from restauth_wsgi.providers.settings import ProviderSettings
-from restauth_wsgi.tokens.restrictions import TokenRestrictions
+from restauth_wsgi.tokens.restrictions import TokenRestrictions, parse_allow
 from restauth_wsgi.tokens.store import TokenRecord
 
 from .fake_provider import FakeProvider
@@ -217,6 +217,34 @@ def test_read_only_tokens_in_any_spelling(
     assert status(web(), "/api/x", method=method, token=token) == expected
 
 
+# A view that does not look at the method (a Django function view, a Pyramid
+# view without a request_method predicate: the echo app here) runs its code
+# for OPTIONS and for any method a client makes up.
+@pytest.mark.parametrize("method", ["OPTIONS", "options", "FOO", "PROPFIND", "TRACE"])
+def test_unrouted_methods_are_judged_as_every_method(
+    web: Callable[..., Client], issue: Issue, method: str
+) -> None:
+    client = web()
+    assert status(client, "/api/secret", method, BOB) == 403, "the GET rule covers it"
+    assert status(client, "/api/items/9", method, BOB) == 403, "so does the DELETE rule"
+    assert status(client, "/api/secret", method, ROOT_USER) == 200
+    assert status(client, "/api/x", method, RITA) == 403, "a read-only group may not"
+    read_only, _ = issue("alice", restrictions=TokenRestrictions(read_only=True))
+    assert status(client, "/api/x", method, read_only) == 403
+    reports, _ = issue("alice", restrictions=TokenRestrictions(allow=(("GET", "/api/r/*"),)))
+    assert status(client, "/api/r/1", method, reports) == 403, "GET does not grant it"
+    anything, _ = issue("alice", restrictions=TokenRestrictions(allow=(("*", "/api/r/*"),)))
+    assert status(client, "/api/r/1", method, anything) == 200
+    # Overridden to such a method, a GET is judged so too.
+    assert status(client, "/api/secret", "GET", BOB, **{"X-HTTP-Method-Override": method}) == 403
+
+
+@pytest.mark.parametrize("entry", ["OPTIONS /api/*", "foo /api/*", "TRACE /x"])
+def test_allow_refuses_a_method_that_is_judged_as_every_method(entry: str) -> None:
+    with pytest.raises(ValueError, match=r"judged as every method.*write '\*'"):
+        parse_allow(entry)
+
+
 OVERRIDES = ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"]
 
 
@@ -318,11 +346,20 @@ def pyramid_traversal_app() -> Any:
         while context is not None and context.__name__:
             names.append(context.__name__)
             context = context.__parent__
-        return Response(json.dumps({"served": "/" + "/".join(reversed(names))}))
+        served = "/" + "/".join(reversed(names))
+        return Response(json.dumps({"served": served, "view": request.view_name}))
 
     with Configurator(root_factory=lambda request: tree) as config:
         config.add_view(view, context=Resource)
+        # A view by name, for any resource: /secrets, /@@secrets, /api/@@secrets.
+        config.add_view(view, context=Resource, name="secrets")
         return config.make_wsgi_app()
+
+
+def served(response: Any) -> dict[str, str]:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    answer: dict[str, str] = json.loads(response.get_data())
+    return answer
 
 
 # WebOb, under Pyramid, still imports cgi.
@@ -338,6 +375,63 @@ def test_pyramid_traversal_cannot_take_an_allowed_token_elsewhere(
     client = web(app=pyramid)
     assert status(client, "/api/reports/q1", token=token) == 200
     assert status(client, spelling, token=token) == 403
+
+
+VHM = {"X-Vhm-Root": "/api/admin/users/@@"}
+
+
+@pytest.mark.filterwarnings("ignore:'cgi' is deprecated:DeprecationWarning")
+def test_pyramid_virtual_root_header_cannot_move_the_judged_path(
+    web: Callable[..., Client], issue: Issue
+) -> None:
+    pyramid = pyramid_traversal_app()
+    bare = Client(pyramid).get("/api/reports/q1", headers=VHM)
+    assert served(bare)["served"] == "/api/admin/users", "the attack is real"
+    # A token allowed only the reports, a public default with the admin
+    # protected, a public /api/reports/*: each serves the path it judged.
+    token, _ = issue("alice", restrictions=TokenRestrictions(allow=(("GET", "/api/reports/*"),)))
+    client = web(app=pyramid)
+    answer = served(
+        client.get("/api/reports/q1", headers={"Authorization": f"Bearer {token}", **VHM})
+    )
+    assert answer["served"] == "/api/reports/q1"
+    for changes in (
+        {"default_access": "public", "protected_paths": ("/api/admin/*",)},
+        {"public_paths": ("/api/reports/*",)},
+    ):
+        answer = served(web(app=pyramid, **changes).get("/api/reports/q1", headers=VHM))
+        assert answer["served"] == "/api/reports/q1"
+        for header in ("X-VHM-ROOT", "x-vhm-root"):
+            answer = served(
+                web(app=pyramid, **changes).get(
+                    "/api/reports/q1", headers={header: VHM["X-Vhm-Root"]}
+                )
+            )
+            assert answer["served"] == "/api/reports/q1"
+
+
+# Pyramid's explicit view spellings: /@@name is the view `name` of the root,
+# /a/@@name/x the view `name` of /a (with the subpath x).
+VIEW_SPELLINGS = ["/@@secrets", "/@@secrets/", "/@@secrets/x", "/api/@@secrets", "/%40%40secrets"]
+
+
+@pytest.mark.filterwarnings("ignore:'cgi' is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("path", VIEW_SPELLINGS)
+def test_pyramid_view_spellings_are_covered_by_protected_paths(
+    web: Callable[..., Client], path: str
+) -> None:
+    pyramid = pyramid_traversal_app()
+    # /%40%40secrets is the view only to a router that decodes a second time.
+    if path != "/%40%40secrets":
+        bare = Client(pyramid).get("/", environ_overrides={"PATH_INFO": path})
+        assert served(bare)["view"] == "secrets", "the attack is real"
+        assert status(web(app=pyramid, rules_file=None), path, token=BOB) == 200, "no rule: may"
+    public = {"default_access": "public", "protected_paths": ("/secrets/*", "/api/secrets/*")}
+    assert status(web(app=pyramid, **public), path) == 401
+    # A public glob around it does not hand the view out.
+    relaxed = web(app=pyramid, public_paths=("/*",))
+    assert status(relaxed, path) == 401
+    assert status(relaxed, "/api/reports") == 200
 
 
 # -- under real servers, whose parsing of the request line is the point ----------------------

@@ -7,7 +7,7 @@
   ``RESTAUTH_OPTIONAL_PATHS`` and ``RESTAUTH_DEFAULT_ACCESS``, in that order.
 * A network allow-list (``RESTAUTH_ALLOWED_NETWORKS``), checked for every
   request before anything else.
-* Read-only groups (``RESTAUTH_READ_ONLY_GROUPS``): GET, HEAD, OPTIONS only.
+* Read-only groups (``RESTAUTH_READ_ONLY_GROUPS``): GET and HEAD only.
 * Rules from a TOML file (``RESTAUTH_RULES_FILE``), per path and method:
   required scopes (403 ``insufficient_scope``), allowed users and groups,
   allowed networks. Every rule that matches a request applies.

@@ -40,9 +40,7 @@ def register(commands: Any) -> None:
         help="lifetime with its unit, such as 30d, 12h or 1y, or 'never' where allowed"
         " (default: RESTAUTH_TOKEN_DEFAULT_LIFETIME)",
     )
-    create.add_argument(
-        "--read-only", action="store_true", help="only GET, HEAD and OPTIONS requests"
-    )
+    create.add_argument("--read-only", action="store_true", help="only GET and HEAD requests")
     create.add_argument(
         "--allow",
         action="append",

@@ -8,7 +8,11 @@ method are worked out here, once, as the application will act on them:
 * the **methods** the application may run: ``REQUEST_METHOD`` upper-cased
   (werkzeug, Flask and Django upper-case it; werkzeug's server passes
   ``delete`` through), ``HEAD`` judged as ``GET`` (frameworks run the GET
-  view for it), and the method of an override header
+  view for it), ``OPTIONS`` and any method beyond ``GET``, ``HEAD``,
+  ``POST``, ``PUT``, ``PATCH`` and ``DELETE`` judged as every method (a
+  Django function view or a Pyramid view without a method predicate runs
+  its code for any method, so a rule on ``GET`` must cover ``FOO`` too), and
+  the method of an override header
   (``X-HTTP-Method-Override``, ``X-HTTP-Method``, ``X-Method-Override``,
   which middleware such as Flask's ``HTTPMethodOverrideMiddleware`` obeys)
   judged too: every check must pass for each of them, so the stricter wins.
@@ -52,6 +56,10 @@ OVERRIDE_HEADERS = (
 # RFC 9110 section 9.1: a method is a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}")
 _GET = frozenset({"GET"})
+#: What a method outside the routed ones (``OPTIONS``, ``TRACE``, ``FOO``) is
+#: judged as, beside itself: every method, since a view that does not look at
+#: the method runs its code for it.
+EVERY_METHOD = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _new_tuple = tuple.__new__
 
 
@@ -85,6 +93,14 @@ def judged(method: str) -> str:
     return "GET" if method == "HEAD" else method
 
 
+def judged_as(method: str) -> frozenset[str]:
+    """Every method a request with this (upper-case) method is judged as."""
+    plain = _PLAIN.get(method)
+    if plain is not None:
+        return plain
+    return EVERY_METHOD | {method}
+
+
 def describe(
     *,
     method: str,
@@ -109,10 +125,9 @@ def describe(
     if upstream_user is not None:
         upstream_user = _upstream(upstream_user)
     extra = [_method(value, "method override header") for value in overrides]
-    if not extra:
-        methods = _GET if run in ("GET", "HEAD") else frozenset({run})
-    else:
-        methods = frozenset(judged(m) for m in (run, *extra))
+    methods = judged_as(run)
+    for method in extra:
+        methods = methods | judged_as(method)
     return Request(
         method=run,
         methods=methods,
@@ -192,7 +207,7 @@ _PLAIN = {
     "PUT": frozenset({"PUT"}),
     "PATCH": frozenset({"PATCH"}),
     "DELETE": frozenset({"DELETE"}),
-    "OPTIONS": frozenset({"OPTIONS"}),
+    "OPTIONS": EVERY_METHOD,
 }
 
 

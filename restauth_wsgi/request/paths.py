@@ -3,18 +3,21 @@
 ``PATH_INFO`` is the path's UTF-8 bytes decoded as latin-1 (PEP 3333), with
 ``%XX`` already decoded once by the server. Routers decode it as UTF-8
 (werkzeug, Django) and some resolve ``..`` (Pyramid traversal), merge
-``//`` or redirect ``/a`` to ``/a/``. So a path has one *canonical*
+``//``, redirect ``/a`` to ``/a/`` or read ``@@name`` as the view ``name``
+(Pyramid traversal: ``/@@admin`` is the ``admin`` view of ``/``). So a path has one *canonical*
 spelling and many others that a router may resolve to the same resource,
 and two kinds of glob use them differently:
 
 * a glob that **adds** a check (protected paths, rules, what a restricted
   token is refused) must **cover** every spelling that could resolve to a
   covered path: ``/x/../rest/``, ``//rest/``, ``/rest/./admin``, a second
-  round of ``%2e%2e`` decoding, the path with and without its trailing slash;
+  round of ``%2e%2e`` decoding, ``/rest/@@admin`` as ``/rest/admin``, the
+  path with and without its trailing slash;
 * a glob that **relaxes** one (public and optional paths, password paths,
   what a restricted token is granted) **matches** only a canonical path:
   one with no empty, ``.`` or ``..`` segment however it is decoded, valid
-  UTF-8, no backslash. Anything else gets the stricter treatment.
+  UTF-8, no backslash, no segment starting ``@@``. Anything else gets the
+  stricter treatment.
 
 Matching is case-sensitive, as the routers' is.
 """
@@ -28,7 +31,9 @@ import urllib.parse
 from collections.abc import Iterable
 
 # Any of these in a decoded path may make a router read it differently.
-_SUSPECT = re.compile(r"//|/\.|\\|%|^[^/]|[^\x00-\x7f]")
+_SUSPECT = re.compile(r"//|/\.|/@@|\\|%|^[^/]|[^\x00-\x7f]")
+# A traversal view named in a segment: ``@@name`` (Pyramid, Zope).
+_VIEW_NAME = re.compile(r"(?<=/)@@")
 
 
 class RequestPath:
@@ -90,6 +95,13 @@ def _describe(path_info: str) -> RequestPath:
             again = _resolve(variant)
             canonical = canonical and again == variant
             spellings |= {variant, again, _toggle_slash(again)}
+    # Traversal serves ``/a/@@b`` as the view ``b`` of ``/a``: covered as
+    # ``/a/b`` too, and never canonical (a public ``/a/*`` must not hand any
+    # view of that name to anyone).
+    named = {_VIEW_NAME.sub("", spelling) for spelling in spellings}
+    if named - spellings:
+        canonical = False
+        spellings |= named
     ordered = (text, *sorted(spellings - {text}))
     return RequestPath(text, canonical, ordered)
 

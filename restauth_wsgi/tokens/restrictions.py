@@ -19,7 +19,9 @@ from restauth_wsgi.request.client_address import IPAddress
 from restauth_wsgi.request.paths import PathGlobs, RequestPath
 
 #: Methods a read-only token (or a member of a read-only group) may use.
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: ``OPTIONS`` is not one: it is judged as every method (a view that does not
+#: look at the method runs its code for it), CORS preflights aside.
+READ_METHODS = frozenset({"GET", "HEAD"})
 _METHOD = re.compile(r"\*|[A-Z]{1,20}")
 
 
@@ -27,7 +29,7 @@ _METHOD = re.compile(r"\*|[A-Z]{1,20}")
 class TokenRestrictions:
     """What one token may do.
 
-    :param read_only: only GET, HEAD and OPTIONS.
+    :param read_only: only GET and HEAD.
     :param allow: ``(method, path glob)`` pairs, ``*`` for any method; when
         given, a request must match one. A ``HEAD`` request is judged as
         ``GET``, so ``GET`` entries grant it (an entry for ``HEAD`` grants nothing).
@@ -128,6 +130,11 @@ def parse_allow(entry: str) -> tuple[str, str]:
         )
     if method.upper() == "HEAD":
         raise ValueError("a HEAD request is judged as GET; write GET (which grants HEAD too)")
+    if method != "*" and method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        raise ValueError(
+            f"a {method.upper()[:20]} request is judged as every method (a view may run any"
+            " of its code for it); write '*' to grant it"
+        )
     pair = (method.upper(), glob.strip())
     if not _METHOD.fullmatch(pair[0]) or not pair[1].startswith("/"):
         raise ValueError(f"{entry.strip()!r} is not 'METHOD /path-glob' (or '* /glob')")
