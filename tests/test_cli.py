@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -569,3 +570,37 @@ def test_check_decodes_the_path_as_the_server_does(env: dict[str, str]) -> None:
     assert done.stdout.startswith("PUBLIC"), done.stdout
     plain = run("check", "--bearer", "x", "--path", "/données/a", env=public)
     assert plain.stdout.startswith("PUBLIC"), plain.stdout
+
+
+def test_token_list_never_prints_a_control_character(env: dict[str, str], store_url: str) -> None:
+    # A row written by hand, or before names and globs were checked: what a
+    # terminal would obey (erase the line, paint another) is shown escaped.
+    token = run("token", "create", "--user", "alice", env=env).stdout.splitlines()[-1]
+    path = store_url.removeprefix("sqlite://")
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE tokens SET name = ? WHERE id = ?",
+            ("ci\r\x1b[2Krevoked\x9b2K", token.split("_")[1]),
+        )
+    listed = run("token", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert not any(c in listed.stdout for c in "\r\x1b\x9b")
+    assert "ci\\r\\x1b[2Krevoked\\x9b2K" in listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--allow", "GET /x\x1b[2K", "control character"),
+        ("--allow", "OPTIONS /x", "judged as every method"),
+        ("--scope", "read\x1b[2K", "control character"),
+        ("--network", "junk", "junk"),
+    ],
+)
+def test_token_create_refuses_what_a_terminal_or_a_router_would_misread(
+    env: dict[str, str], option: str, value: str, says: str
+) -> None:
+    made = run("token", "create", "--user", "alice", option, value, env=env)
+    assert made.returncode == 2
+    assert says in made.stderr
+    assert "Traceback" not in made.stderr

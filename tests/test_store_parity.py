@@ -114,6 +114,57 @@ def test_put_all_is_an_idempotent_upsert(any_store: TokenStore) -> None:
     assert len(any_store.list()) == 1
 
 
+def test_a_copy_never_undoes_a_revocation_on_the_target(any_store: TokenStore) -> None:
+    # `restauth store migrate` read the target, then a server revoked a token
+    # there, then the copy wrote its older view of it.
+    _, record = issue_token(any_store, POLICY, owner="alice")
+    any_store.put_all([record._replace(last_used_at=500)])
+    any_store.revoke(record.token_id, now=1000)
+    assert any_store.put_all([record._replace(last_used_at=100)]) == 1
+    found = any_store.get(record.token_id)
+    assert found is not None
+    assert (found.revoked_at, found.last_used_at) == (1000, 500), "earlier revocation, later use"
+    # A source that knows of an earlier revocation brings it.
+    any_store.put_all([record._replace(revoked_at=900, last_used_at=700)])
+    found = any_store.get(record.token_id)
+    assert found is not None
+    assert (found.revoked_at, found.last_used_at) == (900, 700)
+
+
+@pytest.mark.parametrize("store_url_any", ["postgresql"], indirect=True)
+def test_a_revoke_during_a_copy_waits_instead_of_deadlocking(any_store: TokenStore) -> None:
+    # The copy writes row after row in one transaction (each bumping the change
+    # counter); a revoke locks its row, then the counter. The copy pauses
+    # between two rows while the revoke starts, as a slow copy would.
+    _, first = issue_token(any_store, POLICY, owner="alice")
+    _, second = issue_token(any_store, POLICY, owner="bob")
+    revoker = open_store(any_store.url, timeout=5)
+    outcome: list[object] = []
+
+    def revoke() -> None:
+        try:
+            outcome.append(revoker.revoke(second.token_id, now=2000))
+        except Exception as exc:  # the deadlock, had the copy not held the table
+            outcome.append(exc)
+
+    thread = threading.Thread(target=revoke)
+
+    def records() -> Iterator[object]:
+        yield first
+        thread.start()
+        time.sleep(0.5)  # the revoke is under way, waiting on the copy
+        yield second
+
+    assert any_store.put_all(records()) == 2  # type: ignore[arg-type]
+    thread.join(10)
+    revoker.close()
+    assert len(outcome) == 1
+    assert not isinstance(outcome[0], Exception), outcome
+    found = any_store.get(second.token_id)
+    assert found is not None
+    assert found.revoked_at == 2000
+
+
 def test_middleware_on_either_store(store_url_any: str, any_store: TokenStore) -> None:
     token, record = issue_token(any_store, POLICY, owner="alice")
     middleware = RestAuthMiddleware(echo_app, settings=Settings(token_store=store_url_any))

@@ -153,12 +153,15 @@ def _restrictions(args: argparse.Namespace) -> TokenRestrictions | None:
         raise CommandError(f"--allow: {exc}", exit_code=2) from None
     if not (args.read_only or allow or args.network or args.scope):
         return None
-    return TokenRestrictions(
-        read_only=args.read_only,
-        allow=allow,
-        networks=tuple(args.network),
-        scopes=tuple(args.scope),
-    )
+    try:
+        return TokenRestrictions(
+            read_only=args.read_only,
+            allow=allow,
+            networks=tuple(args.network),
+            scopes=tuple(args.scope),
+        )
+    except ValueError as exc:  # a --network that is not one, a --scope with a control character
+        raise CommandError(str(exc), exit_code=2) from None
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -182,11 +185,18 @@ def _list(args: argparse.Namespace) -> int:
         )
         for r in records
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+    # A cell a terminal would obey (a row written before names and globs were
+    # checked, or by hand in SQL) is shown escaped, never raw.
+    shown = [[_shown(cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in shown) for i in range(len(shown[0]))]
+    for line in shown:
+        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
         print("  ".join(cells).rstrip())
     return 0
+
+
+def _shown(cell: str) -> str:
+    return cell if cell.isprintable() else repr(cell)[1:-1]
 
 
 def _as_json(record: TokenRecord, now: float) -> dict[str, Any]:

@@ -19,7 +19,7 @@ NEVER = -1
 # cannot hold a colon; control characters have no place in either.
 _OWNER = re.compile(r"[^\x00-\x1f\x7f:]{1,255}")
 # No control characters, and no lone surrogates (valid in JSON, not storable as UTF-8).
-_NAME = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff]{0,200}")
+_NAME = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{0,200}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -258,6 +258,12 @@ class PostgresTokenStore(SqlTokenWrites):
         except psycopg_pool.PoolTimeout as exc:
             raise self._unavailable(exc) from exc
 
+    def _lock_for_copy(self, conn: psycopg.Connection[Any]) -> None:
+        # A copy writes many rows, each firing the trigger that bumps the
+        # change counter; a revoke locks its row, then the counter. Row by row
+        # the two deadlock; with the table held first, a revoke waits its turn.
+        conn.execute("LOCK TABLE restauth_tokens IN SHARE ROW EXCLUSIVE MODE")
+
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
         try:

@@ -50,7 +50,18 @@ class Queries:
         """The statements for ``table`` with parameters written as ``marker``."""
         columns = ", ".join(COLUMNS)
         values = ", ".join([marker] * len(COLUMNS))
-        updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
+        # A copy over a token already there keeps the earlier revocation and
+        # the later use of the two, decided in the statement itself: a revoke
+        # on the target after the copy read it must not be undone.
+        kept = {
+            "revoked_at": f"CASE WHEN {table}.revoked_at IS NULL"
+            f" OR excluded.revoked_at < {table}.revoked_at"
+            f" THEN excluded.revoked_at ELSE {table}.revoked_at END",
+            "last_used_at": f"CASE WHEN {table}.last_used_at IS NULL"
+            f" OR excluded.last_used_at > {table}.last_used_at"
+            f" THEN excluded.last_used_at ELSE {table}.last_used_at END",
+        }
+        updates = ", ".join(f"{c} = {kept.get(c, f'excluded.{c}')}" for c in COLUMNS[1:])
         select = f"SELECT {columns} FROM {table}"
         # What prune deletes: expired or revoked before the given time.
         dead = f"expires_at < {marker} OR revoked_at < {marker}"
@@ -182,10 +193,15 @@ class SqlTokenWrites:
                 return 0
             return int(conn.execute(self.sql.prune, (before, before)).rowcount)
 
+    def _lock_for_copy(self, conn: Any) -> None:
+        """Keep other writers out of the table for the rest of the transaction."""
+
     def put_all(self, records: Iterable[TokenRecord]) -> int:
-        """Insert or overwrite ``records`` as they are (for ``restauth store migrate``)."""
+        """Insert or overwrite ``records`` (for ``restauth store migrate``); a
+        token already there keeps the earlier revocation and the later use."""
         count = 0
         with self._transaction() as conn:
+            self._lock_for_copy(conn)
             for record in records:
                 conn.execute(self.sql.upsert, to_row(record))
                 count += 1
