@@ -18,11 +18,13 @@ import subprocess
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, closing
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
+import bcrypt
 import pytest
 from werkzeug.test import Client
 
@@ -39,6 +41,7 @@ from restauth_wsgi.tokens.authenticator import ApiTokenAuthenticator, StoreAnswe
 from restauth_wsgi.tokens.feed import POLL_SECONDS, STALE_SECONDS
 from restauth_wsgi.tokens.issuing import issue_token
 from restauth_wsgi.tokens.restrictions import TokenRestrictions
+from restauth_wsgi.tokens.sqlite import FILE_CHECK_SECONDS
 from restauth_wsgi.tokens.store import TokenRecord, open_store
 
 from .helpers import RESTAUTH, cli_env, clocked_tokens, echo_app, eventually, run_restauth
@@ -176,6 +179,84 @@ def test_a_store_file_replaced_under_the_servers_is_read_again(tmp_path: Path) -
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     shutil.move(copy, path)
     rig.refused_within_the_bound(token)
+    rig.close()
+
+
+def _restore_copy(path: Path, revoke: str | None = None) -> None:
+    """Move a copy over the store file, as a restore does (WAL files removed),
+    with ``revoke``'s token revoked in the copy if named."""
+    copy = path.with_name("restored.db")
+    with closing(sqlite3.connect(path)) as live, closing(sqlite3.connect(copy)) as restored:
+        live.backup(restored)
+        if revoke is not None:
+            restored.execute("UPDATE tokens SET revoked_at = 1 WHERE id = ?", (revoke,))
+            restored.commit()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    shutil.move(copy, path)
+
+
+def test_a_revocation_through_the_api_after_a_restore_lands_in_the_restored_file(
+    tmp_path: Path,
+) -> None:
+    """The self-service API writes through a store object of its own: after a
+    restore, its revocation must reach the file the servers read, not the one
+    the restore replaced (it answered 204 and the token went on working)."""
+    passwords = tmp_path / "htpasswd"
+    passwords.write_text(f"alice:{bcrypt.hashpw(b'secret', bcrypt.gensalt(rounds=4)).decode()}\n")
+    path = tmp_path / "tokens.db"
+    rig = Rig(f"sqlite://{path}", self_service=True, password_file=str(passwords))
+    alice = {"Authorization": "Basic " + base64.b64encode(b"alice:secret").decode()}
+    made = rig.client.post("/rest/pat/latest/tokens", headers=alice, json={"name": "ci"})
+    assert made.status_code == 201
+    token, token_id = made.json["rawToken"], made.json["id"]  # type: ignore[index]
+    rig.remembered(token)
+    _restore_copy(path)
+    revoked = rig.client.delete(f"/rest/pat/latest/tokens/{token_id}", headers=alice)
+    assert revoked.status_code == 204
+    rig.refused_within_the_bound(token)
+    listed = run_restauth(f"sqlite://{path}", "token", "list", "--json")
+    assert '"status": "revoked"' in listed.stdout, listed.stdout
+    rig.close()
+
+
+def test_a_thread_that_opens_the_restored_file_first_hides_it_from_no_other() -> None:
+    """A restore; a new thread opens the store before the feed's poll (so it
+    opens the new file); the threads that were open on the old one must still
+    move to the new one (they went on reading the old file for ever)."""
+    with TemporaryDirectory() as work:
+        path = Path(work) / "tokens.db"
+        store = open_store(f"sqlite://{path}", timeout=5)
+        _, record = issue_token(store, Settings().token_policy(), owner="alice")
+        old_thread, new_thread = ThreadPoolExecutor(1), ThreadPoolExecutor(1)
+        found = old_thread.submit(store.get, record.token_id).result()
+        assert found is not None
+        assert found.revoked_at is None
+        _restore_copy(path, revoke=record.token_id)
+        on_new = new_thread.submit(store.get, record.token_id).result()
+        assert on_new is not None
+        assert on_new.revoked_at == 1
+        store.generation()  # the feed's poll, after the new thread opened the new file
+        time.sleep(FILE_CHECK_SECONDS)
+        on_old = old_thread.submit(store.get, record.token_id).result()
+        assert on_old is not None
+        assert on_old.revoked_at == 1, "the old thread still reads the replaced file"
+        for pool in (old_thread, new_thread):
+            pool.submit(store.close).result()
+            pool.shutdown()
+
+
+def test_a_deleted_store_file_is_not_read_through_open_connections(tmp_path: Path) -> None:
+    """The file removed under running servers: its tokens must not go on
+    working through the connections still open on it."""
+    path = tmp_path / "tokens.db"
+    rig = Rig(f"sqlite://{path}")
+    token, _ = rig.issue()
+    rig.remembered(token)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    time.sleep(BOUND)
+    assert rig.status(token) in (401, 503)
     rig.close()
 
 

@@ -6,6 +6,12 @@ per user) run in ``BEGIN IMMEDIATE`` transactions so two processes cannot
 both slip under it. Each thread of each process has its own connection,
 opened on first use; a forked child never reuses its parent's.
 
+A connection holds the file it opened, not the path: a backup moved into
+place, or the file deleted, leaves it reading (and writing) a file nobody
+else sees. So each connection knows the file it opened, and before a read a
+thread checks, at most every :data:`FILE_CHECK_SECONDS`, that the path still
+names it (before a write, always); if not, it opens what the path names now.
+
 The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS`
 only ever grows, so an upgrade adds fields without losing a token.
 Migrations are additive (new tables, nullable columns) and queries name
@@ -128,6 +134,34 @@ _JUNK_COUNTER = (
 )
 # Writes that record a use must not hold a request up behind a long writer.
 _TOUCH_BUSY_MS = 50
+#: How often, at most, a thread checks before a read that its connection is
+#: still on the file the store's path names (a stat: cheap, but not free).
+FILE_CHECK_SECONDS = 0.1
+
+FileId = tuple[int, int]
+
+
+def _file_id(path: str) -> FileId | None:
+    """The (device, inode) of the file at ``path``, or ``None`` if there is none."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+class _Opened:
+    """A thread's connection, the file it opened, and when that was last checked."""
+
+    __slots__ = ("checked", "conn", "file")
+
+    def __init__(self, conn: sqlite3.Connection, file: FileId) -> None:
+        self.conn = conn
+        self.file = file
+        self.checked = time.monotonic()
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class SQLiteTokenStore(SqlTokenWrites):
@@ -144,8 +178,8 @@ class SQLiteTokenStore(SqlTokenWrites):
         #: Whether the first use makes the file (and its directory) if missing.
         self.create = create
         self._connections = PerThread(self._connect)
-        # The (device, inode) of the file the newest connection opened.
-        self._file: tuple[int, int] | None = None
+        # The file the change feed's poll last read the counter from.
+        self._polled: FileId | None = None
         self._schema_ready = False
         self._schema_lock = threading.Lock()
 
@@ -172,15 +206,17 @@ class SQLiteTokenStore(SqlTokenWrites):
         :raises TokenStoreUnavailable: when the counter row or a change
             trigger is missing, or the file was replaced (this poll only).
         """
+        opened = self._opened(check=True)
+        if opened.file != self._polled:
+            if self._polled is not None:
+                log.warning(
+                    "token store %s: the file was replaced; every thread reopens it", self.path
+                )
+                # Each thread would see it by itself within FILE_CHECK_SECONDS; now.
+                self._connections.renew()
+            self._polled = opened.file
         try:
-            stat = os.stat(self.path)
-        except OSError as exc:
-            raise self._unavailable(exc) from exc
-        if (stat.st_dev, stat.st_ino) != self._file:
-            # Connections made before now may hold the replaced file open.
-            self._connections.renew()
-        try:
-            found = self._connection().execute(_GENERATION, CHANGE_TRIGGERS).fetchone()
+            found = opened.conn.execute(_GENERATION, CHANGE_TRIGGERS).fetchone()
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
         if found is None or found[2] != len(CHANGE_TRIGGERS):
@@ -190,7 +226,7 @@ class SQLiteTokenStore(SqlTokenWrites):
         # counter (a whole number as the nonce made bytes(n), n zero bytes).
         if type(generation) is not int or (nonce is not None and type(nonce) is not bytes):
             raise self._unavailable(ValueError(_JUNK_COUNTER))
-        return stat.st_dev, stat.st_ino, generation, nonce or b"", int(found[3])
+        return *opened.file, generation, nonce or b"", int(found[3])
 
     def touch(self, token_id: str, *, now: int, min_interval: int) -> None:
         """Record a use at most once per ``min_interval``; skip if the file is busy."""
@@ -235,29 +271,53 @@ class SQLiteTokenStore(SqlTokenWrites):
 
     def close(self) -> None:
         """Close this thread's connection, if it has one."""
-        conn = self._connections.discard()
-        if conn is not None:
-            conn.close()
+        opened = self._connections.discard()
+        if opened is not None:
+            opened.close()
 
     # -- connections and schema ---------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
-        return self._connections.get()
+        return self._opened().conn
 
-    def _connect(self) -> sqlite3.Connection:
+    def _opened(self, *, check: bool = False) -> _Opened:
+        """This thread's connection, on the file the path names now (checked
+        always when ``check``, else at most every FILE_CHECK_SECONDS)."""
+        opened = self._connections.get()
+        now = time.monotonic()
+        if check or now - opened.checked >= FILE_CHECK_SECONDS:
+            if _file_id(self.path) != opened.file:
+                # Replaced or removed: open what the path names now (a new,
+                # empty store if it is gone and the store may create one).
+                self._connections.discard()
+                opened.close()
+                self._schema_ready = False  # a restored file may need migrating
+                opened = self._connections.get()
+            opened.checked = now
+        return opened
+
+    def _connect(self) -> _Opened:
         if not self.create and not os.path.isfile(self.path):
             raise TokenStoreMissing(self.url)
         try:
-            _create_private_file(self.path)
-            conn = sqlite3.connect(
-                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
-            )
-            self._use_wal(conn)
-            # NORMAL sync is durable across application crashes, which is
-            # what a token store needs, and cheaper than FULL under WAL.
-            conn.execute("PRAGMA synchronous = NORMAL")
-            stat = os.stat(self.path)
-            self._file = (stat.st_dev, stat.st_ino)
+            # The file opened is the one the path named both before and after
+            # the open (else one replaced meanwhile would pass for the new one).
+            for _ in range(3):
+                _create_private_file(self.path)
+                before = _file_id(self.path)
+                conn = sqlite3.connect(
+                    self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+                )
+                self._use_wal(conn)
+                # NORMAL sync is durable across application crashes, which is
+                # what a token store needs, and cheaper than FULL under WAL.
+                conn.execute("PRAGMA synchronous = NORMAL")
+                file = _file_id(self.path)
+                if file is not None and file == before:
+                    break
+                conn.close()
+            else:
+                raise OSError(f"{self.path} was replaced three times while it was opened")
         except (OSError, sqlite3.Error) as exc:
             raise self._unavailable(exc) from exc
         if not self._schema_ready:
@@ -265,7 +325,7 @@ class SQLiteTokenStore(SqlTokenWrites):
                 if not self._schema_ready:
                     self._migrate(conn)
                     self._schema_ready = True
-        return conn
+        return _Opened(conn, file)
 
     def _use_wal(self, conn: sqlite3.Connection) -> None:
         """Put the file in WAL mode (readers never wait for a writer), once.
@@ -316,7 +376,9 @@ class SQLiteTokenStore(SqlTokenWrites):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connection()
+        # A write always lands in the file the path names now: a revocation
+        # written to a replaced file would be lost.
+        conn = self._opened(check=True).conn
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
