@@ -66,6 +66,17 @@ class Recalled(NamedTuple):
 _SCHEME_ORDER = ("Bearer", "Basic")
 
 
+def _scheme_named(scheme: str) -> str:
+    """Which scheme is not accepted, for a refusal (and so for the logs): a
+    scheme's word is named, anything else is not. A header without one (a
+    token or Basic's base64 sent bare, a tab for the space) would put the
+    start of the credential there."""
+    word = scheme.replace("-", "")
+    if 0 < len(scheme) <= 20 and word.isascii() and word.isalpha():
+        return f"The {scheme!r} scheme is not accepted here"
+    return "The Authorization header names no scheme accepted here"
+
+
 class Authentication:
     """Runs the configured authenticators over one request's credentials.
 
@@ -355,9 +366,7 @@ class Authentication:
             chain = self._by_scheme.get(credentials.scheme)
         if chain is None:
             offered = " or ".join(self.schemes) or "nothing"
-            raise MissingCredentials(
-                f"The {credentials.scheme[:20]!r} scheme is not accepted here; use {offered}."
-            )
+            raise MissingCredentials(f"{_scheme_named(credentials.scheme)}; use {offered}.")
         not_recognised: TokenNotRecognised | None = None
         for authenticator in chain:
             try:

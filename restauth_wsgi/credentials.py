@@ -94,6 +94,12 @@ def _bearer(token: str) -> Credentials:
             credentials = Credentials(scheme="Bearer", secret=token)
             credentials._jwt = parsed
             return credentials
+        if parsed is None and token[-1] == "=" and jws.parse(token.rstrip("=")) is not None:
+            # A JWT with padding added: one provider's token, which must not
+            # be shown to the others as an opaque one (nor accepted padded).
+            raise InvalidToken(
+                "The access token is invalid.", reason="a JWT with padding", scheme="Bearer"
+            )
     if _B64TOKEN.fullmatch(token) is None:
         raise MalformedCredentials(
             "The bearer token contains characters that are not allowed in a token"

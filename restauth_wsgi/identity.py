@@ -6,6 +6,7 @@ The middleware stores it under ``environ["restauth.identity"]`` and copies
 
 from __future__ import annotations
 
+import re
 import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -16,6 +17,14 @@ if TYPE_CHECKING:
 
 
 _NO_CLAIMS: Mapping[str, Any] = types.MappingProxyType({})
+
+#: What a username (``REMOTE_USER``) may not hold: control characters (C0 and
+#: C1), line and paragraph separators (``str.splitlines`` splits on them, so
+#: one log line would become two), bidirectional overrides and marks (a name
+#: shown reversed), zero-width characters and lone surrogates.
+NOT_IN_NAMES = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
+)
 _SCALARS = (str, int, float, bool, type(None))
 
 

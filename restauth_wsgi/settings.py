@@ -288,7 +288,8 @@ class MiddlewareSettings(_Group):
         " the user, instead of authenticating. The user is still subject to every other"
         " check: networks, path levels, read-only groups and rules. An empty or blank one"
         " means nobody (servers set that for anonymous requests); one with control"
-        " characters or over 255 characters is a 400. Off by default: otherwise any"
+        " characters, line separators or bidirectional overrides, or over 255 characters,"
+        " is a 400. Off by default: otherwise any"
         " `REMOTE_USER` in the environ is removed before authentication (kept for"
         ' debugging only under `environ["restauth.untrusted_remote_user"]`).',
     )

@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 import pytest
@@ -22,7 +23,7 @@ from restauth_wsgi.metrics import Metrics
 from restauth_wsgi.providers.settings import ProviderSettings
 from restauth_wsgi.tokens.store import TokenRecord
 
-from .fake_provider import FakeProvider
+from .fake_provider import FakeProvider, Reply
 from .helpers import (
     ROOT,
     claims_token,
@@ -151,6 +152,69 @@ def test_refusal_logs_hold_no_password_derived_value(
         for length in (8, 12):
             assert digest[:length] not in caplog.text
         assert password not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("header", "secret"),
+    [
+        pytest.param("ghp_S3cr3tPATabcdefghijklmnopqrstuvwx", "S3cr3tPAT", id="token-bare"),
+        pytest.param(
+            "Basic\t" + base64.b64encode(b"ci:hunter2-hunter2").decode(),
+            base64.b64encode(b"ci:hunter2-hunter2").decode()[:8],
+            id="basic-tab",
+        ),
+        pytest.param(
+            base64.b64encode(b"ci:hunter2-hunter2").decode(),
+            base64.b64encode(b"ci:hunter2-hunter2").decode()[:8],
+            id="base64-bare",
+        ),
+    ],
+)
+def test_a_header_without_a_scheme_word_leaves_no_credential_in_the_logs(
+    store_url: str, caplog: pytest.LogCaptureFixture, header: str, secret: str
+) -> None:
+    client = Client(RestAuthMiddleware(echo_app, settings=Settings(token_store=store_url)))
+    with caplog.at_level(logging.INFO):
+        response = client.get("/", headers={"Authorization": header})
+    assert response.status_code == 401
+    assert secret not in caplog.text
+    assert "names no scheme" in caplog.text
+    with caplog.at_level(logging.INFO):
+        client.get("/", headers={"Authorization": "Digest username=alice"})
+    assert "'Digest' scheme" in caplog.text, "a scheme's word is still named"
+
+
+def test_a_providers_message_quoting_the_token_reaches_no_log_or_cache(
+    tmp_path: Path, store_url: str, fake_provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Facebook's Graph API quotes a malformed token back: "Malformed access
+    # token EAAG..." (code 190). Its message must not become a logged reason.
+    def malformed(request: Any) -> Reply:
+        token = request.headers["Authorization"].removeprefix("Bearer ")
+        error = {
+            "message": f"Malformed access token {token}",
+            "type": "OAuthException",
+            "code": 190,
+        }
+        return Reply(400, {"error": error})
+
+    fake_provider.route("/me", malformed)
+    cache = tmp_path / "cache"
+    settings = Settings(
+        token_store=store_url,
+        cache=f"file://{cache}",
+        providers=(ProviderSettings("fb", type="facebook", url=fake_provider.url),),
+    )
+    client = Client(RestAuthMiddleware(echo_app, settings=settings))
+    token = "EAAGsecretpartofthetokenX0123456789~"
+    with caplog.at_level(logging.INFO):
+        response = client.get("/", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert "Facebook error 190" in caplog.text
+    assert "secretpartofthetoken" not in caplog.text
+    cached = b"".join(path.read_bytes() for path in cache.rglob("*") if path.is_file())
+    assert cached, "the refusal was remembered in the shared cache"
+    assert b"secretpartofthetoken" not in cached
 
 
 def test_a_403_says_who_was_refused(

@@ -539,3 +539,103 @@ def test_a_redis_miss_leaves_the_applications_logging_alone(
     # cachelib reports a miss with logging.warning() on the root logger, which
     # configures the application's logging on first use.
     assert not [r for r in caplog.records if r.name == "root"]
+
+
+# -- a third attack review --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sub",
+    [
+        pytest.param("alice\x85admin", id="next-line"),
+        pytest.param("alice\u2028admin", id="line-separator"),
+        pytest.param("alice\u2029admin", id="paragraph-separator"),
+        pytest.param("alice\x9b2Kadmin", id="c1-csi"),
+        pytest.param("alice\u202eadmin", id="bidi-override"),
+        pytest.param("alice\u2066admin", id="bidi-isolate"),
+        pytest.param("alice\u200badmin", id="zero-width-space"),
+        pytest.param("\ufeffalice", id="byte-order-mark"),
+    ],
+)
+def test_a_username_with_an_invisible_or_line_breaking_character_is_refused(
+    claims_provider: Callable[..., Client], sub: str
+) -> None:
+    # str.splitlines() splits on NEL and U+2028: one log line would be two,
+    # and a name shown reversed or with an invisible part is another name.
+    status, _ = ask(claims_provider(), claims_token(sub=sub))
+    assert status == 401
+
+
+@pytest.mark.parametrize("user", ["alice\x85admin", "alice\u2028x", "alice\u202ex"])
+def test_a_trusted_remote_user_with_such_a_character_is_refused(store_url: str, user: str) -> None:
+    settings = Settings(token_store=store_url, trust_remote_user=True)
+    client = Client(RestAuthMiddleware(echo_app, settings=settings))
+    response = client.get("/", environ_overrides={"REMOTE_USER": user})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "expiry",
+    [
+        pytest.param({"exp": "\u00b2"}, id="superscript-two"),
+        pytest.param({"exp": "\u0661\u0662"}, id="arabic-indic-digits"),
+        pytest.param({"exp": "\uff11"}, id="fullwidth-one"),
+    ],
+)
+def test_an_expiry_in_other_digits_is_no_expiry_not_a_500(
+    fake_provider: FakeProvider, store_url: str, expiry: dict[str, str]
+) -> None:
+    # "²".isdigit() is true and int("²") raises: such an answer crashed the request.
+    fake_provider.route(
+        "/introspect",
+        lambda r: Reply(200, {"active": True, "sub": "alice", "aud": "api", **expiry}),
+        method="POST",
+    )
+    provider = ProviderSettings(
+        "idp",
+        type="oauth2",
+        validation="introspection",
+        introspection_url=f"{fake_provider.url}/introspect",
+        client_id="app",
+        client_secret="s",
+        audience=("api",),
+    )
+    settings = Settings(token_store=store_url, providers=(provider,))
+    client = Client(RestAuthMiddleware(echo_app, settings=settings))
+    status, seen = ask(client, "opaque-with-odd-digits")
+    assert (status, seen["remote_user"]) == (200, "alice")
+
+
+def test_a_padded_jwt_is_shown_to_no_other_provider(
+    fake_provider: FakeProvider, store_url: str
+) -> None:
+    # RFC 6750 allows '=' at a bearer token's end; a JWT with one added failed
+    # the strict parse and went, as an opaque token, to the partner's userinfo.
+    from .oidc_provider import SigningKey
+
+    key = SigningKey("RS256")
+    fake_provider.json("/keys", {"keys": [key.public_jwk()]})
+    fake_provider.route("/partner/me", serve_claims)
+    issuer = "https://corp.example"
+    corp = ProviderSettings(
+        "corp",
+        type="oidc",
+        issuer=issuer,
+        audience=("api",),
+        jwks_url=f"{fake_provider.url}/keys",
+        username_prefix="corp:",
+    )
+    partner = ProviderSettings(
+        "ptr", type="oauth2", userinfo_url=f"{fake_provider.url}/partner/me", username_prefix="p:"
+    )
+    settings = Settings(token_store=store_url, providers=(corp, partner))
+    client = Client(RestAuthMiddleware(echo_app, settings=settings))
+    token = key.sign({"iss": issuer, "aud": "api", "sub": "alice", "exp": int(time.time()) + 60})
+    assert ask(client, token)[1]["remote_user"] == "corp:alice"
+    # The signature's 342 characters take "==" as padding (the strict parse
+    # accepts a segment padded right); "=" or "===" are no JWT of anyone's.
+    status, seen = ask(client, token + "==")
+    assert (status, seen["remote_user"]) == (200, "corp:alice")
+    for padding in ("=", "===", "===="):
+        assert ask(client, token + padding)[0] == 401
+    assert fake_provider.calls["/partner/me"] == 0, "never shown to the partner"

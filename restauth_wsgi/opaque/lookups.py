@@ -116,7 +116,8 @@ _MAX_TIME = 2**53
 
 
 def _expiry(value: Any) -> float | None:
-    if isinstance(value, str) and value.isdigit() and len(value) < 17:
+    # isdigit() is true of "²", which int() refuses: ASCII digits only.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 17:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -241,7 +242,10 @@ def _facebook_error(answer: Answer, config: ProviderConfig) -> tuple[str, Upstre
         return "", UpstreamError(
             f"{answer.where} is throttling us (Facebook error {code})", retry_after=_THROTTLED_WAIT
         )
-    return f"Facebook error {code}: {str(error.get('message', ''))[:120]}", None
+    # Only the number: Facebook's message quotes the token it was sent
+    # ("Malformed access token EAAG..."), and a reason reaches logs and caches.
+    shown = code if type(code) is int else "without a number"
+    return f"Facebook error {shown}", None
 
 
 def _userinfo(config: ProviderConfig, http: UpstreamClient, url: Callable[[], str]) -> Lookup:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from restauth_wsgi.errors import InvalidToken
-from restauth_wsgi.identity import Identity, freeze
+from restauth_wsgi.identity import NOT_IN_NAMES, Identity, freeze
 
 # Where providers put the client a token was issued to.
 CLIENT_ID_CLAIMS = ("client_id", "azp", "appid", "cid")
@@ -41,7 +41,7 @@ SCOPE_CLAIMS = ("scope", "scp", "scopes")
 # set's isdisjoint over the claims is quicker than the keys' over a tuple).
 _SCOPE_CLAIM_SET = frozenset(SCOPE_CLAIMS)
 _CLIENT_ID_CLAIM_SET = frozenset(CLIENT_ID_CLAIMS)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = NOT_IN_NAMES
 _new_tuple = tuple.__new__
 # Tuples, not unions: ``list | tuple`` builds a union object on every call.
 _ARRAYS = (list, tuple)

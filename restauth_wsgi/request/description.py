@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from restauth_wsgi.errors import MalformedRequest
+from restauth_wsgi.identity import NOT_IN_NAMES
 from restauth_wsgi.request.client_address import (
     LONGEST_ADDRESS,
     ClientAddress,
@@ -211,7 +212,7 @@ _PLAIN = {
 }
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = NOT_IN_NAMES
 
 
 def _upstream(user: str) -> str | None:
