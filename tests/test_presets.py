@@ -365,6 +365,8 @@ def opaque_cases() -> list[Any]:
         case("google-check", google, "ya29.valid", 200, "alice@gmail.com", {"openid", "email"}),
         case("google-other-client", google, "ya29.other-client", 401),
         case("google-unverified-email", google, "ya29.unverified", 401),
+        # 1 == True in Python: a number is no "true".
+        case("google-email-verified-one", google, "ya29.verified-one", 401),
         case("google-unknown", google, "ya29.unknown", 401),
         case("google-not-a-google-token", google, "gho_valid", 401),
         case(
@@ -409,6 +411,10 @@ def serve_opaque_presets(fake: FakeProvider) -> None:
             "ya29.unverified": {
                 "aud": "g-client.apps.googleusercontent.com",
                 "email_verified": "false",
+            },
+            "ya29.verified-one": {
+                "aud": "g-client.apps.googleusercontent.com",
+                "email_verified": 1,
             },
         }
         if token not in answers:

@@ -192,10 +192,13 @@ class IdentityMapping:
                 f" set {self.prefix}USERNAME_ATTRIBUTE to a claim it carries (e.g. sub)"
                 + (" or request the profile scope" if self.client_tokens == "azure" else "")
             )
+        # `is True`, not `in (True, ...)`: 1 and 1.0 equal True.
+        verified = claims.get("email_verified")
         if (
             attribute == "email"
             and self.require_verified_email
-            and claims.get("email_verified") not in (True, "true")
+            and verified is not True
+            and verified != "true"
         ):
             raise _refuse("the e-mail address in the token is not verified")
         return self.username_prefix + self.transform(raw)
