@@ -6,7 +6,9 @@ of WSGI: it takes one :class:`~restauth_wsgi.request.description.Request` and re
 check`` runs the very same object, so the two cannot disagree. In order:
 
 1. the network allow-list, for every request (public paths and preflights too);
-2. a CORS preflight passes (when allowed);
+2. a CORS preflight passes: to the self-service token API, which answers it
+   itself, and to the application only when allowed
+   (``RESTAUTH_ALLOW_PREFLIGHT``: the application then runs it with no user);
 3. the path's level: public passes unauthenticated (never the self-service
    token API's paths, which always need credentials);
 4. who is asking: a ``REMOTE_USER`` the server in front vouched for (when
@@ -121,7 +123,7 @@ class Gatekeeper:
         block_passwords: bool = False,
         password_paths: Iterable[str] = (),
         password_users: Iterable[str] = (),
-        allow_preflight: bool = True,
+        allow_preflight: bool = False,
         trust_remote_user: bool = False,
         record_failures: bool = True,
         metrics: Metrics = NO_METRICS,
@@ -208,7 +210,12 @@ class Gatekeeper:
                 access.check_network(request.client)
             except AuthenticationError as error:
                 return refusal(error)
-        if request.preflight and self.allow_preflight:
+        if request.preflight and (
+            self.allow_preflight
+            # The self-service API answers its own preflights (for the origins
+            # it lists); the application never sees them.
+            or (self._always_required and self.always_required.covers(request.path))
+        ):
             return PUBLIC
         level = access.level(request.path)
         if (

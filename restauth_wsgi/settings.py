@@ -499,11 +499,17 @@ class AccessSettings(_Group):
     )
     allow_preflight: bool = setting(
         BOOL,
-        True,
+        False,
         doc="Let CORS preflight requests (`OPTIONS` with `Origin` and"
-        " `Access-Control-Request-Method`, and no method-override header) through"
-        " unauthenticated: browsers never send credentials on a preflight. Other `OPTIONS`"
-        " requests are authenticated as usual. The network allow-list still applies.",
+        " `Access-Control-Request-Method`, and no method-override header) through to the"
+        " application unauthenticated: browsers never send credentials on a preflight, so"
+        " cross-origin calls from a browser page need this. Turn it on only if the"
+        " application answers preflights without running a view's code (Flask's automatic"
+        " `OPTIONS`, django-cors-headers, flask-cors, Django class-based views): a Django"
+        " function view, or a Pyramid view without a `request_method` predicate, runs its"
+        " code for a preflight, with no user. Off: a preflight is judged as any `OPTIONS`"
+        " request (credentials, every method's rules). The self-service token API answers"
+        " its own preflights either way. The network allow-list still applies.",
     )
     allowed_networks: tuple[str, ...] = setting(
         Kind(LIST.parse, _check_networks, ",".join),

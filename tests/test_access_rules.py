@@ -578,7 +578,7 @@ def test_blocked_passwords_are_no_oracle(
 
 
 def test_the_allowed_network_applies_to_every_request(web: Callable[..., Client]) -> None:
-    client = web(allowed_networks=("10.0.0.0/8",), public_paths=("/health",))
+    client = web(allowed_networks=("10.0.0.0/8",), public_paths=("/health",), allow_preflight=True)
     preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
     assert status(client, "/health", remote="192.0.2.1") == 403, "public paths"
     assert status(client, "/api/x", "OPTIONS", remote="192.0.2.1", **preflight) == 403

@@ -208,6 +208,14 @@ def test_default_store_location_is_shared_by_cli_and_middleware(
             "every request passes",
             id="config-disabled",
         ),
+        pytest.param(
+            ["config"],
+            {"RESTAUTH_ALLOW_PREFLIGHT": "true"},
+            0,
+            "out",
+            "CORS preflights reach the application with no",
+            id="config-preflights",
+        ),
     ],
 )
 def test_commands_and_exit_codes(

@@ -228,6 +228,10 @@ def test_public_paths(
 PREFLIGHT = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
 
 
+def test_preflights_are_off_by_default() -> None:
+    assert Settings().allow_preflight is False
+
+
 @pytest.mark.parametrize(
     ("allow", "method", "headers", "status"),
     [

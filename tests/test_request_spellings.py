@@ -315,9 +315,17 @@ def test_flask_method_override_cannot_delete_past_a_rule(
     assert deleted == ["9 by root"]
 
 
-def test_a_real_preflight_still_passes(web: Callable[..., Client]) -> None:
+def test_a_preflight_reaches_the_application_only_when_allowed(
+    web: Callable[..., Client],
+) -> None:
+    # The echo app, like a Django function view, runs its code for OPTIONS:
+    # a preflight let through anonymously would be served its data.
     preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "DELETE"}
-    assert status(web(), "/api/items/9", "OPTIONS", **preflight) == 200
+    assert status(web(), "/api/items/9", "OPTIONS", **preflight) == 401, "off by default"
+    assert status(web(), "/api/items/9", "options", **preflight) == 401
+    allowed = web(allow_preflight=True)
+    assert status(allowed, "/api/items/9", "OPTIONS", **preflight) == 200
+    assert status(allowed, "/api/items/9", "OPTIONS", BOB) == 403, "not a preflight: ruled"
 
 
 def pyramid_traversal_app() -> Any:

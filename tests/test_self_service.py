@@ -985,6 +985,20 @@ def test_preflights_are_answered_for_listed_origins_only(web: Web) -> None:
     assert preflight(web(), ORIGIN).status == 403, "no origin is listed by default"
 
 
+def test_the_apis_own_preflights_never_reach_the_application(web: Web) -> None:
+    # Preflights to the application are off by default (RESTAUTH_ALLOW_PREFLIGHT);
+    # the API answers its own, under every spelling of its path, and the
+    # echo app (which would answer any method with 200 and JSON) sees none.
+    client = web(self_service_cors_origins=(ORIGIN,))
+    headers = {"Origin": ORIGIN, "Access-Control-Request-Method": "POST"}
+    for path in (API, API + "/7", "/" + API, API + "/../../../../api/x"):
+        answer = call(client, "OPTIONS", path, headers=headers)
+        assert answer.status in (204, 403, 404), (path, answer)  # the API answered
+        assert not (isinstance(answer.body, dict) and "remote_user" in answer.body)
+    outside = call(client, "OPTIONS", "/api/x", headers=headers)
+    assert outside.status == 401, "the application's preflights need credentials"
+
+
 def test_answers_name_a_listed_origin_and_never_star(web: Web) -> None:
     client = web(self_service_cors_origins=(ORIGIN,))
     listed = call(client, "GET", headers={**ALICE, "Origin": ORIGIN})

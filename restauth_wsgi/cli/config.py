@@ -66,6 +66,12 @@ def _run(args: argparse.Namespace) -> int:
     warnings = [f"{v} is not a setting; is it misspelt?" for v in unknown_variables(environ)]
     if not settings.enabled:
         warnings.append("RESTAUTH_ENABLED is false: every request passes unauthenticated")
+    if settings.allow_preflight:
+        warnings.append(
+            "RESTAUTH_ALLOW_PREFLIGHT is true: CORS preflights reach the application with no"
+            " user; a view that does not look at the method (a Django function view, a Pyramid"
+            " view without request_method) runs its code for them"
+        )
     if not settings.api_tokens and not settings.providers:
         warnings.append(
             "RESTAUTH_API_TOKENS is false and no provider is configured:"

@@ -39,7 +39,7 @@ from restauth_wsgi.errors import (
     TokenLimitExceeded,
 )
 from restauth_wsgi.identity import Identity
-from restauth_wsgi.request.description import Request, judged
+from restauth_wsgi.request.description import Request, judged, judged_as
 from restauth_wsgi.request.paths import PathGlobs, RequestPath
 from restauth_wsgi.responses import CONTENT_TYPE, error_response
 from restauth_wsgi.self_service import wire
@@ -177,7 +177,7 @@ class SelfServiceApi:
         if identity is None:  # the decision requires credentials here: never expected
             raise MissingCredentials("Authentication is required.")
         method = judged(request.method)
-        if request.methods != {method}:
+        if request.methods != judged_as(request.method):
             raise ApiRefusal(
                 "Method-override headers are not accepted here; send the method itself.",
                 reason=f"{request.method} judged as {sorted(request.methods)}",
