@@ -11,6 +11,7 @@ here is RFC 7235 / RFC 6750 (``b64token``) / RFC 7617 (UTF-8 Basic).
 from __future__ import annotations
 
 import binascii
+import json
 import re
 
 from restauth_wsgi.errors import InvalidCredentials, InvalidToken, MalformedCredentials
@@ -94,11 +95,14 @@ def _bearer(token: str) -> Credentials:
             credentials = Credentials(scheme="Bearer", secret=token)
             credentials._jwt = parsed
             return credentials
-        if parsed is None and token[-1] == "=" and jws.parse(token.rstrip("=")) is not None:
-            # A JWT with padding added: one provider's token, which must not
-            # be shown to the others as an opaque one (nor accepted padded).
+        if parsed is None and _jws_header(token):
+            # A JWT spelt as no JWT is (padding or a dot added, the standard
+            # base64 alphabet...): one provider's token, which must not be
+            # shown to the others as an opaque one.
             raise InvalidToken(
-                "The access token is invalid.", reason="a JWT with padding", scheme="Bearer"
+                "The access token is invalid.",
+                reason="a JWT in a form no JWT has",
+                scheme="Bearer",
             )
     if _B64TOKEN.fullmatch(token) is None:
         raise MalformedCredentials(
@@ -109,6 +113,25 @@ def _bearer(token: str) -> Credentials:
     credentials = Credentials(scheme="Bearer", secret=token)
     credentials._jwt = None  # not a JWT: no need to parse it again
     return credentials
+
+
+# base64url to base64, for a header written in either alphabet.
+_TO_STANDARD = str.maketrans("-_", "+/")
+
+
+def _jws_header(token: str) -> bool:
+    """Whether the first segment of a token that failed the strict parse is a
+    JWS header nonetheless (JSON with ``alg``, and no ``enc``: a JWE, which
+    some providers issue as opaque tokens, is not one)."""
+    first = next((segment for segment in token.split(".") if segment), "")
+    if not first.startswith("e"):  # base64 of "{" begins so
+        return False
+    raw = first.rstrip("=").translate(_TO_STANDARD)
+    try:
+        header = json.loads(binascii.a2b_base64(raw + "=" * (-len(raw) % 4)))
+    except (binascii.Error, ValueError):
+        return False
+    return isinstance(header, dict) and "alg" in header and "enc" not in header
 
 
 def _basic(payload: str) -> Credentials:

@@ -10,6 +10,7 @@ and real Redis where the attack needs them, provider-shaped fakes elsewhere.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import subprocess
@@ -638,4 +639,17 @@ def test_a_padded_jwt_is_shown_to_no_other_provider(
     assert (status, seen["remote_user"]) == (200, "corp:alice")
     for padding in ("=", "===", "===="):
         assert ask(client, token + padding)[0] == 401
+    head, body, signature = token.split(".")
+    for mangled in (
+        token + ".",
+        token + "~",
+        "." + token,
+        f"{head}..{body}.{signature}",
+        token.replace("-", "+").replace("_", "/"),
+    ):
+        assert ask(client, mangled)[0] == 401, mangled
     assert fake_provider.calls["/partner/me"] == 0, "never shown to the partner"
+    # A JWE (Auth0 issues its opaque tokens so) is no JWS: the partner may see it.
+    jwe_header = base64.urlsafe_b64encode(b'{"alg":"dir","enc":"A256GCM"}').decode().rstrip("=")
+    ask(client, f"{jwe_header}..aXY.Y2lwaGVy.dGFn")
+    assert fake_provider.calls["/partner/me"] == 1

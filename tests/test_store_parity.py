@@ -165,6 +165,25 @@ def test_a_revoke_during_a_copy_waits_instead_of_deadlocking(any_store: TokenSto
     assert found.revoked_at == 2000
 
 
+@pytest.mark.parametrize("store_url_any", ["postgresql"], indirect=True)
+def test_a_write_waits_for_a_held_table_no_longer_than_the_timeout(store_url_any: str) -> None:
+    # A copy stopped while it holds the table (Ctrl-Z on `restauth store
+    # migrate`): writes must fail after the store's timeout, not queue for ever.
+    import psycopg
+
+    store = open_store(store_url_any, timeout=1)
+    _, record = issue_token(store, POLICY, owner="alice")
+    with psycopg.connect(store_url_any) as holder:
+        holder.execute("LOCK TABLE restauth_tokens IN SHARE ROW EXCLUSIVE MODE")
+        started = time.monotonic()
+        with pytest.raises(TokenStoreUnavailable):
+            store.revoke(record.token_id, now=1000)
+        assert time.monotonic() - started < 10
+        assert store.get(record.token_id) is not None, "reads go on meanwhile"
+    assert store.revoke(record.token_id, now=1000) is not None, "and writes after it"
+    store.close()
+
+
 def test_middleware_on_either_store(store_url_any: str, any_store: TokenStore) -> None:
     token, record = issue_token(any_store, POLICY, owner="alice")
     middleware = RestAuthMiddleware(echo_app, settings=Settings(token_store=store_url_any))

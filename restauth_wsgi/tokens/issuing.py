@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from restauth_wsgi.config.durations import format_duration
 from restauth_wsgi.errors import TokenLimitExceeded
+from restauth_wsgi.identity import NOT_IN_NAMES
 from restauth_wsgi.tokens import format as token_format
 from restauth_wsgi.tokens.restrictions import TokenRestrictions
 from restauth_wsgi.tokens.store import TokenIdTaken, TokenRecord, TokenStore
@@ -16,10 +17,11 @@ from restauth_wsgi.tokens.store import TokenIdTaken, TokenRecord, TokenStore
 NEVER = -1
 
 # An owner becomes REMOTE_USER and the user part of Basic credentials, which
-# cannot hold a colon; control characters have no place in either.
-_OWNER = re.compile(r"[^\x00-\x1f\x7f:]{1,255}")
-# No control characters, and no lone surrogates (valid in JSON, not storable as UTF-8).
-_NAME = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{0,200}")
+# cannot hold a colon; what no username may hold (NOT_IN_NAMES: control
+# characters, line separators, bidirectional overrides...) has no place in
+# either. A name is shown in `restauth token list`: the same, colons allowed.
+_OWNER = re.compile(r"[^:]{1,255}")
+_NAME = re.compile(r".{0,200}", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +84,10 @@ def check_owner(owner: str) -> None:
 
     :raises ValueError: saying why.
     """
-    if not _OWNER.fullmatch(owner) or owner != owner.strip():
+    if not _OWNER.fullmatch(owner) or NOT_IN_NAMES.search(owner) or owner != owner.strip():
         raise ValueError(
-            "the user must be 1-255 characters without colons, control characters"
-            " or surrounding spaces"
+            "the user must be 1-255 characters without colons, control characters,"
+            " line separators, bidirectional overrides or surrounding spaces"
         )
 
 
@@ -94,9 +96,10 @@ def check_name(name: str) -> None:
 
     :raises ValueError: saying why.
     """
-    if not _NAME.fullmatch(name):
+    if not _NAME.fullmatch(name) or NOT_IN_NAMES.search(name):
         raise ValueError(
-            "the name must be at most 200 characters, without control characters or lone surrogates"
+            "the name must be at most 200 characters, without control characters, line"
+            " separators, bidirectional overrides or lone surrogates"
         )
 
 

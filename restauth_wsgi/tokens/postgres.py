@@ -268,6 +268,10 @@ class PostgresTokenStore(SqlTokenWrites):
     def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
         try:
             with self._connection() as conn, conn.transaction():
+                # A write waits for a lock no longer than the store's timeout
+                # (a copy holding the table, a stuck session): then it fails,
+                # as an unreachable store does, and nothing queues behind it.
+                conn.execute(f"SET LOCAL lock_timeout = '{max(1, round(self.timeout * 1000))}ms'")
                 yield conn
         except psycopg.errors.UniqueViolation:
             raise

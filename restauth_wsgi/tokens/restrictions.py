@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from restauth_wsgi.identity import NOT_IN_NAMES
 from restauth_wsgi.request.client_address import IPAddress
 from restauth_wsgi.request.paths import PathGlobs, RequestPath
 
@@ -23,10 +24,15 @@ from restauth_wsgi.request.paths import PathGlobs, RequestPath
 #: look at the method runs its code for it), CORS preflights aside.
 READ_METHODS = frozenset({"GET", "HEAD"})
 _METHOD = re.compile(r"\*|[A-Z]{1,20}")
-# What a glob or a scope may hold: no control characters (C0 or C1, which a
-# terminal would obey when `restauth token list` shows them) and no lone
-# surrogates (not storable as UTF-8).
-_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,500}")
+# A glob or a scope holds 1 to 500 characters, none of those no name may hold
+# (NOT_IN_NAMES: control characters a terminal would obey when `restauth
+# token list` shows them, line separators, bidirectional overrides, lone
+# surrogates, which are not storable as UTF-8).
+_LENGTH = re.compile(r".{1,500}", re.DOTALL)
+
+
+def _printable(text: str) -> bool:
+    return _LENGTH.fullmatch(text) is not None and NOT_IN_NAMES.search(text) is None
 
 
 @dataclass(frozen=True)
@@ -56,14 +62,16 @@ class TokenRestrictions:
                 # Quoted: a stored row's text reaches the log through this.
                 shown = f"{method[:20]!r} {glob[:200]!r}"
                 raise ValueError(f"{shown} is not 'METHOD /path-glob' (or '* /glob')")
-            if not _PRINTABLE.fullmatch(glob):
+            if not _printable(glob):
                 raise ValueError(
-                    f"the path glob {glob[:200]!r} holds a control character or is too long"
+                    f"the path glob {glob[:200]!r} holds a control character, a line separator or a"
+                    " bidirectional override, or is too long"
                 )
         for scope in self.scopes:
-            if not _PRINTABLE.fullmatch(scope):
+            if not _printable(scope):
                 raise ValueError(
-                    f"the scope {scope[:100]!r} holds a control character or is too long"
+                    f"the scope {scope[:100]!r} holds a control character, a line separator or a"
+                    " bidirectional override, or is too long"
                 )
         for network in self.networks:
             ipaddress.ip_network(network, strict=False)  # raises ValueError if not one
@@ -151,9 +159,10 @@ def parse_allow(entry: str) -> tuple[str, str]:
     pair = (method.upper(), glob.strip())
     if not _METHOD.fullmatch(pair[0]) or not pair[1].startswith("/"):
         raise ValueError(f"{entry.strip()!r} is not 'METHOD /path-glob' (or '* /glob')")
-    if not _PRINTABLE.fullmatch(pair[1]):
+    if not _printable(pair[1]):
         raise ValueError(
-            f"the path glob {pair[1][:200]!r} holds a control character or is too long"
+            f"the path glob {pair[1][:200]!r} holds a control character, a line separator or a"
+            " bidirectional override, or is too long"
         )
     return pair
 
