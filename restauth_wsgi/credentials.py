@@ -115,6 +115,9 @@ def _bearer(token: str) -> Credentials:
     return credentials
 
 
+# Characters of a JOSE header's base64 worth decoding to tell a JWT spelt
+# wrong (real ones are under 1,000: alg, kid, typ, x5t...).
+_LONGEST_HEADER = 4096
 # base64url to base64, for a header written in either alphabet.
 _TO_STANDARD = str.maketrans("-_", "+/")
 
@@ -124,12 +127,15 @@ def _jws_header(token: str) -> bool:
     JWS header nonetheless (JSON with ``alg``, and no ``enc``: a JWE, which
     some providers issue as opaque tokens, is not one)."""
     first = next((segment for segment in token.split(".") if segment), "")
-    if not first.startswith("e"):  # base64 of "{" begins so
+    # Base64 of "{" begins with "e"; a JOSE header is short (a long one, or
+    # one nested deep enough to exhaust the JSON parser's recursion, is no
+    # JWS header of any provider's).
+    if not first.startswith("e") or len(first) > _LONGEST_HEADER:
         return False
     raw = first.rstrip("=").translate(_TO_STANDARD)
     try:
         header = json.loads(binascii.a2b_base64(raw + "=" * (-len(raw) % 4)))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         return False
     return isinstance(header, dict) and "alg" in header and "enc" not in header
 

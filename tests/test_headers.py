@@ -48,6 +48,20 @@ BASIC_CHALLENGE = 'Basic realm="api", charset="UTF-8"'
         pytest.param(
             "Bearer " + "a" * 100_000, 401, "invalid_token", "invalid_token", id="100kb-bearer"
         ),
+        pytest.param(
+            "Bearer " + b64(b'{"a":' + b"[" * 3000).replace("+", "-").rstrip("=") + ".x.y",
+            401,
+            "invalid_token",
+            "invalid_token",
+            id="header-nested-deep",
+        ),
+        pytest.param(
+            "Bearer " + b64(b'{"a":' + b"[" * 9000).replace("+", "-").rstrip("=") + ".x.y",
+            401,
+            "invalid_token",
+            "invalid_token",
+            id="header-nested-deep-and-long",
+        ),
         pytest.param("Basic", 400, "invalid_request", None, id="bare-basic"),
         pytest.param("Basic !!!!", 400, "invalid_request", None, id="not-base64"),
         pytest.param("Basic YWJ", 400, "invalid_request", None, id="bad-padding"),
