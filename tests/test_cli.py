@@ -136,6 +136,14 @@ def test_default_store_location_is_shared_by_cli_and_middleware(
             id="lifetime-without-unit",
         ),
         pytest.param(
+            ["token", "create", "--user", "a", "--expires", "\u0663d"],
+            {},
+            2,
+            "err",
+            "--expires",
+            id="lifetime-in-other-digits",
+        ),
+        pytest.param(
             ["token", "create", "--user", "a"],
             {"RESTAUTH_TOKEN_DEFAULT_LIFETIME": "90"},
             2,
@@ -620,3 +628,15 @@ def test_token_create_refuses_what_a_terminal_or_a_router_would_misread(
     assert made.returncode == 2
     assert says in made.stderr
     assert "Traceback" not in made.stderr
+
+
+@pytest.mark.parametrize("user", ["\udcff", "\udced\udca0\udc80", "a:b"])
+@pytest.mark.parametrize("as_json", [False, True])
+def test_token_list_of_a_user_no_one_can_be_is_a_usage_error(
+    env: dict[str, str], user: str, as_json: bool
+) -> None:
+    # Bytes that are not UTF-8 (subprocess writes each \udcXX as the byte XX).
+    listed = run("token", "list", "--user", user, *(["--json"] if as_json else []), env=env)
+    assert listed.returncode == 2
+    assert "--user" in listed.stderr
+    assert "Traceback" not in listed.stderr

@@ -529,6 +529,19 @@ def test_facebook_debug_token_by_error_code(
     [
         pytest.param(facebook_error(190, "Session has expired", 463), 401, id="expired"),
         pytest.param(facebook_error(4, "Application request limit reached"), 503, id="throttled"),
+        # A code that is no number is no throttling (and no 500): a list is
+        # unhashable, and True and 4.0 equal the throttling codes 1 and 4.
+        *[
+            pytest.param({"error": {"code": code, "message": "x"}}, 401, id=f"code-{name}")
+            for name, code in (
+                ("list", []),
+                ("object", {"a": 1}),
+                ("true", True),
+                ("float", 4.0),
+                ("string", "4"),
+                ("null", None),
+            )
+        ],
     ],
 )
 def test_facebook_userinfo_by_error_code(

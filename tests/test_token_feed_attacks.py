@@ -998,6 +998,12 @@ MALFORMED_ROWS = [
     _set(
         """restrictions = '{"allow": [["GE\\nT", "/x"]]}'""", "restrictions", "newline-in-a-method"
     ),
+    # JSON's escape for a lone surrogate, which no store can be asked for.
+    _set("""restrictions = '{"made_by": "\\ud800"}'""", "restrictions", "made-by-surrogate"),
+    _set("""restrictions = '{"made_by": "not an id"}'""", "restrictions", "made-by-not-an-id"),
+    _set(
+        """restrictions = '{"allow": [["GET", "/x\\u2028y"]]}'""", "restrictions", "glob-linebreak"
+    ),
 ]
 
 

@@ -12,7 +12,7 @@ from restauth_wsgi.cli.output import CommandError, format_time, load_settings
 from restauth_wsgi.config.kinds import parse_lifetime
 from restauth_wsgi.settings import Settings
 from restauth_wsgi.tokens import format as token_format
-from restauth_wsgi.tokens.issuing import NEVER, issue_token
+from restauth_wsgi.tokens.issuing import NEVER, check_owner, issue_token
 from restauth_wsgi.tokens.restrictions import TokenRestrictions, parse_allow
 from restauth_wsgi.tokens.store import TokenRecord, TokenStore
 from restauth_wsgi.urls import mask_url
@@ -165,6 +165,11 @@ def _restrictions(args: argparse.Namespace) -> TokenRestrictions | None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    if args.user is not None:
+        try:
+            check_owner(args.user)
+        except ValueError as exc:  # bytes that are not UTF-8, say: no one owns tokens so
+            raise CommandError(f"--user: {exc}", exit_code=2) from None
     records = _store(as_json=args.json).list(args.user)
     now = time.time()
     if args.json:

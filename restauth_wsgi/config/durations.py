@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
-_DURATION = re.compile(r"(\d{1,9})\s*([smhdwy]?)")
+# ASCII digits only: \d matches "٣" too, which int() reads as 3.
+_DURATION = re.compile(r"([0-9]{1,9})\s*([smhdwy]?)")
 
 
 def parse_duration(text: str) -> int:

@@ -238,7 +238,8 @@ def _facebook_error(answer: Answer, config: ProviderConfig) -> tuple[str, Upstre
     if not isinstance(error, dict):
         return "", UpstreamError(f"{answer.where} answered {answer.status} without an error")
     code = error.get("code")
-    if code in _FACEBOOK_RETRY_CODES:
+    # A number, exactly: a list is unhashable, and True and 4.0 equal 1 and 4.
+    if type(code) is int and code in _FACEBOOK_RETRY_CODES:
         return "", UpstreamError(
             f"{answer.where} is throttling us (Facebook error {code})", retry_after=_THROTTLED_WAIT
         )

@@ -18,6 +18,7 @@ from typing import Any
 from restauth_wsgi.identity import NOT_IN_NAMES
 from restauth_wsgi.request.client_address import IPAddress
 from restauth_wsgi.request.paths import PathGlobs, RequestPath
+from restauth_wsgi.tokens import format as token_format
 
 #: Methods a read-only token (or a member of a read-only group) may use.
 #: ``OPTIONS`` is not one: it is judged as every method (a view that does not
@@ -75,6 +76,10 @@ class TokenRestrictions:
                 )
         for network in self.networks:
             ipaddress.ip_network(network, strict=False)  # raises ValueError if not one
+        if self.made_by is not None and not token_format.is_token_id(self.made_by):
+            # Read from a stored row: anything else (a lone surrogate cannot
+            # even be sent to the store) makes the row malformed.
+            raise ValueError(f"made_by {self.made_by[:40]!r} is not a token's id")
 
     def refusal(
         self, methods: Set[str], path: RequestPath, address: IPAddress | None
