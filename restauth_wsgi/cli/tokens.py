@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from restauth_wsgi.cli.output import CommandError, format_time, load_settings
+from restauth_wsgi.cli.output import CommandError, format_time, load_settings, printable
 from restauth_wsgi.config.kinds import parse_lifetime
 from restauth_wsgi.settings import Settings
 from restauth_wsgi.tokens import format as token_format
@@ -192,16 +192,12 @@ def _list(args: argparse.Namespace) -> int:
     ]
     # A cell a terminal would obey (a row written before names and globs were
     # checked, or by hand in SQL) is shown escaped, never raw.
-    shown = [[_shown(cell) for cell in row] for row in rows]
+    shown = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in shown) for i in range(len(shown[0]))]
     for line in shown:
         cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
         print("  ".join(cells).rstrip())
     return 0
-
-
-def _shown(cell: str) -> str:
-    return cell if cell.isprintable() else repr(cell)[1:-1]
 
 
 def _as_json(record: TokenRecord, now: float) -> dict[str, Any]:

@@ -41,7 +41,6 @@ SCOPE_CLAIMS = ("scope", "scp", "scopes")
 # set's isdisjoint over the claims is quicker than the keys' over a tuple).
 _SCOPE_CLAIM_SET = frozenset(SCOPE_CLAIMS)
 _CLIENT_ID_CLAIM_SET = frozenset(CLIENT_ID_CLAIMS)
-_CONTROL = NOT_IN_NAMES
 _new_tuple = tuple.__new__
 # Tuples, not unions: ``list | tuple`` builds a union object on every call.
 _ARRAYS = (list, tuple)
@@ -221,7 +220,7 @@ class IdentityMapping:
         if (
             not value
             or len(value) > 255
-            or (not (value.isascii() and value.isprintable()) and _CONTROL.search(value))
+            or (not (value.isascii() and value.isprintable()) and NOT_IN_NAMES.search(value))
         ):
             raise _refuse(
                 "the username from the token is empty, too long or has control characters"

@@ -212,13 +212,10 @@ _PLAIN = {
 }
 
 
-_CONTROL = NOT_IN_NAMES
-
-
 def _upstream(user: str) -> str | None:
     if not user.strip():
         return None
-    if len(user) > 255 or _CONTROL.search(user):
+    if len(user) > 255 or NOT_IN_NAMES.search(user):
         raise MalformedRequest("The user the server in front names is not a username.")
     return user
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
@@ -20,8 +19,6 @@ NEVER = -1
 # cannot hold a colon; what no username may hold (NOT_IN_NAMES: control
 # characters, line separators, bidirectional overrides...) has no place in
 # either. A name is shown in `restauth token list`: the same, colons allowed.
-_OWNER = re.compile(r"[^:]{1,255}")
-_NAME = re.compile(r".{0,200}", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +81,12 @@ def check_owner(owner: str) -> None:
 
     :raises ValueError: saying why.
     """
-    if not _OWNER.fullmatch(owner) or NOT_IN_NAMES.search(owner) or owner != owner.strip():
+    if (
+        not 0 < len(owner) <= 255
+        or ":" in owner
+        or NOT_IN_NAMES.search(owner)
+        or owner != owner.strip()
+    ):
         raise ValueError(
             "the user must be 1-255 characters without colons, control characters,"
             " line separators, bidirectional overrides or surrounding spaces"
@@ -96,7 +98,7 @@ def check_name(name: str) -> None:
 
     :raises ValueError: saying why.
     """
-    if not _NAME.fullmatch(name) or NOT_IN_NAMES.search(name):
+    if len(name) > 200 or NOT_IN_NAMES.search(name):
         raise ValueError(
             "the name must be at most 200 characters, without control characters, line"
             " separators, bidirectional overrides or lone surrogates"

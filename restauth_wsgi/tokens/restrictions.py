@@ -25,15 +25,18 @@ from restauth_wsgi.tokens import format as token_format
 #: look at the method runs its code for it), CORS preflights aside.
 READ_METHODS = frozenset({"GET", "HEAD"})
 _METHOD = re.compile(r"\*|[A-Z]{1,20}")
-# A glob or a scope holds 1 to 500 characters, none of those no name may hold
-# (NOT_IN_NAMES: control characters a terminal would obey when `restauth
-# token list` shows them, line separators, bidirectional overrides, lone
-# surrogates, which are not storable as UTF-8).
-_LENGTH = re.compile(r".{1,500}", re.DOTALL)
 
 
-def _printable(text: str) -> bool:
-    return _LENGTH.fullmatch(text) is not None and NOT_IN_NAMES.search(text) is None
+def _check_text(what: str, text: str) -> None:
+    """Refuse a glob or a scope that is empty, over 500 characters, or holds
+    what no name may (NOT_IN_NAMES: control characters a terminal would obey
+    when `restauth token list` shows them, line separators, bidirectional
+    overrides, lone surrogates, which are not storable as UTF-8)."""
+    if not 0 < len(text) <= 500 or NOT_IN_NAMES.search(text):
+        raise ValueError(
+            f"the {what} {text[:200]!r} holds a control character, a line separator or a"
+            " bidirectional override, or is too long"
+        )
 
 
 @dataclass(frozen=True)
@@ -63,17 +66,9 @@ class TokenRestrictions:
                 # Quoted: a stored row's text reaches the log through this.
                 shown = f"{method[:20]!r} {glob[:200]!r}"
                 raise ValueError(f"{shown} is not 'METHOD /path-glob' (or '* /glob')")
-            if not _printable(glob):
-                raise ValueError(
-                    f"the path glob {glob[:200]!r} holds a control character, a line separator or a"
-                    " bidirectional override, or is too long"
-                )
+            _check_text("path glob", glob)
         for scope in self.scopes:
-            if not _printable(scope):
-                raise ValueError(
-                    f"the scope {scope[:100]!r} holds a control character, a line separator or a"
-                    " bidirectional override, or is too long"
-                )
+            _check_text("scope", scope)
         for network in self.networks:
             ipaddress.ip_network(network, strict=False)  # raises ValueError if not one
         if self.made_by is not None and not token_format.is_token_id(self.made_by):
@@ -164,11 +159,7 @@ def parse_allow(entry: str) -> tuple[str, str]:
     pair = (method.upper(), glob.strip())
     if not _METHOD.fullmatch(pair[0]) or not pair[1].startswith("/"):
         raise ValueError(f"{entry.strip()!r} is not 'METHOD /path-glob' (or '* /glob')")
-    if not _printable(pair[1]):
-        raise ValueError(
-            f"the path glob {pair[1][:200]!r} holds a control character, a line separator or a"
-            " bidirectional override, or is too long"
-        )
+    _check_text("path glob", pair[1])
     return pair
 
 
