@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import urllib3.exceptions
 from requests.auth import AuthBase
 
 from restauth_wsgi import strict_json
@@ -200,12 +201,20 @@ class UpstreamClient:
             )
             with response:
                 body = self._read(response, deadline, where)
-        except requests.Timeout:
+        except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
             raise self._failed(
                 origin, f"{where} did not answer within {self.timeout:g} s"
             ) from None
         except requests.RequestException as exc:
             raise self._failed(origin, f"{where} is unreachable ({type(exc).__name__})") from None
+        except urllib3.exceptions.HTTPError as exc:
+            # The body is read from urllib3 directly (read1, below), so its own
+            # errors come through unwrapped: a connection cut mid-body
+            # (ProtocolError), a body that is not the encoding it claims
+            # (DecodeError). Each is the provider failing, never a 500.
+            raise self._failed(
+                origin, f"{where} broke off its answer ({type(exc).__name__})"
+            ) from None
         status = response.status_code
         if status == 429:
             # Rate limited: for everyone, for as long as the provider says.

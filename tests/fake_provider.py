@@ -9,6 +9,7 @@ demand: slow, garbage, 500s, huge or trickled answers, redirects, or down.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import socket
 import threading
@@ -157,6 +158,13 @@ class FakeProvider:
             reply = Reply(500, {"error": "internal"})
         elif mode == "huge":
             reply = Reply(200, b'{"x": "' + b"a" * (2 * 1024 * 1024) + b'"}')
+        elif mode == "gzip-bomb":
+            # 64 MiB of JSON in 64 KiB on the wire: the limit is on what it
+            # inflates to.
+            inflated = b'{"x": "' + b"a" * (64 * 1024 * 1024) + b'"}'
+            reply = Reply(200, gzip.compress(inflated), {"Content-Encoding": "gzip"})
+        elif mode == "bad-gzip":
+            reply = Reply(200, b"this is no gzip stream", {"Content-Encoding": "gzip"})
         elif mode == "redirect":
             reply = Reply(302, b"", {"Location": "http://127.0.0.1:1/elsewhere"})
         body = reply.encoded()
@@ -166,7 +174,18 @@ class FakeProvider:
                 handler.send_header(name, value)
             handler.send_header("Content-Length", str(len(body)))
             handler.end_headers()
-            if mode == "trickle":
+            if mode == "stall":
+                # Headers at once, then nothing past the reader's timeout.
+                handler.wfile.flush()
+                time.sleep(self.delay)
+                handler.wfile.write(body)
+            elif mode == "truncated":
+                # Fewer bytes than Content-Length promised, then hang up.
+                handler.wfile.write(body[: len(body) // 2])
+                handler.wfile.flush()
+                handler.close_connection = True
+                handler.connection.shutdown(socket.SHUT_RDWR)
+            elif mode == "trickle":
                 for byte in body:
                     handler.wfile.write(bytes([byte]))
                     handler.wfile.flush()

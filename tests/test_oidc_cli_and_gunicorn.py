@@ -77,6 +77,7 @@ def test_check_shows_provider_validation_user_scopes_expiry(
 
     opaque = oidc_provider.user_tokens("alice", resource=RESOURCE_OPAQUE, scope="openid read")
     checked = run("check", "--bearer", opaque["access_token"], "--json", env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     outcome = json.loads(checked.stdout)
     assert outcome["identity"]["method"] == "introspection"
     assert outcome["identity"]["provider"] == "opi"

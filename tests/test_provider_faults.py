@@ -42,7 +42,20 @@ def userinfo_client(
 
 
 @pytest.mark.parametrize(
-    "mode", ["down", "slow", "garbage", "error", "huge", "trickle", "redirect"]
+    "mode",
+    [
+        "down",
+        "slow",
+        "stall",
+        "truncated",
+        "bad-gzip",
+        "gzip-bomb",
+        "garbage",
+        "error",
+        "huge",
+        "trickle",
+        "redirect",
+    ],
 )
 def test_faults_answer_503_and_recover(
     fake_provider: FakeProvider, settings: Settings, make_client: Callable[..., Client], mode: str
