@@ -16,6 +16,7 @@ from restauth_wsgi import RestAuthMiddleware, Settings
 from restauth_wsgi.cli import build_parser, main
 from restauth_wsgi.tokens.format import SCANNER_PATTERN
 
+from .fake_provider import FakeProvider, Reply
 from .helpers import RESTAUTH, cli_env, echo_app
 
 
@@ -565,6 +566,36 @@ def test_check_says_what_to_fix(env: dict[str, str]) -> None:
     assert "no github provider is configured" in ghp.stdout
     bad_method = run("check", "--bearer", "x", "--method", "GE T", env=env)
     assert bad_method.returncode == 2
+
+
+@pytest.mark.parametrize("token", ["-Ab3_x9", "--Zq-7", "-h9", "-5a"])
+def test_a_token_that_begins_with_a_dash_is_a_token(
+    fake_provider: FakeProvider, store_url: str, token: str
+) -> None:
+    # base64url tokens begin with "-" one time in 64 (oidc-provider's opaque
+    # ones did, in CI): argparse took them for options.
+    seen: list[str] = []
+
+    def me(request: object) -> Reply:
+        seen.append(getattr(request, "headers", {}).get("Authorization", ""))
+        return Reply(200, {"sub": "alice"})
+
+    fake_provider.route("/me", me)
+    env = cli_env(
+        store_url,
+        RESTAUTH_PROVIDERS="idp",
+        RESTAUTH_IDP_TYPE="oauth2",
+        RESTAUTH_IDP_USERINFO_URL=f"{fake_provider.url}/me",
+    )
+    checked = run("check", "--bearer", token, "--json", env=env)
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout)["identity"]["username"] == "alice"
+    shown = run("userinfo", token, "--provider", "idp", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert seen == [f"Bearer {token}"] * 2
+    # What looks like an option still is one: a forgotten token is a usage error.
+    assert run("check", "--bearer", "--json", env=env).returncode == 2
+    assert "expected one argument" in run("check", "--bearer", "--json", env=env).stderr
 
 
 def test_check_says_when_the_middleware_is_off(env: dict[str, str]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -49,10 +50,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What an option of ours looks like (and a negative number, which argparse
+# takes as a value anyway). Anything else that begins with "-" is a value:
+# base64url tokens begin with "-" one time in 64, and argparse would take
+# them for options ("--bearer: expected one argument").
+_OPTION = re.compile(r"--[a-z][a-z-]*(=.*)?|-[A-Za-z]|-[0-9]+(\.[0-9]+)?", re.DOTALL)
+# The options whose value is a token.
+_TAKE_A_TOKEN = frozenset({"--bearer", "--basic"})
+
+
+def _tokens_as_values(argv: Sequence[str]) -> list[str]:
+    """``argv`` with each token that begins with ``-`` made a value: glued
+    to ``--bearer``/``--basic`` (``--bearer=-x``), or moved after ``--``
+    when it is a command's positional token."""
+    args = list(argv)
+    end = args.index("--") if "--" in args else len(args)
+    kept: list[str] = []
+    values: list[str] = []
+    for arg in args[:end]:
+        if len(arg) < 2 or not arg.startswith("-") or _OPTION.fullmatch(arg):
+            kept.append(arg)
+        elif kept and kept[-1] in _TAKE_A_TOKEN:
+            kept[-1] = f"{kept[-1]}={arg}"
+        else:
+            values.append(arg)
+    if not values:
+        return [*kept, *args[end:]]
+    return [*kept, "--", *values, *args[end + 1 :]]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``restauth`` with ``argv`` (default: the process's arguments); return the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_tokens_as_values(sys.argv[1:] if argv is None else argv))
     try:
         with output.paste_ini(args.paste_ini):
             code: int = args.run(args)
