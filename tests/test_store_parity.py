@@ -131,6 +131,27 @@ def test_a_copy_never_undoes_a_revocation_on_the_target(any_store: TokenStore) -
     assert (found.revoked_at, found.last_used_at) == (900, 700)
 
 
+def test_a_copy_never_brings_back_a_pruned_token(any_store: TokenStore) -> None:
+    # Revoked on the target, pruned there; the source never heard of the
+    # revocation and still has the token active: a re-run copy must not
+    # resurrect it (nor an expired one pruned there).
+    now = int(time.time())
+    _, revoked = issue_token(any_store, POLICY, owner="alice", now=now - 100)
+    _, expired = issue_token(any_store, POLICY, owner="bob", now=now - 100, lifetime=10)
+    _, alive = issue_token(any_store, POLICY, owner="carol", now=now - 100)
+    any_store.revoke(revoked.token_id, now=now - 50)
+    assert any_store.prune(before=now) == 2
+    ids = [revoked.token_id, expired.token_id, alive.token_id, "neverseen000"]
+    assert any_store.pruned(ids) == {revoked.token_id, expired.token_id}
+    assert any_store.put_all([revoked, expired._replace(expires_at=None), alive]) == 1
+    assert any_store.get(revoked.token_id) is None
+    assert any_store.get(expired.token_id) is None
+    assert any_store.get(alive.token_id) == alive
+    # A second prune of nothing new still remembers the first.
+    assert any_store.prune(before=now) == 0
+    assert any_store.pruned(ids) == {revoked.token_id, expired.token_id}
+
+
 @pytest.mark.parametrize("store_url_any", ["postgresql"], indirect=True)
 def test_a_revoke_during_a_copy_waits_instead_of_deadlocking(any_store: TokenStore) -> None:
     # The copy writes row after row in one transaction (each bumping the change
@@ -246,6 +267,20 @@ def test_migrate_sqlite_to_postgresql_keeps_every_token(tmp_path: Path) -> None:
             response = client.get("/", headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == status
         middleware.close()
+
+        # Bob's token is revoked on the new store only, and pruned there; a
+        # host still moving re-runs the copy from the old store, where it is
+        # active: it stays gone.
+        pg_env = cli_env(pg_url)
+        assert run("token", "revoke", tokens[1].split("_")[1], env=pg_env).returncode == 0
+        target.prune(before=int(time.time()) + 1)
+        rerun = run("store", "migrate", "--to", pg_url, env=env)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert "Copied 1 token(s)" in rerun.stdout
+        assert "Left out 2 token(s) pruned from the target earlier" in rerun.stdout
+        assert tokens[1].split("_")[1] in rerun.stdout
+        checked = run("check", "--bearer", tokens[1], env=pg_env)
+        assert checked.returncode == 1, checked.stdout
         target.close()
 
 

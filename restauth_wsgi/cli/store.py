@@ -22,7 +22,8 @@ def register(commands: Any) -> None:
         " last-used times) from the current store (RESTAUTH_TOKEN_STORE, or --from) to"
         " another, then read every one back to verify it. Safe to re-run: a token already"
         " in the target keeps the later last-used time and the earlier revocation of the"
-        " two, and tokens only in the target are left alone. Then point"
+        " two, tokens only in the target are left alone, and tokens pruned from the target"
+        " are not copied again. Then point"
         " RESTAUTH_TOKEN_STORE at the target.",
     )
     migrate.add_argument("--to", required=True, metavar="URL", help="the target store URL")
@@ -71,10 +72,17 @@ def _migrate(args: argparse.Namespace) -> int:
         records = source.list()
         existing = {r.token_id: r for r in target.list()}
         merged = [merge(record, existing.get(record.token_id)) for record in records]
-        target.put_all(merged)
+        copied = target.put_all(merged)
+        # Pruned from the target earlier (revoked or expired there): not
+        # written again, whatever the source says of them.
+        pruned = target.pruned(r.token_id for r in merged)
         # Read back: each as written, or revoked earlier or used later there
         # (by a server on the target while the copy ran; the copy keeps those).
-        wrong = [r.token_id for r in merged if not _holds(target.get(r.token_id), r)]
+        wrong = [
+            r.token_id
+            for r in merged
+            if r.token_id not in pruned and not _holds(target.get(r.token_id), r)
+        ]
     finally:
         source.close()
         target.close()
@@ -83,8 +91,13 @@ def _migrate(args: argparse.Namespace) -> int:
             f"{len(wrong)} token(s) did not read back as written: {', '.join(wrong[:10])}"
         )
     print(
-        f"Copied {len(merged)} token(s) from {mask_url(source_url)} to {mask_url(args.to)}"
+        f"Copied {copied} token(s) from {mask_url(source_url)} to {mask_url(args.to)}"
         " and verified each."
     )
+    if pruned:
+        print(
+            f"Left out {len(pruned)} token(s) pruned from the target earlier (revoked or"
+            f" expired there): {', '.join(sorted(pruned)[:10])}"
+        )
     print(f"Now set RESTAUTH_TOKEN_STORE={mask_url(args.to)} everywhere.")
     return 0

@@ -103,6 +103,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             for event in ("update", "delete", "insert", "truncate")
         ),
     ),
+    # 5: the ids prune deleted (see the SQLite store).
+    (
+        """CREATE TABLE restauth_token_tombstones (
+            id TEXT PRIMARY KEY,
+            pruned_at BIGINT NOT NULL
+        )""",
+    ),
 )
 
 #: The triggers that keep the counter; a poll that finds any missing or not
@@ -111,7 +118,7 @@ CHANGE_TRIGGERS = tuple(
     f"restauth_tokens_changed_on_{event}" for event in ("update", "delete", "insert", "truncate")
 )
 
-_SQL = Queries.render("restauth_tokens", "%s")
+_SQL = Queries.render("restauth_tokens", "restauth_token_tombstones", "%s")
 # The counter, and how many of the change triggers fire always (one read).
 _GENERATION = """SELECT generation, nonce, (
     SELECT count(*) FROM pg_trigger

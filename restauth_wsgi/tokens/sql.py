@@ -1,12 +1,13 @@
 """The token stores' SQL, written once and rendered for each database.
 
 SQLite and PostgreSQL differ here only in the parameter marker (``?`` or
-``%s``) and the table's name (the PostgreSQL table may share a database
-with the application, so it is prefixed).
+``%s``) and the tables' names (the PostgreSQL tables may share a database
+with the application, so they are prefixed).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -44,10 +45,13 @@ class Queries:
     revoke: str
     prunable: str
     prune: str
+    bury: str
+    buried: str
 
     @classmethod
-    def render(cls, table: str, marker: str) -> Queries:
-        """The statements for ``table`` with parameters written as ``marker``."""
+    def render(cls, table: str, tombstones: str, marker: str) -> Queries:
+        """The statements for ``table`` (and its ``tombstones``, the ids
+        pruned from it) with parameters written as ``marker``."""
         columns = ", ".join(COLUMNS)
         values = ", ".join([marker] * len(COLUMNS))
         # A copy over a token already there keeps the earlier revocation and
@@ -80,6 +84,9 @@ class Queries:
             f" WHERE id = {marker} AND revoked_at IS NULL",
             prunable=f"SELECT 1 FROM {table} WHERE {dead} LIMIT 1",
             prune=f"DELETE FROM {table} WHERE {dead}",
+            bury=f"INSERT INTO {tombstones} (id, pruned_at) SELECT id, {marker} FROM {table}"
+            f" WHERE {dead} ON CONFLICT (id) DO NOTHING",
+            buried=f"SELECT 1 FROM {tombstones} WHERE id = {marker}",
         )
 
 
@@ -191,6 +198,9 @@ class SqlTokenWrites:
             # after every scheduled prune.
             if conn.execute(self.sql.prunable, (before, before)).fetchone() is None:
                 return 0
+            # Each pruned id is remembered, so that a copy from a store that
+            # never heard of its revocation cannot bring it back (put_all).
+            conn.execute(self.sql.bury, (int(time.time()), before, before))
             return int(conn.execute(self.sql.prune, (before, before)).rowcount)
 
     def _lock_for_copy(self, conn: Any) -> None:
@@ -198,11 +208,24 @@ class SqlTokenWrites:
 
     def put_all(self, records: Iterable[TokenRecord]) -> int:
         """Insert or overwrite ``records`` (for ``restauth store migrate``); a
-        token already there keeps the earlier revocation and the later use."""
+        token already there keeps the earlier revocation and the later use,
+        and one pruned from here is not written again."""
         count = 0
         with self._transaction() as conn:
             self._lock_for_copy(conn)
             for record in records:
-                conn.execute(self.sql.upsert, to_row(record))
-                count += 1
+                # Asked in the copy's own transaction, which a prune waits for
+                # (or the copy for it): never a pruned token written back.
+                if conn.execute(self.sql.buried, (record.token_id,)).fetchone() is None:
+                    conn.execute(self.sql.upsert, to_row(record))
+                    count += 1
         return count
+
+    def pruned(self, token_ids: Iterable[str]) -> set[str]:
+        """Those of ``token_ids`` that a prune deleted from this store."""
+        with self._transaction() as conn:
+            return {
+                token_id
+                for token_id in token_ids
+                if conn.execute(self.sql.buried, (token_id,)).fetchone() is not None
+            }

@@ -117,9 +117,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             {_BUMP}
         END""",
     ),
+    # 5: the ids prune deleted, so that re-running a copy from a store that
+    # never heard of a revocation cannot bring the token back.
+    (
+        """CREATE TABLE token_tombstones (
+            id TEXT PRIMARY KEY,
+            pruned_at INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+    ),
 )
 
-_SQL = Queries.render("tokens", "?")
+_SQL = Queries.render("tokens", "token_tombstones", "?")
 # The counter, how many of the change triggers exist, and the schema's
 # version, which SQLite moves on every schema change: a trigger dropped and
 # made again between two polls (writes made meanwhile moved no counter) is

@@ -64,7 +64,8 @@ class TokenStore(Protocol):
 
     def prune(self, *, before: int) -> int:
         """Delete tokens that expired or were revoked before ``before``; return how many.
-        When there are none, nothing is written, so the change mark does not move."""
+        When there are none, nothing is written, so the change mark does not move.
+        The ids deleted are remembered (see ``pruned``)."""
 
     def generation(self) -> Hashable:
         """The store's change mark: it reads differently whenever a token is
@@ -81,10 +82,16 @@ class TokenStore(Protocol):
         seconds ago. Best effort: a busy store skips the write."""
 
     def put_all(self, records: Iterable[TokenRecord]) -> int:
-        """Insert or overwrite ``records`` exactly as given; return how many.
+        """Insert or overwrite ``records``; return how many were written.
 
-        For copying a store (``restauth store migrate``): safe to repeat.
+        For copying a store (``restauth store migrate``): safe to repeat. A
+        token already here keeps the earlier revocation and the later use of
+        the two; a token pruned from here is not written again.
         """
+
+    def pruned(self, token_ids: Iterable[str]) -> set[str]:
+        """Those of ``token_ids`` that a prune deleted from this store (which
+        ``put_all`` therefore does not write)."""
 
     def close(self) -> None:
         """Close this thread's (or process's) connections, if any."""
