@@ -11,12 +11,15 @@ here is RFC 7235 / RFC 6750 (``b64token``) / RFC 7617 (UTF-8 Basic).
 from __future__ import annotations
 
 import binascii
+import hashlib
 import json
 import re
 
 from restauth_wsgi.errors import InvalidCredentials, InvalidToken, MalformedCredentials
 from restauth_wsgi.jwt import jws
 from restauth_wsgi.jwt.jws import ParsedJwt
+from restauth_wsgi.providers.routing import family_of
+from restauth_wsgi.tokens import format as token_format
 
 #: Credentials longer than this are refused before any parsing or lookup.
 #: Far above any real token (large Azure/Keycloak JWTs are 4-8 KB), far
@@ -161,4 +164,36 @@ def _basic(payload: str) -> Credentials:
         raise MalformedCredentials(
             "The Basic credentials must be 'user:token' with a colon.", scheme="Basic"
         )
+    if _token_shaped(username):
+        username = _hidden(username, "a token")
+    elif password in _TOKEN_AS_USER:
+        username = _hidden(username, "sent with no password, perhaps a token")
     return Credentials(scheme="Basic", secret=password, username=username)
+
+
+# A token sent as the Basic user (curl's `-u "$TOKEN:"`, GitHub's
+# `<token>:x-oauth-basic`) is, from here on (refusals, logs, audit, the
+# lockout's counters), known by a name that is no secret. Such a name never
+# logs in: no password file holds a user that begins with "<".
+_TOKEN_AS_USER = frozenset({"", "x-oauth-basic"})
+#: How every hidden Basic user's name begins.
+HIDDEN_USER_MARK = "<user not shown: "
+
+
+def _token_shaped(username: str) -> bool:
+    """Whether a Basic user is a token of a known family, ours or a JWT."""
+    return (len(username) >= 20 and family_of(username) is not None) or (
+        username.startswith("eyJ") and "." in username
+    )
+
+
+def _hidden(username: str, why: str) -> str:
+    """The name a hidden Basic user is known by: our token's public id, else
+    a fingerprint (the same user, the same name: the lockout still counts it)."""
+    if token_format.looks_like_token(username):
+        try:
+            return f"{HIDDEN_USER_MARK}{why}, id:{token_format.parse(username).token_id}>"
+        except token_format.MalformedToken:
+            pass
+    digest = hashlib.sha256(username.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{HIDDEN_USER_MARK}{why}, sha256:{digest[:12]}>"

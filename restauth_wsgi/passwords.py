@@ -47,6 +47,9 @@ class PasswordFile:
             where = f"{path}, line {number}"
             if not colon or not user or not hashed:
                 raise _invalid(f"{where} is not user:hash")
+            if user.startswith("<"):
+                # The names tokens sent as the Basic user are known by begin so.
+                raise _invalid(f"{where}: a user name cannot begin with '<'")
             if not hashed.startswith(_SCHEMES):
                 raise _invalid(
                     f"{where}: {user!r} has a hash that is not bcrypt or Argon2;"

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,14 @@ from werkzeug.test import Client
 
 from restauth_wsgi import RestAuthMiddleware, Settings
 from restauth_wsgi.decision import Gatekeeper
+from restauth_wsgi.errors import ConfigurationError
 from restauth_wsgi.metrics import Metrics
 from restauth_wsgi.providers.settings import ProviderSettings
 from restauth_wsgi.tokens.store import TokenRecord
 
 from .fake_provider import FakeProvider, Reply
 from .helpers import (
+    RESTAUTH,
     ROOT,
     claims_token,
     cli_env,
@@ -152,6 +155,78 @@ def test_refusal_logs_hold_no_password_derived_value(
         for length in (8, 12):
             assert digest[:length] not in caplog.text
         assert password not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "shown"),
+    [
+        pytest.param(
+            "ghp_S3cr3tPATabcdefghijklmnopqrstuvwxyz", "x-oauth-basic", "a token", id="gh"
+        ),
+        pytest.param("glpat-S3cr3tPATabcdefghij", "anything", "a token", id="gitlab-any-pw"),
+        pytest.param("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.S3cr3tSig", "x", "a token", id="jwt"),
+        pytest.param("S3cr3tOpaqueTokenOfNoFamily", "", "no password", id="curl-u-token"),
+        pytest.param("restauth_{issued}", "", "a token", id="ours"),
+    ],
+)
+def test_a_token_sent_as_the_basic_user_reaches_no_log_cache_or_audit(
+    tmp_path: Path,
+    store_url: str,
+    issue: Issue,
+    caplog: pytest.LogCaptureFixture,
+    user: str,
+    password: str,
+    shown: str,
+) -> None:
+    # curl -u "$TOKEN:", GitHub's <token>:x-oauth-basic: the user is a secret.
+    passwords = tmp_path / "htpasswd"
+    passwords.write_text(f"svc:{bcrypt.hashpw(b'pw-123456', bcrypt.gensalt(rounds=4)).decode()}\n")
+    cache = f"file://{tmp_path}/cache"
+    if "{issued}" in user:
+        token, _ = issue(owner="alice")
+        user, secret = token, token.split("_")[2]
+    else:
+        secret = "S3cr3t"
+    settings = Settings(
+        token_store=store_url, password_file=str(passwords), cache=cache, lockout_user_threshold=2
+    )
+    client = Client(RestAuthMiddleware(echo_app, settings=settings))
+    with caplog.at_level(logging.INFO):
+        for n in range(3):  # from three addresses: the user's counter, not an address's
+            response = client.get(
+                "/",
+                headers={"Authorization": basic(user, password)},
+                environ_base={"REMOTE_ADDR": f"192.0.2.{n + 1}"},
+            )
+            assert response.status_code in (401, 429)
+    assert secret not in caplog.text
+    audit = [json.loads(r.getMessage()) for r in caplog.records if r.name == "restauth.audit"]
+    assert audit, "each refusal has its audit line"
+    users = [line["username"] for line in audit if line["username"] is not None]
+    assert users, audit
+    assert all(user.startswith("<user not shown: ") and shown in user for user in users), audit
+    listed = subprocess.run(
+        [RESTAUTH, "lockout", "list", "--json"],
+        env=cli_env(store_url, RESTAUTH_CACHE=cache),
+        capture_output=True,
+        text=True,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert secret not in listed.stdout
+    for kept in (tmp_path / "cache").rglob("*"):
+        assert secret.encode() not in kept.read_bytes(), "nor the shared cache (lockout, answers)"
+
+
+def test_a_password_file_user_cannot_take_a_hidden_users_name(
+    tmp_path: Path, store_url: str
+) -> None:
+    passwords = tmp_path / "htpasswd"
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    passwords.write_text(f"<user not shown: a token, sha256:000000000000>:{hashed}\n")
+    with pytest.raises(ConfigurationError, match="cannot begin with '<'"):
+        RestAuthMiddleware(
+            echo_app, settings=Settings(token_store=store_url, password_file=str(passwords))
+        )
 
 
 @pytest.mark.parametrize(

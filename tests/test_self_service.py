@@ -21,6 +21,7 @@ import bcrypt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.middleware.lint import LintMiddleware
 from werkzeug.test import Client, EnvironBuilder, run_wsgi_app
 
@@ -808,6 +809,54 @@ def test_a_chunked_body_is_bounded_as_a_counted_one(web: Web) -> None:
     assert chunked(exact) == 201
     assert chunked(exact + b" ") == 413
     assert chunked(b'{"name": "ci"}'.ljust(MAX_BODY) + b'{"name": "other"}' * 3000) == 413
+
+
+class _BrokenInput:
+    """mod_wsgi's wsgi.input when the client stalls past Apache's Timeout or
+    drops mid-body (an OSError); werkzeug's own streams raise
+    ClientDisconnected."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def read(self, size: int = -1) -> bytes:
+        raise self.error
+
+    readline = read
+
+
+@pytest.mark.parametrize("counted", [True, False], ids=["content-length", "chunked"])
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError("Apache/mod_wsgi request data read error: Partial results are valid"),
+        ClientDisconnected(),
+    ],
+    ids=["mod_wsgi", "werkzeug"],
+)
+def test_a_body_the_client_stops_sending_is_400(
+    web: Web, store: TokenStore, counted: bool, error: Exception
+) -> None:
+    client = web()
+    environ = EnvironBuilder(
+        path=API,
+        method="POST",
+        data=b'{"name": "ci"}',
+        content_type="application/json",
+        headers=ALICE,
+        environ_overrides={"REMOTE_ADDR": "127.0.0.1"},
+    ).get_environ()
+    environ["wsgi.input"] = _BrokenInput(error)
+    if not counted:
+        del environ["CONTENT_LENGTH"]
+        environ["wsgi.input_terminated"] = True
+    body, status, _ = run_wsgi_app(client.application, environ, buffered=True)
+    assert status.startswith("400"), status
+    answer = json.loads(b"".join(body))
+    assert answer["errorMessages"] == [
+        "The body could not be read to its end: the client stopped sending."
+    ]
+    assert store.list() == []
 
 
 def test_a_name_with_a_lone_surrogate_is_a_bad_name(web: Web) -> None:

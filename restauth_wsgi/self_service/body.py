@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_content_length, get_input_stream
 
@@ -101,6 +101,19 @@ def _read_bounded(environ: WSGIEnvironment) -> bytes:
 
     :raises BodyTooLarge: if the body is longer.
     """
+    try:
+        return _read_up_to_limit(environ)
+    except (ClientDisconnected, OSError):
+        # The client stopped sending or went away mid-body (werkzeug's limit
+        # says ClientDisconnected; mod_wsgi raises OSError "request data read
+        # error" past Apache's Timeout): the request is incomplete, not ours
+        # to fail with a 500.
+        raise ApiRefusal(
+            "The body could not be read to its end: the client stopped sending."
+        ) from None
+
+
+def _read_up_to_limit(environ: WSGIEnvironment) -> bytes:
     too_large = BodyTooLarge(f"The body is longer than {MAX_BODY} bytes.")
     if "wsgi.input_terminated" in environ and get_content_length(environ) is None:
         # A chunked body, its end found by the server (gunicorn says so for
