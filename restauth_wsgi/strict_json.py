@@ -55,3 +55,19 @@ _unique_decoder = json.JSONDecoder(
 #: key twice (which one would count is a matter of parsers: a request body
 #: must mean one thing). Raises ``ValueError``.
 loads_unique = _unique_decoder.decode
+
+
+_NUMBERS = frozenset({int, float})
+
+
+def finite_number(value: object) -> float | None:
+    """A JSON number (never a boolean) as a finite float; ``None`` for anything
+    else, an integer too large for a float included (``10**400``: arithmetic
+    with it raises OverflowError)."""
+    if type(value) not in _NUMBERS:
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None

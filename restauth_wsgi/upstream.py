@@ -140,13 +140,15 @@ class UpstreamClient:
         :raises UpstreamError: unreachable, too slow, too large, redirected,
             a 5xx or 429, or a URL that breaks the https rule.
         """
-        parts = urllib.parse.urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        where = f"{origin}{parts.path}"
         try:
+            # A discovery document's endpoint is the provider's to write, and
+            # may not parse at all ("http://[::1/keys").
+            parts = urllib.parse.urlsplit(url)
             check_url(url, allow_http=self.allow_http)
         except ValueError as exc:
             raise UpstreamError(str(exc).split(";")[0]) from None
+        origin = f"{parts.scheme}://{parts.netloc}"
+        where = f"{origin}{parts.path}"
         now = self._clock()
         down_until = self._down_until.get(origin, 0.0)
         if down_until > now:
@@ -207,6 +209,13 @@ class UpstreamClient:
             ) from None
         except requests.RequestException as exc:
             raise self._failed(origin, f"{where} is unreachable ({type(exc).__name__})") from None
+        except ValueError:
+            # requests parses a redirect's Location even when it follows none
+            # (for Response.next): one that does not parse is the provider's
+            # fault too.
+            raise self._failed(
+                origin, f"{where} answered a redirect to a URL that does not parse"
+            ) from None
         except urllib3.exceptions.HTTPError as exc:
             # The body is read from urllib3 directly (read1, below), so its own
             # errors come through unwrapped: a connection cut mid-body
@@ -223,8 +232,11 @@ class UpstreamClient:
         if status >= 500:
             raise self._failed_about(origin, subject, f"{where} answered {status}")
         if 300 <= status < 400:
-            location = urllib.parse.urlsplit(response.headers.get("Location", ""))
-            shown = urllib.parse.urlunsplit(location._replace(query="", fragment=""))
+            try:
+                location = urllib.parse.urlsplit(response.headers.get("Location", ""))
+                shown = urllib.parse.urlunsplit(location._replace(query="", fragment=""))
+            except ValueError:
+                shown = "a URL that does not parse"
             raise UpstreamError(
                 f"{where} answered a redirect to {shown or '(no Location)'}, which is not"
                 " followed; if that is the endpoint, set its URL to it"

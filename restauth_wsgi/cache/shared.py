@@ -17,6 +17,7 @@ from typing import Any
 
 from cachelib import BaseCache
 
+from restauth_wsgi import strict_json
 from restauth_wsgi.cache.backends import Backend, check_cache_url, open_backend
 from restauth_wsgi.fork_safety import PerProcess
 from restauth_wsgi.metrics import NO_METRICS, Metrics
@@ -79,9 +80,11 @@ class SharedCache:
             return None
         value = None
         if isinstance(raw, str | bytes):
+            # Strictly (no NaN, no key twice): another release, or anyone who
+            # can write to the cache, wrote it.
             try:
-                value = json.loads(raw)
-            except ValueError:
+                value = strict_json.loads_unique(raw if isinstance(raw, str) else raw.decode())
+            except (ValueError, RecursionError):
                 value = None
         hit = isinstance(value, dict)
         self.metrics.cache("shared", hit)

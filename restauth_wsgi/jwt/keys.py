@@ -25,9 +25,14 @@ from jwt.exceptions import InvalidKeyError, PyJWKError
 
 from restauth_wsgi.cache import SharedCache
 from restauth_wsgi.metrics import NO_METRICS, Metrics
+from restauth_wsgi.strict_json import finite_number
 from restauth_wsgi.upstream import UpstreamClient, UpstreamError
 
 log = logging.getLogger(__name__)
+
+# How far ahead of this host's clock another host's may run: a key set from
+# the shared cache fetched later than that is from no clock of ours.
+_SKEW = 300.0
 
 
 class UnknownKey(LookupError):
@@ -175,20 +180,22 @@ class KeySet:
         entry = self.shared.get("jwks", self._locate())
         if entry is None:
             return float("-inf")
-        fetched_at, jwks = entry.get("fetched_at"), entry.get("jwks")
-        kid_fetch_at = entry.get("kid_fetch_at")
-        if not isinstance(kid_fetch_at, int | float):
+        # Times as no release writes them (a bool, 10**400, a time to come,
+        # which would keep a key set fresh for ever) are no times.
+        fetched_at, jwks = finite_number(entry.get("fetched_at")), entry.get("jwks")
+        kid_fetch_at = finite_number(entry.get("kid_fetch_at"))
+        if kid_fetch_at is None or kid_fetch_at > now + _SKEW:
             kid_fetch_at = float("-inf")
-        if not isinstance(fetched_at, int | float) or not isinstance(jwks, dict):
-            return float(kid_fetch_at)
+        if fetched_at is None or fetched_at > now + _SKEW or not isinstance(jwks, dict):
+            return kid_fetch_at
         if self._fetched_at is not None and fetched_at <= self._fetched_at:
-            return float(kid_fetch_at)
+            return kid_fetch_at
         if now - fetched_at >= self.max_age:
-            return float(kid_fetch_at)
+            return kid_fetch_at
         try:
             self._install(jwks, fetched_at)
         except UpstreamError:
-            return float(kid_fetch_at)
+            return kid_fetch_at
         return None
 
     def _fetch(self) -> dict[str, Any]:

@@ -117,7 +117,18 @@ class OpaqueTokenAuthenticator:
 
     def _cached(self, token: str) -> LookupAnswer | None:
         entry = self.shared.get(self._kind, token)
-        return None if entry is None else LookupAnswer.from_json(entry)
+        answer = None if entry is None else LookupAnswer.from_json(entry)
+        # An answer past its own expiry is none: a host whose clock runs
+        # behind kept it longer than it holds (another release, or anyone who
+        # can write to the cache, may have too).
+        if (
+            answer is not None
+            and answer.active
+            and answer.expires_at is not None
+            and not answer.expires_at > self._clock()
+        ):
+            return None
+        return answer
 
     def _ask(self, token: str, guard: Guard) -> LookupAnswer:
         cached = self._cached(token)  # another process may have asked meanwhile

@@ -25,6 +25,7 @@ from typing import Any
 from restauth_wsgi.providers.claims import scopes_of
 from restauth_wsgi.providers.discovery import Discovery
 from restauth_wsgi.providers.resolved import ProviderConfig
+from restauth_wsgi.strict_json import finite_number
 from restauth_wsgi.upstream import (
     MAX_RETRY_AFTER,
     Answer,
@@ -74,8 +75,10 @@ class LookupAnswer:
         claims, scopes, expires_at = data.get("claims"), data.get("scopes"), data.get("expires_at")
         if not isinstance(data.get("active"), bool) or not isinstance(claims, dict):
             return None
-        if expires_at is not None and not isinstance(expires_at, int | float):
-            return None
+        if expires_at is not None:
+            expires_at = finite_number(expires_at)
+            if expires_at is None:
+                return None
         return cls(
             active=data["active"],
             claims=claims,

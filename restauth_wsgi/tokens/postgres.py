@@ -164,6 +164,10 @@ class PostgresTokenStore(SqlTokenWrites):
             except psycopg.OperationalError as exc:
                 if attempt == 2:
                     raise self._unavailable(exc) from exc
+            except psycopg.Error as exc:
+                # The table renamed or dropped, no privilege, a read-only
+                # standby: no second try mends those.
+                raise self._unavailable(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def generation(self) -> tuple[int, str, str]:
@@ -248,19 +252,44 @@ class PostgresTokenStore(SqlTokenWrites):
             # minutes by default; give it up quickly instead, so that after an
             # outage the next request connects on demand.
             reconnect_timeout=max(self.timeout, 1.0),
-            kwargs={"autocommit": True, "connect_timeout": max(1, round(self.timeout))},
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": max(1, round(self.timeout)),
+                # A network path that goes silent mid-read (no reset) is found
+                # dead within about the timeout, not after the kernel's hours.
+                "keepalives": 1,
+                "keepalives_idle": max(1, round(self.timeout)),
+                "keepalives_interval": 1,
+                "keepalives_count": 3,
+                "tcp_user_timeout": max(1000, round(self.timeout * 1000)),
+            },
+            configure=self._configure,
             open=False,
             name="restauth-tokens",
         )
         pool.open(wait=False)
         return pool
 
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        # No statement waits longer than the store's timeout, for a lock (a
+        # session holding the table) or for anything else: a request gets its
+        # 503 then. Set on the session, not as a startup option, which
+        # PgBouncer refuses.
+        limit = max(1, round(self.timeout * 1000))
+        conn.execute(f"SET statement_timeout = {limit}")
+        conn.execute(f"SET lock_timeout = {limit}")
+
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         try:
             with self._pool.get().connection() as conn:
                 if not self._schema_ready:
-                    self._migrate(conn)
+                    try:
+                        self._migrate(conn)
+                    except psycopg.Error as exc:
+                        # A read-only standby, a role without CREATE: the
+                        # schema cannot be checked, so nothing is read.
+                        raise self._unavailable(exc) from exc
                 yield conn
         except psycopg_pool.PoolTimeout as exc:
             raise self._unavailable(exc) from exc

@@ -1,0 +1,257 @@
+"""What a fault review found in the parts behind the middleware: a provider's
+URLs that do not parse, the shared cache holding entries no release writes,
+and a PostgreSQL store that is damaged, read-only, short of privileges or
+locked. Each must be a 503 (or the right answer), never a 500, never a hang
+past the store's timeout, never an expired answer accepted."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from werkzeug.test import Client
+
+from restauth_wsgi import RestAuthMiddleware, Settings
+from restauth_wsgi.cache.shared import open_shared_cache
+from restauth_wsgi.providers.presets import resolve
+from restauth_wsgi.providers.settings import ProviderSettings
+from restauth_wsgi.tokens.issuing import issue_token
+
+from .fake_provider import FakeProvider, Reply
+from .helpers import echo_app, run_restauth
+from .oidc_provider import SigningKey
+from .services import postgres_database
+
+KEY = SigningKey("RS256")
+
+
+def ask(client: Client, token: str) -> Any:
+    return client.get("/", headers={"Authorization": f"Bearer {token}"})
+
+
+# -- a provider's URLs ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("location", ["http://[::1/x", "http://[abc]/"])
+def test_a_redirect_to_a_url_that_does_not_parse_is_503(
+    fake_provider: FakeProvider, tmp_path: Path, location: str
+) -> None:
+    fake_provider.route("/me", lambda request: Reply(302, b"", {"Location": location}))
+    provider = ProviderSettings("idp", type="oauth2", userinfo_url=f"{fake_provider.url}/me")
+    settings = Settings(
+        token_store=f"sqlite://{tmp_path}/t.db", providers=(provider,), upstream_backoff=0
+    )
+    answer = ask(Client(RestAuthMiddleware(echo_app, settings=settings)), "opaque")
+    assert answer.status_code == 503, answer.get_data(as_text=True)
+    assert int(answer.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("field", "validation"),
+    [
+        ("jwks_uri", "jwt"),
+        ("introspection_endpoint", "introspection"),
+        ("userinfo_endpoint", "userinfo"),
+    ],
+)
+def test_a_discovered_endpoint_that_does_not_parse_is_503(
+    fake_provider: FakeProvider, tmp_path: Path, field: str, validation: str
+) -> None:
+    issuer = fake_provider.url
+    document = {"issuer": issuer, "jwks_uri": f"{issuer}/jwks", field: "http://[::1/endpoint"}
+    fake_provider.json("/.well-known/openid-configuration", document)
+    fake_provider.json("/jwks", {"keys": [KEY.public_jwk()]})
+    provider = ProviderSettings(
+        "idp",
+        type="oidc",
+        issuer=issuer,
+        audience=("api",),
+        validation=validation,
+        client_id="c",
+        client_secret="s",
+    )
+    settings = Settings(
+        token_store=f"sqlite://{tmp_path}/t.db",
+        providers=(provider,),
+        upstream_backoff=0,
+        allow_http=True,
+    )
+    claims = {"iss": issuer, "aud": "api", "sub": "bob", "exp": int(time.time()) + 300}
+    token = KEY.sign(claims) if validation == "jwt" else "opaque"
+    answer = ask(Client(RestAuthMiddleware(echo_app, settings=settings)), token)
+    assert answer.status_code == 503, answer.get_data(as_text=True)
+
+
+# -- the shared cache, as another release or anyone with access to it wrote it ------
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"fetched_at": 10**400, "jwks": {"keys": []}},
+        {"fetched_at": 1.0, "kid_fetch_at": 10**400, "jwks": {}},
+        {"fetched_at": True, "jwks": {"keys": []}},
+        # Fetched "later" than now: it would stay fresh for ever, its keys never rotated.
+        {"fetched_at": time.time() + 10**6, "jwks": {"keys": []}},
+    ],
+    ids=["huge-fetched-at", "huge-kid-fetch-at", "boolean", "from-the-future"],
+)
+def test_a_key_set_entry_no_release_writes_is_no_key_set(
+    fake_provider: FakeProvider, tmp_path: Path, entry: dict[str, Any]
+) -> None:
+    issuer = fake_provider.url
+    fake_provider.json(
+        "/.well-known/openid-configuration", {"issuer": issuer, "jwks_uri": f"{issuer}/jwks"}
+    )
+    fake_provider.json("/jwks", {"keys": [KEY.public_jwk()]})
+    cache = f"file://{tmp_path}/cache"
+    provider = ProviderSettings("idp", type="oidc", issuer=issuer, audience=("api",))
+    settings = Settings(
+        token_store=f"sqlite://{tmp_path}/t.db",
+        providers=(provider,),
+        cache=cache,
+        allow_http=True,
+        cache_namespace="faults",
+    )
+    shared = open_shared_cache(cache, max_entries=100, timeout=1, namespace="faults")
+    shared.set("jwks", f"{issuer}/jwks", entry, 300)
+    token = KEY.sign({"iss": issuer, "aud": "api", "sub": "bob", "exp": int(time.time()) + 300})
+    answer = ask(Client(RestAuthMiddleware(echo_app, settings=settings)), token)
+    assert answer.status_code == 200, "the entry was passed over; the keys were fetched"
+    assert json.loads(answer.get_data())["remote_user"] == "bob"
+
+
+@pytest.mark.parametrize("expires_at", [-600, float("nan"), True], ids=["past", "nan", "boolean"])
+def test_a_cached_answer_past_its_own_expiry_is_not_used(
+    fake_provider: FakeProvider, tmp_path: Path, expires_at: float
+) -> None:
+    # A host whose clock runs behind kept the answer longer than it holds.
+    fake_provider.route("/me", lambda request: Reply(401, {"error": "invalid_token"}))
+    cache = f"file://{tmp_path}/cache"
+    provider = ProviderSettings("idp", type="oauth2", userinfo_url=f"{fake_provider.url}/me")
+    settings = Settings(
+        token_store=f"sqlite://{tmp_path}/t.db",
+        providers=(provider,),
+        cache=cache,
+        cache_namespace="faults",
+        upstream_backoff=0,
+    )
+    client = Client(RestAuthMiddleware(echo_app, settings=settings))
+    config = resolve(provider, allow_http=False)
+    kind = f"{config.validation}:{config.name}:{config.fingerprint}"
+    when = time.time() + expires_at if type(expires_at) is int else expires_at
+    shared = open_shared_cache(cache, max_entries=100, timeout=1, namespace="faults")
+    shared.set(
+        kind, "opaque-1", {"active": True, "claims": {"sub": "dave"}, "expires_at": when}, 300
+    )
+    answer = ask(client, "opaque-1")
+    assert answer.status_code == 401, answer.get_data(as_text=True)
+
+
+# -- a PostgreSQL store that is damaged, read-only, short of privileges or locked ----
+
+
+@pytest.fixture
+def pg() -> Iterator[tuple[str, str, psycopg.Connection[Any]]]:
+    with postgres_database() as url:
+        settings = Settings(token_store=url, token_store_timeout=1.0)
+        store = settings.open_token_store()
+        token, _ = issue_token(store, settings.token_policy(), owner="alice")
+        store.close()
+        with psycopg.connect(url, autocommit=True) as admin:
+            yield url, token, admin
+
+
+def within(call: Callable[[], Any], limit: float = 20.0) -> Any:
+    """``call``'s result, failing if it hangs: the store's timeout is 1 s."""
+    done: list[Any] = []
+
+    def run() -> None:
+        try:
+            done.append(call())
+        except BaseException as exc:  # a 500 is re-raised below, as itself
+            done.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(limit)
+    assert done, f"still waiting after {limit:g} s with a store timeout of 1 s"
+    if isinstance(done[0], BaseException):
+        raise done[0]
+    return done[0]
+
+
+def store_client(url: str) -> Client:
+    settings = Settings(token_store=url, token_store_timeout=1.0)
+    return Client(RestAuthMiddleware(echo_app, settings=settings))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "ALTER TABLE restauth_tokens RENAME TO restauth_tokens_old",
+        "ALTER DATABASE {db} SET default_transaction_read_only = on",
+    ],
+    ids=["table-renamed", "read-only-database"],
+)
+def test_a_damaged_or_read_only_store_is_503(
+    pg: tuple[str, str, psycopg.Connection[Any]], damage: str
+) -> None:
+    url, token, admin = pg
+    admin.execute(damage.format(db=f'"{url.rsplit("/", 1)[1]}"'))
+    answer = within(lambda: ask(store_client(url), token))
+    assert answer.status_code == 503
+    assert int(answer.headers["Retry-After"]) > 0
+
+
+def test_a_role_without_create_reads_or_is_503(
+    pg: tuple[str, str, psycopg.Connection[Any]],
+) -> None:
+    url, token, admin = pg
+    role = f"restauth_ro_{url.rsplit('_', 1)[1]}"
+    admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        admin.execute(
+            "GRANT SELECT, UPDATE ON restauth_tokens, restauth_token_changes, restauth_schema"
+            f' TO "{role}"'
+        )
+        answer = within(lambda: ask(store_client(url.replace("root@", f"{role}@")), token))
+        assert answer.status_code in (200, 503)
+    finally:
+        admin.execute(f'DROP OWNED BY "{role}"')
+        admin.execute(f'DROP ROLE "{role}"')
+
+
+def test_a_table_held_by_another_session_is_503_not_a_hang(
+    pg: tuple[str, str, psycopg.Connection[Any]],
+) -> None:
+    url, token, admin = pg
+    client = store_client(url)
+    assert ask(client, token).status_code == 200
+    admin.execute("BEGIN")
+    admin.execute("LOCK TABLE restauth_tokens IN ACCESS EXCLUSIVE MODE")
+    try:
+        other = store_client(url)  # its first read: nothing remembered
+        answer = within(lambda: ask(other, token))
+        assert answer.status_code == 503
+    finally:
+        admin.execute("ROLLBACK")
+
+
+@pytest.mark.parametrize("command", ["check", "revoke"])
+def test_the_cli_names_a_damaged_store_without_a_traceback(
+    pg: tuple[str, str, psycopg.Connection[Any]], command: str
+) -> None:
+    url, token, admin = pg
+    admin.execute("ALTER TABLE restauth_tokens RENAME TO restauth_tokens_old")
+    args = ["check", "--bearer", token] if command == "check" else ["token", "revoke", token]
+    done = run_restauth(url, *args)
+    assert done.returncode in (1, 3), done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "UndefinedTable" in done.stderr + done.stdout
