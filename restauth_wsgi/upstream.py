@@ -31,7 +31,7 @@ import requests
 import urllib3.exceptions
 from requests.auth import AuthBase
 
-from restauth_wsgi import strict_json
+from restauth_wsgi import deadline_http, strict_json
 from restauth_wsgi.cache import ExpiringMap
 from restauth_wsgi.fork_safety import PerThread
 from restauth_wsgi.metrics import NO_METRICS, Metrics
@@ -119,7 +119,7 @@ class UpstreamClient:
         self._failing_subjects: ExpiringMap[tuple[str, str], bool] = ExpiringMap(10_000, clock)
         self._recent_5xx: dict[str, deque[str]] = {}
         self._lock = threading.Lock()
-        self._sessions = PerThread(requests.Session)
+        self._sessions = PerThread(deadline_http.session)
 
     def request(
         self,
@@ -188,26 +188,31 @@ class UpstreamClient:
     ) -> Answer:
         deadline = time.monotonic() + self.timeout
         try:
-            response = self._sessions.get().request(
-                method,
-                url,
-                headers=dict(headers or {}),
-                data=data,
-                json=json_body,
-                auth=auth,
-                params=params,
-                timeout=(self.timeout, self.timeout),
-                stream=True,
-                allow_redirects=False,
-                verify=self.verify,
-            )
-            with response:
-                body = self._read(response, deadline, where)
+            with deadline_http.deadline(deadline):
+                response = self._sessions.get().request(
+                    method,
+                    url,
+                    headers=dict(headers or {}),
+                    data=data,
+                    json=json_body,
+                    auth=auth,
+                    params=params,
+                    timeout=(self.timeout, self.timeout),
+                    stream=True,
+                    allow_redirects=False,
+                    verify=self.verify,
+                )
+                with response:
+                    body = self._read(response, deadline, where)
         except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
             raise self._failed(
                 origin, f"{where} did not answer within {self.timeout:g} s"
             ) from None
         except requests.RequestException as exc:
+            if time.monotonic() >= deadline:  # cut at the deadline (deadline_http)
+                raise self._failed(
+                    origin, f"{where} did not answer within {self.timeout:g} s"
+                ) from None
             raise self._failed(origin, f"{where} is unreachable ({type(exc).__name__})") from None
         except ValueError:
             # requests parses a redirect's Location even when it follows none

@@ -64,9 +64,12 @@ class FakeProvider:
         self.routes: dict[tuple[str, str], Handler] = {}
         self.calls: Counter[str] = Counter()
         self.requests: list[Request] = []
-        #: ok, slow, garbage, error, huge, trickle, redirect
+        #: ok, slow, stall, slow-head, truncated, bad-gzip, gzip-bomb, garbage, error, huge,
+        #: trickle, redirect
         self.mode = "ok"
         self.delay = 5.0
+        #: Whether a client hung up on a "slow-head" answer before its head was done.
+        self.cut_off = False
         self.proxy_to: str | None = None
         self._server: ThreadingHTTPServer | None = None
         self._connections: set[socket.socket] = set()
@@ -168,6 +171,24 @@ class FakeProvider:
         elif mode == "redirect":
             reply = Reply(302, b"", {"Location": "http://127.0.0.1:1/elsewhere"})
         body = reply.encoded()
+        if mode == "slow-head":
+            # The status line, then a header line every 0.3 s, each within any
+            # per-receive timeout, for `delay` seconds; then a good answer.
+            try:
+                handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                ends = time.monotonic() + self.delay
+                while time.monotonic() < ends:
+                    handler.wfile.write(b"X-Slow: a\r\n")
+                    handler.wfile.flush()
+                    time.sleep(0.3)
+                handler.wfile.write(
+                    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                    % (len(body), body)
+                )
+            except OSError:
+                self.cut_off = True  # the client hung up before the head was done
+            handler.close_connection = True
+            return
         try:
             handler.send_response(reply.status)
             for name, value in {"Content-Type": "application/json", **reply.headers}.items():

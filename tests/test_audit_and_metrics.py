@@ -166,6 +166,7 @@ def test_refusal_logs_hold_no_password_derived_value(
         pytest.param("glpat-S3cr3tPATabcdefghij", "anything", "a token", id="gitlab-any-pw"),
         pytest.param("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.S3cr3tSig", "x", "a token", id="jwt"),
         pytest.param("S3cr3tOpaqueTokenOfNoFamily", "", "no password", id="curl-u-token"),
+        pytest.param("hunter2-in-the-user-field", "", "no password", id="password-as-user"),
         pytest.param("restauth_{issued}", "", "a token", id="ours"),
     ],
 )
@@ -186,7 +187,7 @@ def test_a_token_sent_as_the_basic_user_reaches_no_log_cache_or_audit(
         token, _ = issue(owner="alice")
         user, secret = token, token.split("_")[2]
     else:
-        secret = "S3cr3t"
+        secret = user
     settings = Settings(
         token_store=store_url, password_file=str(passwords), cache=cache, lockout_user_threshold=2
     )
@@ -200,6 +201,8 @@ def test_a_token_sent_as_the_basic_user_reaches_no_log_cache_or_audit(
             )
             assert response.status_code in (401, 429)
     assert secret not in caplog.text
+    if shown == "no password":  # perhaps a password: not even a short hash of it
+        assert hashlib.sha256(user.encode()).hexdigest()[:8] not in caplog.text
     audit = [json.loads(r.getMessage()) for r in caplog.records if r.name == "restauth.audit"]
     assert audit, "each refusal has its audit line"
     users = [line["username"] for line in audit if line["username"] is not None]

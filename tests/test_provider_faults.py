@@ -18,7 +18,7 @@ from restauth_wsgi.decision import Gatekeeper
 from restauth_wsgi.providers.settings import ProviderSettings
 
 from .fake_provider import FakeProvider, Reply, Request
-from .helpers import echo_app
+from .helpers import echo_app, eventually
 from .oidc_provider import SigningKey
 
 KEY = SigningKey("RS256")
@@ -80,6 +80,18 @@ def test_faults_answer_503_and_recover(
     fake_provider.mode = "ok"
     time.sleep(0.1)
     assert ask(client, "good-new").status_code == 200, "recovered without a restart"
+
+
+def test_a_provider_that_sends_its_head_a_line_at_a_time_is_cut_at_the_timeout(
+    fake_provider: FakeProvider, settings: Settings, make_client: Callable[..., Client]
+) -> None:
+    # Each header line within the per-receive timeout: requests alone would
+    # wait for as long as the provider went on.
+    client = userinfo_client(fake_provider, settings, make_client)
+    fake_provider.mode, fake_provider.delay = "slow-head", 8.0
+    answer = ask(client, "good-new")
+    assert answer.status_code == 503
+    eventually(lambda: fake_provider.cut_off, "the connection was cut before the head was done")
 
 
 def test_backoff_answers_503_at_once_without_calling(

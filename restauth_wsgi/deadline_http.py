@@ -1,0 +1,94 @@
+"""A ``requests`` session whose calls cannot outlast their deadline.
+
+requests' timeouts apply to each receive, so a server that sends its status
+line and headers a byte at a time, each byte within the timeout, holds a
+call for as long as it likes (``http.client`` reads up to 100 header lines
+of 64 KiB each): a slow or hostile provider would hold the request, and a
+key-set refresh would hold every request waiting for its lock. Here, once
+a call's request is sent, a timer stands ready to shut the connection's
+socket down at the call's deadline; the read then fails at
+once, and the call is the provider failing, within its time. The timer
+stays armed while the body is read, so a body sent a byte at a time is cut
+at the same deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.response import BaseHTTPResponse
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def deadline(at: float) -> Iterator[None]:
+    """Calls this thread makes within the block end by ``at`` (``time.monotonic``):
+    past it, the connection of each is shut down, until the block ends."""
+    _local.at, _local.timers = at, []
+    try:
+        yield
+    finally:
+        for timer in _local.timers:
+            timer.cancel()
+        _local.at, _local.timers = None, []
+
+
+def _cut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched(conn: HTTPConnection, read_head: Callable[[], BaseHTTPResponse]) -> BaseHTTPResponse:
+    at: float | None = getattr(_local, "at", None)
+    sock = conn.sock
+    if at is not None and sock is not None:
+        # Armed until the block ends: the body, read after this returns, is
+        # held to the same deadline.
+        timer = threading.Timer(max(0.0, at - time.monotonic()), _cut, (sock,))
+        timer.daemon = True
+        timer.start()
+        _local.timers.append(timer)
+    return read_head()
+
+
+class _HTTPConnection(HTTPConnection):
+    def getresponse(self) -> Any:  # the head of the answer, against the deadline
+        return _watched(self, super().getresponse)
+
+
+class _HTTPSConnection(HTTPSConnection):
+    def getresponse(self) -> Any:  # the head of the answer, against the deadline
+        return _watched(self, super().getresponse)
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+def session() -> requests.Session:
+    """A session whose connections honour :func:`deadline`."""
+    made = requests.Session()
+    adapter = _Adapter()
+    made.mount("http://", adapter)
+    made.mount("https://", adapter)
+    return made
