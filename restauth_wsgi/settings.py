@@ -339,8 +339,9 @@ class TokenSettings(_Group):
         seconds_between(0, 300),
         5.0,
         doc="Seconds a token-store call may wait (SQLite's busy timeout; PostgreSQL's"
-        " connect and pool wait, and each statement's run and wait for a lock, and about"
-        " when a silent connection is found dead), more than 0 and at most 300.",
+        " connect and pool wait, each statement's run and wait for a lock, and a call's"
+        " whole answer: its connection is cut a second later), more than 0 and at most"
+        " 300.",
     )
     token_feed: bool = setting(
         BOOL,

@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -130,6 +131,9 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
+        #: While set, nothing is forwarded and nothing is closed: a server
+        #: (or the path to it) that has stopped answering.
+        self.frozen = threading.Event()
         self.restore()
 
     def restore(self) -> None:
@@ -179,6 +183,9 @@ class TcpProxy:
         try:
             while True:
                 readable, _, _ = select.select(list(pair), [], [], 1.0)
+                if self.frozen.is_set():
+                    time.sleep(0.05)
+                    continue
                 for sock in readable:
                     data = sock.recv(65536)
                     if not data:

@@ -26,7 +26,7 @@ from restauth_wsgi.tokens.issuing import issue_token
 from .fake_provider import FakeProvider, Reply
 from .helpers import echo_app, run_restauth
 from .oidc_provider import SigningKey
-from .services import postgres_database
+from .services import TcpProxy, postgres_database
 
 KEY = SigningKey("RS256")
 
@@ -242,6 +242,29 @@ def test_a_table_held_by_another_session_is_503_not_a_hang(
         assert answer.status_code == 503
     finally:
         admin.execute("ROLLBACK")
+
+
+def test_a_store_that_stops_answering_is_503_not_a_hang(
+    pg: tuple[str, str, psycopg.Connection[Any]],
+) -> None:
+    # A server, PgBouncer or path that accepts and then answers nothing: no
+    # reset, no statement_timeout from a server that is not running it.
+    url, token, _ = pg
+    host, port = url.split("@", 1)[1].split("/", 1)[0].split(":")
+    proxy = TcpProxy(host, int(port))
+    client = store_client(url.replace(f"{host}:{port}", f"127.0.0.1:{proxy.port}"))
+    assert ask(client, token).status_code == 200  # connected, schema checked
+    settings = Settings(token_store=url)
+    store = settings.open_token_store()
+    unseen, _ = issue_token(store, settings.token_policy(), owner="bob")
+    store.close()
+    proxy.frozen.set()
+    try:
+        answer = within(lambda: ask(client, unseen))
+        assert answer.status_code == 503
+    finally:
+        proxy.frozen.clear()
+        proxy.cut()
 
 
 @pytest.mark.parametrize("command", ["check", "revoke"])

@@ -9,7 +9,11 @@ so the store can share a database with the application.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import socket
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -280,9 +284,12 @@ class PostgresTokenStore(SqlTokenWrites):
         conn.execute(f"SET lock_timeout = {limit}")
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+    def _connection(self, *, bounded: bool = True) -> Iterator[psycopg.Connection[Any]]:
         try:
-            with self._pool.get().connection() as conn:
+            with (
+                self._pool.get().connection() as conn,
+                _cut_at_deadline(conn, bounded, self.timeout),
+            ):
                 if not self._schema_ready:
                     try:
                         self._migrate(conn)
@@ -301,9 +308,9 @@ class PostgresTokenStore(SqlTokenWrites):
         conn.execute("LOCK TABLE restauth_tokens IN SHARE ROW EXCLUSIVE MODE")
 
     @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+    def _transaction(self, *, long: bool = False) -> Iterator[psycopg.Connection[Any]]:
         try:
-            with self._connection() as conn, conn.transaction():
+            with self._connection(bounded=not long) as conn, conn.transaction():
                 # A write waits for a lock no longer than the store's timeout
                 # (a copy holding the table, a stuck session): then it fails,
                 # as an unreachable store does, and nothing queues behind it.
@@ -353,3 +360,39 @@ class PostgresTokenStore(SqlTokenWrites):
             "The token store is unavailable; try again shortly.",
             reason=f"token store {mask_url(self.url)}: {type(exc).__name__}: {exc}",
         )
+
+
+# How long past the store's timeout a call may run before its connection is
+# cut: the server's own statement_timeout answers first, when it answers.
+_GRACE = 1.0
+
+
+@contextmanager
+def _cut_at_deadline(
+    conn: psycopg.Connection[Any], bounded: bool, timeout: float
+) -> Iterator[None]:
+    """Shut the connection's socket down if the block outlasts ``timeout``.
+
+    A server (or PgBouncer, or the path to it) that accepts a statement and
+    then answers nothing holds the call for ever: libpq has no timeout of
+    its own for an answer, and statement_timeout is the silent server's to
+    enforce. Shut down, the socket wakes the waiting call with an error (a
+    503), and the pool discards the connection.
+    """
+    if not bounded:
+        yield
+        return
+    timer = threading.Timer(timeout + _GRACE, _shut_down, (conn.pgconn.socket,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _shut_down(fd: int) -> None:
+    # A duplicate of the descriptor shuts the one socket both name down,
+    # then only the duplicate is closed.
+    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
+        sock.shutdown(socket.SHUT_RDWR)

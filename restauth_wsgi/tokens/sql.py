@@ -179,7 +179,9 @@ class SqlTokenWrites:
     #: The statements, rendered for the store's database.
     sql: ClassVar[Queries]
 
-    def _transaction(self) -> AbstractContextManager[Any]:
+    def _transaction(self, *, long: bool = False) -> AbstractContextManager[Any]:
+        """A transaction on one connection; ``long`` for one that may outlast
+        the store's timeout as a whole (a copy of every token)."""
         raise NotImplementedError
 
     def revoke(self, token_id: str, *, now: int) -> TokenRecord | None:
@@ -211,7 +213,7 @@ class SqlTokenWrites:
         token already there keeps the earlier revocation and the later use,
         and one pruned from here is not written again."""
         count = 0
-        with self._transaction() as conn:
+        with self._transaction(long=True) as conn:
             self._lock_for_copy(conn)
             for record in records:
                 # Asked in the copy's own transaction, which a prune waits for

@@ -383,7 +383,7 @@ class SQLiteTokenStore(SqlTokenWrites):
             raise self._unavailable(exc) from exc
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, long: bool = False) -> Iterator[sqlite3.Connection]:
         # A write always lands in the file the path names now: a revocation
         # written to a replaced file would be lost.
         conn = self._opened(check=True).conn
