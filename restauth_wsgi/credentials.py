@@ -163,7 +163,7 @@ def _basic(payload: str) -> Credentials:
         raise MalformedCredentials(
             "The Basic credentials must be 'user:token' with a colon.", scheme="Basic"
         )
-    if _token_shaped(username):
+    if looks_like_a_token(username):
         username = _hidden(username)
     elif password in _TOKEN_AS_USER:
         # Perhaps a token, perhaps a password typed in the wrong field: no
@@ -181,10 +181,25 @@ _TOKEN_AS_USER = frozenset({"", "x-oauth-basic"})
 HIDDEN_USER_MARK = "<user not shown: "
 
 
-def _token_shaped(username: str) -> bool:
-    """Whether a Basic user is a token of a known family, ours or a JWT."""
-    return (len(username) >= 20 and family_of(username) is not None) or (
-        username.startswith("eyJ") and "." in username
+# What a token of a known family, or a JWT, is spelt with: letters, digits
+# and the separators - _ . only, letters of both cases and digits mixed in.
+_TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9_.\-]{26,}")
+
+
+def looks_like_a_token(name: str) -> bool:
+    """Whether a Basic user is a token (of a known family, ours, or a JWT)
+    rather than a user's name: such a user is hidden and never logs in. Real
+    tokens are long, of a family's prefix, and mix cases and digits
+    (``ghp_``, ``glpat-``, ``xoxb-``, ``ya29.``, ``EAA``, ``restauth_``);
+    ``restauth_monitoring_bot`` or ``EAAmir.Khan@example.com`` are names."""
+    if _TOKEN_CHARACTERS.fullmatch(name) is None:
+        return False
+    if not (name.startswith("eyJ") and name.count(".") == 2) and family_of(name) is None:
+        return False
+    return (
+        any(c.isdigit() for c in name)
+        and any(c.isupper() for c in name)
+        and any(c.islower() for c in name)
     )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from restauth_wsgi.authenticator import Guard
 from restauth_wsgi.config.env_file import content_lines
-from restauth_wsgi.credentials import Credentials
+from restauth_wsgi.credentials import Credentials, looks_like_a_token
 from restauth_wsgi.errors import ConfigurationError, InvalidCredentials
 from restauth_wsgi.identity import Identity
 from restauth_wsgi.tokens import format as token_format
@@ -50,6 +50,11 @@ class PasswordFile:
             if user.startswith("<"):
                 # The names tokens sent as the Basic user are known by begin so.
                 raise _invalid(f"{where}: a user name cannot begin with '<'")
+            if looks_like_a_token(user):
+                raise _invalid(
+                    f"{where}: the user name looks like a token (a known family's prefix,"
+                    " letters of both cases and digits), which is never taken for a user"
+                )
             if not hashed.startswith(_SCHEMES):
                 raise _invalid(
                     f"{where}: {user!r} has a hash that is not bcrypt or Argon2;"

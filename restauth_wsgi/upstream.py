@@ -214,12 +214,16 @@ class UpstreamClient:
                     origin, f"{where} did not answer within {self.timeout:g} s"
                 ) from None
             raise self._failed(origin, f"{where} is unreachable ({type(exc).__name__})") from None
-        except ValueError:
+        except ValueError as exc:
             # requests parses a redirect's Location even when it follows none
-            # (for Response.next): one that does not parse is the provider's
-            # fault too.
+            # (for Response.next), and a socket cut at the deadline reads as
+            # a closed file: the provider's failure either way.
+            if time.monotonic() >= deadline:
+                raise self._failed(
+                    origin, f"{where} did not answer within {self.timeout:g} s"
+                ) from None
             raise self._failed(
-                origin, f"{where} answered a redirect to a URL that does not parse"
+                origin, f"{where} gave an answer that could not be read ({type(exc).__name__})"
             ) from None
         except urllib3.exceptions.HTTPError as exc:
             # The body is read from urllib3 directly (read1, below), so its own

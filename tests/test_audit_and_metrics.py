@@ -163,7 +163,7 @@ def test_refusal_logs_hold_no_password_derived_value(
         pytest.param(
             "ghp_S3cr3tPATabcdefghijklmnopqrstuvwxyz", "x-oauth-basic", "a token", id="gh"
         ),
-        pytest.param("glpat-S3cr3tPATabcdefghij", "anything", "a token", id="gitlab-any-pw"),
+        pytest.param("glpat-S3cr3tPATabcdefghijk", "anything", "a token", id="gitlab-any-pw"),
         pytest.param("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.S3cr3tSig", "x", "a token", id="jwt"),
         pytest.param("S3cr3tOpaqueTokenOfNoFamily", "", "no password", id="curl-u-token"),
         pytest.param("hunter2-in-the-user-field", "", "no password", id="password-as-user"),
@@ -218,6 +218,44 @@ def test_a_token_sent_as_the_basic_user_reaches_no_log_cache_or_audit(
     assert secret not in listed.stdout
     for kept in (tmp_path / "cache").rglob("*"):
         assert secret.encode() not in kept.read_bytes(), "nor the shared cache (lockout, answers)"
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        "restauth_monitoring_bot",
+        "EAAmir.Khan@example.com",
+        "ghs_reporting_service_account",
+        "xoxb-integration-user-01",
+        "glpat-builds-for-team-alpha",
+    ],
+)
+def test_names_that_begin_like_a_token_family_still_log_in(
+    tmp_path: Path, store_url: str, user: str
+) -> None:
+    passwords = tmp_path / "htpasswd"
+    passwords.write_text(
+        f"{user}:{bcrypt.hashpw(b'pw-123456', bcrypt.gensalt(rounds=4)).decode()}\n"
+    )
+    settings = Settings(token_store=store_url, password_file=str(passwords))
+    client = Client(RestAuthMiddleware(echo_app, settings=settings))
+    answer = client.get("/", headers={"Authorization": basic(user, "pw-123456")})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert json.loads(answer.get_data())["remote_user"] == user
+
+
+def test_a_password_file_user_that_looks_like_a_token_is_refused_at_start(
+    tmp_path: Path, store_url: str
+) -> None:
+    passwords = tmp_path / "htpasswd"
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    token_like = "ghp_" + "Ab1" * 12
+    passwords.write_text(f"{token_like}:{hashed}\n")
+    with pytest.raises(ConfigurationError, match="looks like a token") as raised:
+        RestAuthMiddleware(
+            echo_app, settings=Settings(token_store=store_url, password_file=str(passwords))
+        )
+    assert token_like not in str(raised.value)
 
 
 def test_a_password_file_user_cannot_take_a_hidden_users_name(

@@ -568,7 +568,9 @@ def test_check_says_what_to_fix(env: dict[str, str]) -> None:
     assert bad_method.returncode == 2
 
 
-@pytest.mark.parametrize("token", ["-Ab3_x9", "--Zq-7", "-h9", "-5a"])
+@pytest.mark.parametrize(
+    "token", ["-Ab3_x9kLmNoPqRsTu", "--Zq-7kLmNoPqRsTuV", "-h9kLmNoPqRsTuVwX", "-5akLmNoPqRsTuVwX"]
+)
 def test_a_token_that_begins_with_a_dash_is_a_token(
     fake_provider: FakeProvider, store_url: str, token: str
 ) -> None:
@@ -593,6 +595,11 @@ def test_a_token_that_begins_with_a_dash_is_a_token(
     shown = run("userinfo", token, "--provider", "idp", env=env)
     assert shown.returncode == 0, shown.stderr
     assert seen == [f"Bearer {token}"] * 2
+    # A short value is left where it is: "--provider -gh" is an error, not a
+    # provider named after the token (which the error would then print).
+    swapped = run("userinfo", "--provider", "-gh", "Zq" * 20, env=env)
+    assert swapped.returncode == 2
+    assert "Zq" * 20 not in swapped.stderr
     # What looks like an option still is one: a forgotten token is a usage error.
     assert run("check", "--bearer", "--json", env=env).returncode == 2
     assert "expected one argument" in run("check", "--bearer", "--json", env=env).stderr

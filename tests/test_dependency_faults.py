@@ -187,9 +187,23 @@ def within(call: Callable[[], Any], limit: float = 20.0) -> Any:
     return done[0]
 
 
+_OPENED: list[RestAuthMiddleware] = []
+
+
 def store_client(url: str) -> Client:
     settings = Settings(token_store=url, token_store_timeout=1.0)
-    return Client(RestAuthMiddleware(echo_app, settings=settings))
+    middleware = RestAuthMiddleware(echo_app, settings=settings)
+    _OPENED.append(middleware)
+    return Client(middleware)
+
+
+@pytest.fixture(autouse=True)
+def _close_what_was_opened() -> Iterator[None]:
+    # Their pools would go on reconnecting to a database dropped after the
+    # test (and drawing on the random module while other tests run).
+    yield
+    while _OPENED:
+        _OPENED.pop().close()
 
 
 @pytest.mark.parametrize(

@@ -152,6 +152,59 @@ def test_a_copy_never_brings_back_a_pruned_token(any_store: TokenStore) -> None:
     assert any_store.pruned(ids) == {revoked.token_id, expired.token_id}
 
 
+def test_a_prune_during_a_copy_remembers_every_token_it_deletes(any_store: TokenStore) -> None:
+    # A copy writes a long-dead token while a prune runs: the prune must not
+    # delete a row it did not remember (the copy's table lock held only its
+    # delete back, and a later copy from a store where the token is active
+    # brought it back).
+    now = int(time.time())
+    _, dead = issue_token(any_store, POLICY, owner="alice", now=now - 100)
+    dead = dead._replace(revoked_at=now - 50)
+    _, other = issue_token(any_store, POLICY, owner="bob", now=now - 100)
+    any_store.revoke(other.token_id, now=now - 50)  # so that the prune has work at once
+    pruner = open_store(any_store.url, timeout=5)
+    pruned: list[object] = []
+    thread = threading.Thread(target=lambda: pruned.append(pruner.prune(before=now)))
+
+    def records() -> Iterator[object]:
+        thread.start()
+        time.sleep(0.5)  # the prune is under way, waiting on the copy
+        yield dead
+
+    copied = any_store.put_all(records())  # type: ignore[arg-type]
+    thread.join(10)
+    pruner.close()
+    assert pruned, "the prune finished"
+    if any_store.get(dead.token_id) is None:
+        assert any_store.pruned([dead.token_id]) == {dead.token_id}, "deleted, so remembered"
+    else:
+        assert copied == 1  # the prune ran first; the copy's row stays for the next one
+    assert any_store.pruned([other.token_id]) == {other.token_id}
+
+
+@pytest.mark.parametrize("store_url_any", ["postgresql"], indirect=True)
+def test_a_read_after_a_server_restart_finds_a_live_connection(any_store: TokenStore) -> None:
+    # Every idle pooled connection is dead after a restart, not only the first
+    # one taken: the second try must not take another dead one.
+    import psycopg
+
+    from restauth_wsgi.tokens.postgres import PostgresTokenStore
+
+    assert isinstance(any_store, PostgresTokenStore)
+    _, record = issue_token(any_store, POLICY, owner="alice")
+    with any_store._connection(), any_store._connection(), any_store._connection():
+        pass  # three idle connections in the pool
+    database = any_store.url.rsplit("/", 1)[1]
+    with psycopg.connect(any_store.url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        )
+    time.sleep(0.2)
+    assert any_store.get(record.token_id) == record
+
+
 @pytest.mark.parametrize("store_url_any", ["postgresql"], indirect=True)
 def test_a_revoke_during_a_copy_waits_instead_of_deadlocking(any_store: TokenStore) -> None:
     # The copy writes row after row in one transaction (each bumping the change
@@ -277,10 +330,19 @@ def test_migrate_sqlite_to_postgresql_keeps_every_token(tmp_path: Path) -> None:
         rerun = run("store", "migrate", "--to", pg_url, env=env)
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         assert "Copied 1 token(s)" in rerun.stdout
-        assert "Left out 2 token(s) pruned from the target earlier" in rerun.stdout
+        assert "Left out 2 token(s) pruned from the target" in rerun.stdout
         assert tokens[1].split("_")[1] in rerun.stdout
         checked = run("check", "--bearer", tokens[1], env=pg_env)
         assert checked.returncode == 1, checked.stdout
+
+        # Alice's token is revoked on the old store only (a host not yet
+        # moved) and pruned there: a re-run copy revokes it on the new one.
+        assert run("token", "revoke", tokens[0].split("_")[1], env=env).returncode == 0
+        open_store(sqlite_url, timeout=5).prune(before=int(time.time()) + 1)
+        rerun = run("store", "migrate", "--to", pg_url, env=env)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert "Revoked 1 token(s) on the target that were pruned from the source" in (rerun.stdout)
+        assert run("check", "--bearer", tokens[0], env=pg_env).returncode == 1
         target.close()
 
 

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 _OPTION = re.compile(r"--[a-z][a-z-]*(=.*)?|-[A-Za-z]|-[0-9]+(\.[0-9]+)?", re.DOTALL)
 # The options whose value is a token.
 _TAKE_A_TOKEN = frozenset({"--bearer", "--basic"})
+# Shorter than any provider's token: a positional this short is left where it is.
+_SHORTEST_TOKEN = 16
 
 
 def _tokens_as_values(argv: Sequence[str]) -> list[str]:
@@ -72,8 +74,12 @@ def _tokens_as_values(argv: Sequence[str]) -> list[str]:
             kept.append(arg)
         elif kept and kept[-1] in _TAKE_A_TOKEN:
             kept[-1] = f"{kept[-1]}={arg}"
-        else:
+        elif len(arg) >= _SHORTEST_TOKEN:
             values.append(arg)
+        else:
+            # Short: no token, perhaps an option's value ("--provider -gh"),
+            # which must not be moved (the option would take the next word).
+            kept.append(arg)
     if not values:
         return [*kept, *args[end:]]
     return [*kept, "--", *values, *args[end + 1 :]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from restauth_wsgi.cli.output import CommandError, load_settings
@@ -22,8 +23,8 @@ def register(commands: Any) -> None:
         " last-used times) from the current store (RESTAUTH_TOKEN_STORE, or --from) to"
         " another, then read every one back to verify it. Safe to re-run: a token already"
         " in the target keeps the later last-used time and the earlier revocation of the"
-        " two, tokens only in the target are left alone, and tokens pruned from the target"
-        " are not copied again. Then point"
+        " two, tokens only in the target are left alone (but revoked if the source pruned"
+        " them), and tokens pruned from the target are not copied again. Then point"
         " RESTAUTH_TOKEN_STORE at the target.",
     )
     migrate.add_argument("--to", required=True, metavar="URL", help="the target store URL")
@@ -46,6 +47,20 @@ def merge(source: TokenRecord, target: TokenRecord | None) -> TokenRecord:
 def _holds(found: TokenRecord | None, written: TokenRecord) -> bool:
     """Whether the target's ``found`` is ``written``, or newer than it."""
     return found is not None and merge(written, found) == found
+
+
+def _end_pruned(
+    source: TokenStore, target: TokenStore, existing: dict[str, TokenRecord]
+) -> list[str]:
+    """Revoke on ``target`` the tokens of ``existing`` (the target's, before
+    the copy) that the source pruned; return their ids."""
+    ended = []
+    now = int(time.time())
+    live = [token_id for token_id, record in existing.items() if record.revoked_at is None]
+    for token_id in sorted(source.pruned(live)):
+        if target.revoke(token_id, now=now) is not None:
+            ended.append(token_id)
+    return ended
 
 
 def _open(url: str, timeout: float, option: str | None, *, create: bool) -> TokenStore:
@@ -73,16 +88,17 @@ def _migrate(args: argparse.Namespace) -> int:
         existing = {r.token_id: r for r in target.list()}
         merged = [merge(record, existing.get(record.token_id)) for record in records]
         copied = target.put_all(merged)
-        # Pruned from the target earlier (revoked or expired there): not
-        # written again, whatever the source says of them.
-        pruned = target.pruned(r.token_id for r in merged)
         # Read back: each as written, or revoked earlier or used later there
-        # (by a server on the target while the copy ran; the copy keeps those).
-        wrong = [
-            r.token_id
-            for r in merged
-            if r.token_id not in pruned and not _holds(target.get(r.token_id), r)
-        ]
+        # (by a server on the target while the copy ran; the copy keeps those),
+        # or pruned from the target (revoked or expired there; before the copy
+        # or since): not written again, whatever the source says of them.
+        unread = [r.token_id for r in merged if not _holds(target.get(r.token_id), r)]
+        pruned = target.pruned(unread)
+        wrong = [token_id for token_id in unread if token_id not in pruned]
+        # Pruned from the source (revoked or expired there) but still in the
+        # target from an earlier copy: revoked there too, or a host still on
+        # the target would go on accepting it.
+        ended = _end_pruned(source, target, existing)
     finally:
         source.close()
         target.close()
@@ -96,8 +112,13 @@ def _migrate(args: argparse.Namespace) -> int:
     )
     if pruned:
         print(
-            f"Left out {len(pruned)} token(s) pruned from the target earlier (revoked or"
+            f"Left out {len(pruned)} token(s) pruned from the target (revoked or"
             f" expired there): {', '.join(sorted(pruned)[:10])}"
+        )
+    if ended:
+        print(
+            f"Revoked {len(ended)} token(s) on the target that were pruned from the source"
+            f" (revoked or expired there): {', '.join(sorted(ended)[:10])}"
         )
     print(f"Now set RESTAUTH_TOKEN_STORE={mask_url(args.to)} everywhere.")
     return 0

@@ -168,6 +168,10 @@ class PostgresTokenStore(SqlTokenWrites):
             except psycopg.OperationalError as exc:
                 if attempt == 2:
                     raise self._unavailable(exc) from exc
+                # After a server restart every idle connection is dead, not
+                # only the one taken: drop them all before the second try.
+                with contextlib.suppress(psycopg.Error, psycopg_pool.PoolTimeout):
+                    self._pool.get().check()
             except psycopg.Error as exc:
                 # The table renamed or dropped, no privilege, a read-only
                 # standby: no second try mends those.

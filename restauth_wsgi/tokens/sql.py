@@ -202,6 +202,9 @@ class SqlTokenWrites:
                 return 0
             # Each pruned id is remembered, so that a copy from a store that
             # never heard of its revocation cannot bring it back (put_all).
+            # The table held first: a copy writing meanwhile would otherwise
+            # add a row the delete sees and the tombstones do not.
+            self._lock_for_copy(conn)
             conn.execute(self.sql.bury, (int(time.time()), before, before))
             return int(conn.execute(self.sql.prune, (before, before)).rowcount)
 
