@@ -5,10 +5,10 @@ line and headers a byte at a time, each byte within the timeout, holds a
 call for as long as it likes (``http.client`` reads up to 100 header lines
 of 64 KiB each): a slow or hostile provider would hold the request, and a
 key-set refresh would hold every request waiting for its lock. Here, once
-a call's request is sent, a timer stands ready to shut the connection's
-socket down at the call's deadline; the read then fails at
-once, and the call is the provider failing, within its time. The timer
-stays armed while the body is read, so a body sent a byte at a time is cut
+a call's request is sent, the process's watchdog stands ready to shut the
+connection's socket down at the call's deadline; the read then fails at
+once, and the call is the provider failing, within its time. It stays
+armed while the body is read, so a body sent a byte at a time is cut
 at the same deadline.
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import requests
@@ -27,6 +27,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.response import BaseHTTPResponse
 
+from restauth_wsgi.watchdog import WATCHDOG
+
 _local = threading.local()
 
 
@@ -34,13 +36,13 @@ _local = threading.local()
 def deadline(at: float) -> Iterator[None]:
     """Calls this thread makes within the block end by ``at`` (``time.monotonic``):
     past it, the connection of each is shut down, until the block ends."""
-    _local.at, _local.timers = at, []
+    _local.at, _local.disarms = at, []
     try:
         yield
     finally:
-        for timer in _local.timers:
-            timer.cancel()
-        _local.at, _local.timers = None, []
+        for disarm in _local.disarms:
+            disarm()
+        _local.at, _local.disarms = None, []
 
 
 def _cut(sock: socket.socket) -> None:
@@ -54,10 +56,7 @@ def _watched(conn: HTTPConnection, read_head: Callable[[], BaseHTTPResponse]) ->
     if at is not None and sock is not None:
         # Armed until the block ends: the body, read after this returns, is
         # held to the same deadline.
-        timer = threading.Timer(max(0.0, at - time.monotonic()), _cut, (sock,))
-        timer.daemon = True
-        timer.start()
-        _local.timers.append(timer)
+        _local.disarms.append(WATCHDOG.arm(at, partial(_cut, sock)))
     return read_head()
 
 

@@ -13,9 +13,10 @@ import contextlib
 import logging
 import os
 import socket
-import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -31,6 +32,7 @@ from restauth_wsgi.tokens.store import (
     TokenStoreMissing,
 )
 from restauth_wsgi.urls import mask_url
+from restauth_wsgi.watchdog import WATCHDOG
 
 log = logging.getLogger(__name__)
 
@@ -386,17 +388,17 @@ def _cut_at_deadline(
     if not bounded:
         yield
         return
-    timer = threading.Timer(timeout + _GRACE, _shut_down, (conn.pgconn.socket,))
-    timer.daemon = True
-    timer.start()
+    # A socket of our own on the connection's: the watchdog then never shuts
+    # down a descriptor number that libpq has closed and the system reused.
+    sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
+    disarm = WATCHDOG.arm(time.monotonic() + timeout + _GRACE, partial(_shut_down, sock))
     try:
         yield
     finally:
-        timer.cancel()
+        disarm()
+        sock.close()
 
 
-def _shut_down(fd: int) -> None:
-    # A duplicate of the descriptor shuts the one socket both name down,
-    # then only the duplicate is closed.
-    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
+def _shut_down(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
