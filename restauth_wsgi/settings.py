@@ -645,8 +645,7 @@ class CacheSettings(_Group):
     cache_timeout: float = setting(
         seconds_between(0, 10),
         0.5,
-        doc="Seconds one call to a network cache may wait for each receive; a call still"
-        " running a second past it is cut, and the cache skipped for 5 s.",
+        doc="Seconds one call to a network cache may take.",
     )
     cache_max_entries: int = setting(
         int_at_least(100),

@@ -10,10 +10,8 @@ into cachelib's private attributes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import socket
 import threading
 import urllib.parse
 from typing import TYPE_CHECKING, Any
@@ -29,9 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("restauth_wsgi.cache")
 
-#: How long past its timeout a network cache's call may run before it is cut.
-CUT_GRACE = 1.0
-
 
 class Backend:
     """A cachelib cache, and counters that expire (the lockout's), on one connection.
@@ -40,19 +35,10 @@ class Backend:
     within one process, which is all the memory and file caches can offer.
     """
 
-    #: Seconds after which a call to this backend is cut (:meth:`interrupt`);
-    #: ``None`` for the memory and file caches, which do no network I/O.
-    deadline: float | None = None
-
     def __init__(self, cache: BaseCache) -> None:
         #: The cachelib cache (JSON text only).
         self.cache = cache
         self._lock = threading.Lock()
-
-    def interrupt(self) -> None:
-        """Wake every call blocked on this backend's connections with an error
-        (their sockets shut down): a server that answers a byte at a time,
-        each within the per-receive timeout, holds a call no longer."""
 
     def count(self, key: str) -> int:
         """A counter's value (0 when absent or not a number)."""
@@ -87,15 +73,9 @@ class Backend:
 class RedisBackend(Backend):
     """Redis: counters are ``INCR`` and ``EXPIRE``, atomic across hosts."""
 
-    def __init__(self, client: redis.Redis, *, timeout: float) -> None:
+    def __init__(self, client: redis.Redis) -> None:
         super().__init__(_JsonRedisCache(host=client))
         self._client = client
-        self.deadline = timeout + CUT_GRACE
-
-    def interrupt(self) -> None:
-        """Shut every connection of the client's pool down (redis-py shuts
-        each socket down before closing it)."""
-        self._client.connection_pool.disconnect()
 
     def incr(self, key: str, seconds: int) -> int:
         """``INCR``; the first count starts the window (``EXPIRE NX`` needs Redis 7)."""
@@ -116,20 +96,10 @@ class RedisBackend(Backend):
 class MemcachedBackend(Backend):
     """memcached: counters are ``add`` then ``incr``, atomic across hosts."""
 
-    def __init__(self, client: HashClient, *, timeout: float) -> None:
+    def __init__(self, client: HashClient) -> None:
         # No serializer on the cachelib side: the client's serde stores text as is.
         super().__init__(MemcachedCache(servers=client))
         self._client = client
-        self.deadline = timeout + CUT_GRACE
-
-    def interrupt(self) -> None:
-        """Shut each server's socket down (pymemcache's close() alone does not
-        wake a thread blocked on it)."""
-        for server in list(self._client.clients.values()):
-            sock = getattr(server, "sock", None)
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
 
     def incr(self, key: str, seconds: int) -> int:
         """``add`` starts the window (a no-op when the counter exists), ``incr`` counts."""
@@ -178,19 +148,9 @@ def open_backend(url: str, *, max_entries: int, timeout: float) -> Backend:
         return Backend(_JsonFileSystemCache(directory, threshold=max_entries, mode=0o600))
     if scheme in ("redis", "rediss"):
         import redis  # the "redis" extra
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
 
         return RedisBackend(
-            redis.Redis.from_url(
-                url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                # No retries: each would wait its timeout again (redis-py
-                # retries three times by default); a failing cache is skipped.
-                retry=Retry(NoBackoff(), 0),
-            ),
-            timeout=timeout,
+            redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         )
     from pymemcache.client.hash import HashClient  # the "memcached" extra
 
@@ -203,8 +163,7 @@ def open_backend(url: str, *, max_entries: int, timeout: float) -> Backend:
             timeout=timeout,
             default_noreply=False,
             retry_attempts=1,
-        ),
-        timeout=timeout,
+        )
     )
 
 

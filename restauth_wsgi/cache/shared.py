@@ -12,8 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from cachelib import BaseCache
@@ -22,7 +21,6 @@ from restauth_wsgi import strict_json
 from restauth_wsgi.cache.backends import Backend, check_cache_url, open_backend
 from restauth_wsgi.fork_safety import PerProcess
 from restauth_wsgi.metrics import NO_METRICS, Metrics
-from restauth_wsgi.watchdog import WATCHDOG
 
 log = logging.getLogger("restauth_wsgi.cache")
 
@@ -76,8 +74,7 @@ class SharedCache:
         if self._down():
             return None
         try:
-            with self._bounded() as backend:
-                raw = backend.cache.get(self.key(kind, secret))
+            raw = self._backend.get().cache.get(self.key(kind, secret))
         except Exception as exc:
             self._failed(exc)
             return None
@@ -98,10 +95,9 @@ class SharedCache:
         if self._down():
             return
         try:
-            with self._bounded() as backend:
-                backend.cache.set(
-                    self.key(kind, secret), json.dumps(value), timeout=max(1, int(ttl))
-                )
+            self._backend.get().cache.set(
+                self.key(kind, secret), json.dumps(value), timeout=max(1, int(ttl))
+            )
         except Exception as exc:
             self._failed(exc)
 
@@ -114,8 +110,7 @@ class SharedCache:
         if self._down():
             return None
         try:
-            with self._bounded() as backend:
-                return backend.incr(self.key(kind, secret), max(1, int(ttl)))
+            return self._backend.get().incr(self.key(kind, secret), max(1, int(ttl)))
         except Exception as exc:
             self._failed(exc)
             return None
@@ -125,8 +120,7 @@ class SharedCache:
         if self._down():
             return
         try:
-            with self._bounded() as backend:
-                backend.decr(self.key(kind, secret))
+            self._backend.get().decr(self.key(kind, secret))
         except Exception as exc:
             self._failed(exc)
 
@@ -135,8 +129,7 @@ class SharedCache:
         if self._down():
             return 0
         try:
-            with self._bounded() as backend:
-                return backend.count(self.key(kind, secret))
+            return self._backend.get().count(self.key(kind, secret))
         except Exception as exc:
             self._failed(exc)
             return 0
@@ -144,31 +137,14 @@ class SharedCache:
     def delete(self, kind: str, secret: str) -> None:
         """Forget an answer (best effort)."""
         try:
-            with self._bounded() as backend:
-                backend.cache.delete(self.key(kind, secret))
+            self._backend.get().cache.delete(self.key(kind, secret))
         except Exception as exc:
             self._failed(exc)
 
     def probe(self) -> None:
         """Ask the backend once, letting its failure through (``restauth lockout``
         must not read an outage as "nobody is locked out")."""
-        with self._bounded() as backend:
-            backend.cache.get(self.key("probe", "restauth"))
-
-    @contextmanager
-    def _bounded(self) -> Iterator[Backend]:
-        """This process's backend, for one call that the watchdog cuts if it
-        outlasts the backend's deadline (a network cache's timeout is per
-        receive: a server answering a byte at a time would hold it)."""
-        backend = self._backend.get()
-        if backend.deadline is None:
-            yield backend
-            return
-        disarm = WATCHDOG.arm(time.monotonic() + backend.deadline, backend.interrupt)
-        try:
-            yield backend
-        finally:
-            disarm()
+        self._backend.get().cache.get(self.key("probe", "restauth"))
 
     def close(self) -> None:
         """Close this process's connections to the backend, if it made any."""
