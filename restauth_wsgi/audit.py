@@ -25,13 +25,12 @@ middlewares in one process do not interfere).
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import logging
 import re
 import sys
 
-from restauth_wsgi.credentials import parse_authorization
+from restauth_wsgi.credentials import fingerprint, parse_authorization
 from restauth_wsgi.decision import Decision
 from restauth_wsgi.errors import AuthenticationError
 from restauth_wsgi.identity import Identity
@@ -188,5 +187,4 @@ def credential_tag(identity: Identity | None, header: str | None) -> str | None:
             pass
     if credentials.scheme != "Bearer" or not secret:
         return None  # a Basic password, or what could be one
-    digest = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"sha256:{digest[:12]}"
+    return fingerprint(secret)

@@ -203,8 +203,14 @@ def looks_like_a_token(name: str) -> bool:
     )
 
 
+def fingerprint(token: str) -> str:
+    """``sha256:`` and 12 hex digits of a token: what logs may name it by
+    (never for a password, which it would let anyone test guesses against)."""
+    digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"sha256:{digest[:12]}"
+
+
 def _hidden(token: str) -> str:
     """The name a token sent as the Basic user is known by: its fingerprint,
     as a bearer token's in the audit log (the same token, the same name)."""
-    digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{HIDDEN_USER_MARK}a token, sha256:{digest[:12]}>"
+    return f"{HIDDEN_USER_MARK}a token, {fingerprint(token)}>"

@@ -15,7 +15,6 @@ at the same deadline.
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -27,7 +26,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.response import BaseHTTPResponse
 
-from restauth_wsgi.watchdog import WATCHDOG
+from restauth_wsgi.watchdog import WATCHDOG, shut_down
 
 _local = threading.local()
 
@@ -45,18 +44,13 @@ def deadline(at: float) -> Iterator[None]:
         _local.at, _local.disarms = None, []
 
 
-def _cut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-
-
 def _watched(conn: HTTPConnection, read_head: Callable[[], BaseHTTPResponse]) -> BaseHTTPResponse:
     at: float | None = getattr(_local, "at", None)
     sock = conn.sock
     if at is not None and sock is not None:
         # Armed until the block ends: the body, read after this returns, is
         # held to the same deadline.
-        _local.disarms.append(WATCHDOG.arm(at, partial(_cut, sock)))
+        _local.disarms.append(WATCHDOG.arm(at, partial(shut_down, sock)))
     return read_head()
 
 

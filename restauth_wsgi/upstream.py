@@ -204,35 +204,14 @@ class UpstreamClient:
                 )
                 with response:
                     body = self._read(response, deadline, where)
-        except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
-            raise self._failed(
-                origin, f"{where} did not answer within {self.timeout:g} s"
-            ) from None
-        except requests.RequestException as exc:
-            if time.monotonic() >= deadline:  # cut at the deadline (deadline_http)
-                raise self._failed(
-                    origin, f"{where} did not answer within {self.timeout:g} s"
-                ) from None
-            raise self._failed(origin, f"{where} is unreachable ({type(exc).__name__})") from None
-        except ValueError as exc:
-            # requests parses a redirect's Location even when it follows none
-            # (for Response.next), and a socket cut at the deadline reads as
-            # a closed file: the provider's failure either way.
-            if time.monotonic() >= deadline:
-                raise self._failed(
-                    origin, f"{where} did not answer within {self.timeout:g} s"
-                ) from None
-            raise self._failed(
-                origin, f"{where} gave an answer that could not be read ({type(exc).__name__})"
-            ) from None
-        except urllib3.exceptions.HTTPError as exc:
-            # The body is read from urllib3 directly (read1, below), so its own
-            # errors come through unwrapped: a connection cut mid-body
-            # (ProtocolError), a body that is not the encoding it claims
-            # (DecodeError). Each is the provider failing, never a 500.
-            raise self._failed(
-                origin, f"{where} broke off its answer ({type(exc).__name__})"
-            ) from None
+        except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as exc:
+            # Each is the provider failing, never a 500. The body is read from
+            # urllib3 directly (read1, below), so its own errors come through
+            # unwrapped (a connection cut mid-body, a body that is not the
+            # encoding it claims); requests parses a redirect's Location even
+            # when it follows none, and a socket cut at the deadline
+            # (deadline_http) reads as a closed file.
+            raise self._failed(origin, self._why(exc, where, deadline)) from None
         status = response.status_code
         if status == 429:
             # Rate limited: for everyone, for as long as the provider says.
@@ -253,6 +232,18 @@ class UpstreamClient:
         self._down_until.pop(origin, None)
         self._recent_5xx.pop(origin, None)
         return Answer(status, response.headers, body, where)
+
+    def _why(self, exc: Exception, where: str, deadline: float) -> str:
+        """What a call that raised ``exc`` is said to have done."""
+        if isinstance(exc, requests.Timeout | urllib3.exceptions.ReadTimeoutError) or (
+            time.monotonic() >= deadline
+        ):
+            return f"{where} did not answer within {self.timeout:g} s"
+        if isinstance(exc, requests.RequestException):
+            return f"{where} is unreachable ({type(exc).__name__})"
+        if isinstance(exc, ValueError):
+            return f"{where} gave an answer that could not be read ({type(exc).__name__})"
+        return f"{where} broke off its answer ({type(exc).__name__})"
 
     def _read(self, response: requests.Response, deadline: float, where: str) -> bytes:
         # read1 returns what one receive brings, so a provider that trickles

@@ -11,10 +11,12 @@ push under a lock.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +24,13 @@ from collections.abc import Callable
 Action = Callable[[], None]
 
 log = logging.getLogger(__name__)
+
+
+def shut_down(sock: socket.socket) -> None:
+    """The usual action: shut ``sock`` down, which wakes a receive blocked on
+    it with an error (closing it from another thread would not)."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Entry:

@@ -32,7 +32,7 @@ from restauth_wsgi.tokens.store import (
     TokenStoreMissing,
 )
 from restauth_wsgi.urls import mask_url
-from restauth_wsgi.watchdog import WATCHDOG
+from restauth_wsgi.watchdog import WATCHDOG, shut_down
 
 log = logging.getLogger(__name__)
 
@@ -391,14 +391,9 @@ def _cut_at_deadline(
     # A socket of our own on the connection's: the watchdog then never shuts
     # down a descriptor number that libpq has closed and the system reused.
     sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
-    disarm = WATCHDOG.arm(time.monotonic() + timeout + _GRACE, partial(_shut_down, sock))
+    disarm = WATCHDOG.arm(time.monotonic() + timeout + _GRACE, partial(shut_down, sock))
     try:
         yield
     finally:
         disarm()
         sock.close()
-
-
-def _shut_down(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
