@@ -645,7 +645,10 @@ class CacheSettings(_Group):
     cache_timeout: float = setting(
         seconds_between(0, 10),
         0.5,
-        doc="Seconds one call to a network cache may take.",
+        doc="Seconds a network cache may take to answer: each receive waits at most this,"
+        " a whole reply at most twice this (a reply still arriving then is cut), and a"
+        " call whose connection failed is tried once more; a failing cache is skipped"
+        " for 5 s.",
     )
     cache_max_entries: int = setting(
         int_at_least(100),

@@ -134,6 +134,11 @@ class TcpProxy:
         #: While set, nothing is forwarded and nothing is closed: a server
         #: (or the path to it) that has stopped answering.
         self.frozen = threading.Event()
+        #: While set, the next connection accepted gets the server's bytes
+        #: one every 0.3 s (each within any per-receive timeout); cleared then.
+        self.drip_next = threading.Event()
+        #: Set once a dripping connection has been accepted.
+        self.dripping = threading.Event()
         self.restore()
 
     def restore(self) -> None:
@@ -176,9 +181,13 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._sockets.update((client, upstream))
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            drip = self.drip_next.is_set()
+            self.drip_next.clear()
+            threading.Thread(target=self._pump, args=(client, upstream, drip), daemon=True).start()
+            if drip:
+                self.dripping.set()
 
-    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+    def _pump(self, a: socket.socket, b: socket.socket, drip: bool = False) -> None:
         pair = {a: b, b: a}
         try:
             while True:
@@ -190,6 +199,11 @@ class TcpProxy:
                     data = sock.recv(65536)
                     if not data:
                         return
+                    if drip and sock is b:
+                        for byte in data:
+                            pair[sock].sendall(bytes([byte]))
+                            time.sleep(0.3)
+                        continue
                     pair[sock].sendall(data)
         except (OSError, ValueError):
             return

@@ -1,8 +1,9 @@
 """What a fault review found in the parts behind the middleware: a provider's
-URLs that do not parse, the shared cache holding entries no release writes,
-and a PostgreSQL store that is damaged, read-only, short of privileges or
-locked. Each must be a 503 (or the right answer), never a 500, never a hang
-past the store's timeout, never an expired answer accepted."""
+URLs that do not parse, the shared cache holding entries no release writes
+or answering a byte at a time, and a PostgreSQL store that is damaged,
+read-only, short of privileges or locked. Each must be a 503 (or the right
+answer), never a 500, never a hang past its timeout, never an expired
+answer accepted."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 from werkzeug.test import Client
 
 from restauth_wsgi import RestAuthMiddleware, Settings
+from restauth_wsgi.cache.backends import open_backend
 from restauth_wsgi.cache.shared import open_shared_cache
 from restauth_wsgi.providers.presets import resolve
 from restauth_wsgi.providers.settings import ProviderSettings
@@ -26,7 +28,7 @@ from restauth_wsgi.tokens.issuing import issue_token
 from .fake_provider import FakeProvider, Reply
 from .helpers import echo_app, run_restauth
 from .oidc_provider import SigningKey
-from .services import TcpProxy, postgres_database
+from .services import TcpProxy, memcached_server, postgres_database, redis_server
 
 KEY = SigningKey("RS256")
 
@@ -154,6 +156,79 @@ def test_a_cached_answer_past_its_own_expiry_is_not_used(
     assert answer.status_code == 401, answer.get_data(as_text=True)
 
 
+# -- a shared cache whose replies arrive a byte at a time --------------------------
+
+
+@pytest.fixture(params=["redis", "memcached"])
+def dripping_cache(request: pytest.FixtureRequest) -> Iterator[tuple[str, TcpProxy]]:
+    """A real Redis or memcached behind a proxy that can make one connection
+    drip: its URL (through the proxy) and the proxy."""
+    kind = request.param
+    with redis_server() if kind == "redis" else memcached_server() as server:
+        proxy = TcpProxy("127.0.0.1", server.port)
+        try:
+            scheme = "redis://127.0.0.1:{}/0" if kind == "redis" else "memcached://127.0.0.1:{}"
+            yield scheme.format(proxy.port), proxy
+        finally:
+            proxy.cut()
+
+
+def test_a_dripping_cache_reply_is_cut_and_only_that_call_fails(
+    dripping_cache: tuple[str, TcpProxy],
+) -> None:
+    # Each byte comes within the 0.5 s per receive; the reply never ends in
+    # time. Only the call on that connection may fail: other threads' calls
+    # on the same backend (the lockout's counters) must go on, whole.
+    url, proxy = dripping_cache
+    backend = open_backend(url, max_entries=1000, timeout=0.5)
+    try:
+        proxy.drip_next.set()
+        slow: list[BaseException | None] = []
+
+        def slow_call() -> None:
+            try:
+                backend.cache.get("restauth:test:slow")
+                slow.append(None)
+            except Exception as exc:
+                slow.append(exc)
+
+        worker = threading.Thread(target=slow_call, daemon=True)
+        worker.start()
+        assert proxy.dripping.wait(10), "the first call made the dripping connection"
+        counts = [backend.incr("restauth:test:counter", 60) for _ in range(20)]
+        assert counts == list(range(1, 21)), "other calls go on while one drips"
+        worker.join(20)
+        assert not worker.is_alive(), "the dripping call still runs after 20 s (limit: 1 s)"
+        assert len(slow) == 1
+        assert slow[0] is not None, "a reply that did not come whole is a failure"
+        assert backend.count("restauth:test:counter") == 20
+        assert backend.incr("restauth:test:counter", 60) == 21, "the backend works on after the cut"
+    finally:
+        backend.close()
+
+
+def test_a_request_is_answered_while_the_cache_drips(
+    fake_provider: FakeProvider, tmp_path: Path, dripping_cache: tuple[str, TcpProxy]
+) -> None:
+    url, proxy = dripping_cache
+    fake_provider.route("/me", lambda request: Reply(200, {"sub": "bob"}))
+    provider = ProviderSettings("idp", type="oauth2", userinfo_url=f"{fake_provider.url}/me")
+    settings = Settings(
+        token_store=f"sqlite://{tmp_path}/t.db",
+        providers=(provider,),
+        cache=url,
+        cache_timeout=0.5,
+    )
+    middleware = RestAuthMiddleware(echo_app, settings=settings)
+    try:
+        proxy.drip_next.set()
+        answer = within(lambda: ask(Client(middleware), "opaque-1"))
+        assert answer.status_code == 200, "the cache is skipped; the provider answers"
+        assert json.loads(answer.get_data())["remote_user"] == "bob"
+    finally:
+        middleware.close()
+
+
 # -- a PostgreSQL store that is damaged, read-only, short of privileges or locked ----
 
 
@@ -169,7 +244,7 @@ def pg() -> Iterator[tuple[str, str, psycopg.Connection[Any]]]:
 
 
 def within(call: Callable[[], Any], limit: float = 20.0) -> Any:
-    """``call``'s result, failing if it hangs: the store's timeout is 1 s."""
+    """``call``'s result, failing if it hangs (the timeouts here are 1 s or less)."""
     done: list[Any] = []
 
     def run() -> None:
@@ -181,7 +256,7 @@ def within(call: Callable[[], Any], limit: float = 20.0) -> Any:
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
     worker.join(limit)
-    assert done, f"still waiting after {limit:g} s with a store timeout of 1 s"
+    assert done, f"still waiting after {limit:g} s, where the timeout is a second or less"
     if isinstance(done[0], BaseException):
         raise done[0]
     return done[0]

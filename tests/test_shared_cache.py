@@ -5,10 +5,12 @@ memcached (a private one from Debian's package)."""
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import pickle
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -187,6 +189,88 @@ def test_outage_degrades_to_no_cache_and_recovers(
         now[0] += 0.6
         cache.set("userinfo:idp", "t3", {"v": 3}, ttl=60)
         assert cache.get("userinfo:idp", "t3") == {"v": 3}, "recovered by itself"
+
+
+def test_threads_share_one_backend_safely(cache_url: str) -> None:
+    # gunicorn's threads share a worker's backend. pymemcache's plain client
+    # let two threads' commands and replies interleave on one socket: most
+    # calls failed (the cache then skipped) and gets came back empty.
+    backend = open_backend(cache_url, max_entries=1000, timeout=0.5)
+    try:
+        for i in range(50):
+            backend.cache.set(f"restauth:test:k{i}", json.dumps({"v": i}))
+        wrong: list[object] = []
+
+        def work(offset: int) -> None:
+            for n in range(300):
+                i = (n * 7 + offset) % 50
+                try:
+                    raw = backend.cache.get(f"restauth:test:k{i}")
+                    if raw is None or json.loads(raw) != {"v": i}:
+                        wrong.append((i, raw))
+                except Exception as exc:
+                    wrong.append(exc)
+                backend.incr("restauth:test:counter", 60)
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert wrong == []
+        assert backend.count("restauth:test:counter") == 8 * 300, "no count lost"
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize("starter", [redis_server, memcached_server], ids=["redis", "memcached"])
+def test_a_counter_always_expires(starter: Callable[[], AbstractContextManager[Any]]) -> None:
+    # A counter with no expiry counts a user's failures for ever: a lockout
+    # that never lifts. A give-back on a counter that has just expired must
+    # not make one (Redis's DECR creates the key), nor may a counter an
+    # older release left without one stay so.
+    with starter() as server:
+        scheme = "redis" if starter is redis_server else "memcached"
+        url = f"{scheme}://127.0.0.1:{server.port}"
+        backend = open_backend(url, max_entries=1000, timeout=0.5)
+        try:
+            backend.decr("restauth:test:gone")
+            backend.incr("restauth:test:gone", 60)
+            backend.incr("restauth:test:fresh", 60)
+            if scheme == "redis":
+                raw = redis.Redis.from_url(url)
+                raw.set("restauth:test:old", 3)  # INCR applied, EXPIRE lost
+                assert backend.incr("restauth:test:old", 60) == 4
+                for key in ("gone", "fresh", "old"):
+                    assert 0 < int(raw.ttl(f"restauth:test:{key}")) <= 60, key
+                raw.close()
+            else:
+                for key in ("gone", "fresh"):
+                    assert 0 <= seconds_to_live(url, f"restauth:test:{key}") <= 61, key
+            assert backend.count("restauth:test:fresh") == 1
+        finally:
+            backend.close()
+
+
+@pytest.mark.parametrize("starter", [redis_server, memcached_server], ids=["redis", "memcached"])
+def test_a_counter_on_a_cache_that_just_failed_is_an_error_not_zero(
+    starter: Callable[[], AbstractContextManager[Any]],
+) -> None:
+    # pymemcache answered calls to a server that had failed a moment ago
+    # with a default: an incr of 0 (a failure not counted), no error seen.
+    with starter() as server:
+        scheme = "redis" if starter is redis_server else "memcached"
+        backend = open_backend(f"{scheme}://127.0.0.1:{server.port}", max_entries=1000, timeout=0.5)
+        try:
+            assert backend.incr("restauth:test:c", 60) == 1
+            server.stop()
+            for _ in range(3):
+                with pytest.raises(Exception):  # noqa: B017,PT011 - any error, never a quiet 0
+                    backend.incr("restauth:test:c", 60)
+            server.start()
+            assert backend.incr("restauth:test:d", 60) == 1, "the next call reaches it again"
+        finally:
+            backend.close()
 
 
 def test_unwritable_file_cache_is_no_cache(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ cachelib pickles by default and has no atomic counter that expires; here
 every backend stores JSON text only (a writable shared cache must not be a
 way to run code), and a :class:`Backend` pairs the cachelib cache with
 counters made on the client this module itself created, so nothing reaches
-into cachelib's private attributes.
+into cachelib's private attributes. Redis and memcached, each an extra,
+live in modules of their own (``redis_backend``, ``memcached_backend``),
+imported only when named.
 """
 
 from __future__ import annotations
@@ -14,16 +16,11 @@ import json
 import logging
 import threading
 import urllib.parse
-from typing import TYPE_CHECKING, Any
 
-from cachelib import BaseCache, FileSystemCache, MemcachedCache, RedisCache, SimpleCache
+from cachelib import BaseCache, FileSystemCache, SimpleCache
 from cachelib.serializers import JSONSerializer
 
 from restauth_wsgi.urls import mask_url
-
-if TYPE_CHECKING:
-    import redis
-    from pymemcache.client.hash import HashClient
 
 log = logging.getLogger("restauth_wsgi.cache")
 
@@ -70,51 +67,6 @@ class Backend:
         """Close the connection, if the backend has one."""
 
 
-class RedisBackend(Backend):
-    """Redis: counters are ``INCR`` and ``EXPIRE``, atomic across hosts."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        super().__init__(_JsonRedisCache(host=client))
-        self._client = client
-
-    def incr(self, key: str, seconds: int) -> int:
-        """``INCR``; the first count starts the window (``EXPIRE NX`` needs Redis 7)."""
-        count = int(self._client.incr(key))
-        if count == 1:
-            self._client.expire(key, seconds)
-        return count
-
-    def decr(self, key: str) -> None:
-        """``DECR`` (the key keeps its expiry)."""
-        self._client.decr(key)
-
-    def close(self) -> None:
-        """Close the client's connections."""
-        self._client.close()
-
-
-class MemcachedBackend(Backend):
-    """memcached: counters are ``add`` then ``incr``, atomic across hosts."""
-
-    def __init__(self, client: HashClient) -> None:
-        # No serializer on the cachelib side: the client's serde stores text as is.
-        super().__init__(MemcachedCache(servers=client))
-        self._client = client
-
-    def incr(self, key: str, seconds: int) -> int:
-        """``add`` starts the window (a no-op when the counter exists), ``incr`` counts."""
-        self._client.add(key, b"0", expire=seconds, noreply=False)
-        return int(self._client.incr(key, 1, noreply=False) or 0)
-
-    def decr(self, key: str) -> None:
-        """``decr``, which stops at zero by itself."""
-        self._client.decr(key, 1, noreply=False)
-
-    def close(self) -> None:
-        """Close the client's connections."""
-        self._client.close()
-
-
 def check_cache_url(url: str) -> None:
     """Check that ``url`` names a supported cache, without connecting.
 
@@ -147,24 +99,13 @@ def open_backend(url: str, *, max_entries: int, timeout: float) -> Backend:
         directory = url.removeprefix("file://")
         return Backend(_JsonFileSystemCache(directory, threshold=max_entries, mode=0o600))
     if scheme in ("redis", "rediss"):
-        import redis  # the "redis" extra
+        from restauth_wsgi.cache.redis_backend import open_redis  # the "redis" extra
 
-        return RedisBackend(
-            redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        )
-    from pymemcache.client.hash import HashClient  # the "memcached" extra
+        return open_redis(url, timeout)
+    from restauth_wsgi.cache.memcached_backend import open_memcached  # the "memcached" extra
 
     servers = [_host_port(s) for s in url.removeprefix("memcached://").split(",")]
-    return MemcachedBackend(
-        HashClient(
-            servers,
-            serde=_RawSerde(),
-            connect_timeout=timeout,
-            timeout=timeout,
-            default_noreply=False,
-            retry_attempts=1,
-        )
-    )
+    return open_memcached([server for server in servers if server is not None], timeout)
 
 
 def _host_port(server: str) -> tuple[str, int] | None:
@@ -174,7 +115,7 @@ def _host_port(server: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
-class _QuietJSONSerializer(JSONSerializer):
+class QuietJSONSerializer(JSONSerializer):
     """cachelib's JSON serializer, without its warnings on the root logger.
 
     cachelib reports a miss (``loads(None)``) through ``logging.warning``,
@@ -189,27 +130,8 @@ class _QuietJSONSerializer(JSONSerializer):
 # The serializer is set on the class so that nothing, not even the file
 # backend's entry counter written during construction, is ever pickled.
 class _JsonSimpleCache(SimpleCache):
-    serializer = _QuietJSONSerializer()  # type: ignore[assignment]
+    serializer = QuietJSONSerializer()  # type: ignore[assignment]
 
 
 class _JsonFileSystemCache(FileSystemCache):
-    serializer = _QuietJSONSerializer()  # type: ignore[assignment]
-
-
-class _JsonRedisCache(RedisCache):
-    serializer = _QuietJSONSerializer()  # type: ignore[assignment]
-
-
-class _RawSerde:
-    """pymemcache (de)serialization that stores text as is and never unpickles.
-
-    Values here are always JSON text. Ignoring the flags on the way back
-    matters: a client that honours a "pickled" flag would run whatever a
-    writer of the shared memcached put there.
-    """
-
-    def serialize(self, key: str, value: Any) -> tuple[bytes, int]:
-        return (value.encode() if isinstance(value, str) else bytes(value)), 0
-
-    def deserialize(self, key: str, value: bytes, flags: int) -> bytes:
-        return value
+    serializer = QuietJSONSerializer()  # type: ignore[assignment]

@@ -395,5 +395,8 @@ def _cut_at_deadline(
     try:
         yield
     finally:
-        disarm()
+        if disarm():
+            # Cut just as the call ended: the socket is shut, so the pool
+            # must not lend this connection again (it discards closed ones).
+            conn.close()
         sock.close()
