@@ -9,7 +9,10 @@ a call's request is sent, the process's watchdog stands ready to shut the
 connection's socket down at the call's deadline; the read then fails at
 once, and the call is the provider failing, within its time. It stays
 armed while the body is read, so a body sent a byte at a time is cut
-at the same deadline.
+at the same deadline; it is armed while the connection is made too (a
+proxy's answer to ``CONNECT``, the TLS handshake). The same holds for calls
+through ``HTTP_PROXY``/``HTTPS_PROXY``. Only the name lookup is not cut:
+``getaddrinfo`` cannot be interrupted.
 """
 
 from __future__ import annotations
@@ -54,12 +57,39 @@ def _watched(conn: HTTPConnection, read_head: Callable[[], BaseHTTPResponse]) ->
     return read_head()
 
 
+def _shut_down_socket_of(conn: HTTPConnection) -> None:
+    sock = conn.sock
+    if sock is not None:
+        shut_down(sock)
+
+
+def _connect_within(conn: HTTPConnection, connect: Callable[[], None]) -> None:
+    at: float | None = getattr(_local, "at", None)
+    if at is None:
+        connect()
+        return
+    # The socket is made inside connect(); then come a proxy's answer to
+    # CONNECT and the TLS handshake, each bounded only per receive. The
+    # action shuts down whichever socket the connection holds by then.
+    disarm = WATCHDOG.arm(at, partial(_shut_down_socket_of, conn))
+    try:
+        connect()
+    finally:
+        disarm()
+
+
 class _HTTPConnection(HTTPConnection):
+    def connect(self) -> None:  # a proxy's tunnel, against the deadline
+        _connect_within(self, super().connect)
+
     def getresponse(self) -> Any:  # the head of the answer, against the deadline
         return _watched(self, super().getresponse)
 
 
 class _HTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:  # a proxy's tunnel and the TLS handshake, against the deadline
+        _connect_within(self, super().connect)
+
     def getresponse(self) -> Any:  # the head of the answer, against the deadline
         return _watched(self, super().getresponse)
 
@@ -72,10 +102,22 @@ class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
 class _Adapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        # Calls through HTTP_PROXY/HTTPS_PROXY are pooled by a manager of
+        # their own (made here on first use), held to the same deadline. A
+        # SOCKS proxy's manager keeps its own connection classes.
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
 
 
 def session() -> requests.Session:

@@ -5,6 +5,8 @@ Retry-After (never 401), and recovery needs no restart."""
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -234,3 +236,86 @@ def test_provider_down_at_start_up_is_not_a_start_up_error(tmp_path: Any) -> Non
     )
     token = KEY.sign({"iss": "http://127.0.0.1:9", "aud": "api", "exp": int(time.time()) + 60})
     assert ask(Client(middleware), token).status_code == 503
+
+
+def test_a_provider_reached_through_a_proxy_is_cut_at_the_timeout_too(
+    fake_provider: FakeProvider,
+    settings: Settings,
+    make_client: Callable[..., Client],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # requests honours HTTP_PROXY/HTTPS_PROXY; the proxy's connections were
+    # pooled by a manager the deadline did not reach, so a proxy (or the
+    # provider behind it) sending its head a line at a time held the request.
+    proxy = FakeProvider()
+    try:
+        proxy.mode, proxy.delay = "slow-head", 8.0
+        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("http_proxy", proxy.url)
+        client = userinfo_client(fake_provider, settings, make_client)
+        answer = ask(client, "good-new")
+        assert answer.status_code == 503
+        assert proxy.requests, "the call went through the proxy"
+        assert fake_provider.calls["/me"] == 0
+        eventually(lambda: proxy.cut_off, "the proxy's connection was cut before the head was done")
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("where", ["tls-handshake", "proxy-connect"])
+def test_a_connection_that_drips_while_it_is_made_is_cut_at_the_timeout(
+    settings: Settings,
+    make_client: Callable[..., Client],
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    # A server that starts a TLS record and sends a byte of it every 0.3 s
+    # (CPython bounds a handshake as a whole: this keeps it so), or an
+    # HTTPS_PROXY that answers CONNECT a header line every 0.3 s (http.client
+    # reads that answer with the per-receive timeout only: it held the
+    # request for as long as the proxy went on).
+    cut_off = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    first, then = (
+        (b"\x16\x03\x03\x40\x00", b"\x02")  # a handshake record of 16 KiB, a byte at a time
+        if where == "tls-handshake"
+        else (b"HTTP/1.1 200 Connection established\r\n", b"X-Slow: a\r\n")
+    )
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)  # the ClientHello, or the CONNECT request
+            try:
+                conn.sendall(first)
+                for _ in range(60):
+                    conn.sendall(then)
+                    time.sleep(0.3)
+            except OSError:
+                cut_off.set()
+
+    threading.Thread(target=drip, daemon=True).start()
+    try:
+        port = listener.getsockname()[1]
+        url = f"https://127.0.0.1:{port}/me"
+        if where == "proxy-connect":
+            for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+                monkeypatch.delenv(name, raising=False)
+            monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+            monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{port}")
+            url = "https://127.0.0.1:9/me"  # never reached: the proxy holds the tunnel
+        provider = ProviderSettings("idp", type="oauth2", userinfo_url=url)
+        client = make_client(
+            Settings(
+                token_store=settings.token_store,
+                providers=(provider,),
+                http_timeout=1.0,
+                upstream_backoff=0,
+            )
+        )
+        assert ask(client, "good-new").status_code == 503
+        assert cut_off.wait(10), "the connection was cut while it was made"
+    finally:
+        listener.close()
