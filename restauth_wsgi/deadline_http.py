@@ -18,6 +18,8 @@ through ``HTTP_PROXY``/``HTTPS_PROXY``. Only the name lookup is not cut:
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -57,41 +59,47 @@ def _watched(conn: HTTPConnection, read_head: Callable[[], BaseHTTPResponse]) ->
     return read_head()
 
 
-def _shut_down_socket_of(conn: HTTPConnection) -> None:
-    sock = conn.sock
-    if sock is not None:
-        shut_down(sock)
-
-
-def _connect_within(conn: HTTPConnection, connect: Callable[[], None]) -> None:
-    at: float | None = getattr(_local, "at", None)
-    if at is None:
-        connect()
-        return
-    # The socket is made inside connect(); then come a proxy's answer to
-    # CONNECT and the TLS handshake, each bounded only per receive. The
-    # action shuts down whichever socket the connection holds by then.
-    disarm = WATCHDOG.arm(at, partial(_shut_down_socket_of, conn))
-    try:
-        connect()
-    finally:
-        disarm()
-
-
 class _HTTPConnection(HTTPConnection):
-    def connect(self) -> None:  # a proxy's tunnel, against the deadline
-        _connect_within(self, super().connect)
+    """A connection held to the thread's :func:`deadline` while it is made
+    (a proxy's answer to ``CONNECT``, the TLS handshake) and while its
+    answer's head is read (the body, by the block's end)."""
+
+    _raw: socket.socket | None = None
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        if getattr(_local, "at", None) is not None:
+            # A socket of our own on the connection's: while TLS is set up,
+            # the connection's own socket has been handed to the TLS object
+            # (its descriptor reads -1), and only this one can be shut down.
+            self._raw = socket.socket(fileno=os.dup(sock.fileno()))
+        return sock
+
+    def _cut_while_connecting(self) -> None:
+        raw = self._raw
+        if raw is not None:
+            shut_down(raw)
+
+    def connect(self) -> None:
+        at: float | None = getattr(_local, "at", None)
+        if at is None:
+            super().connect()
+            return
+        disarm = WATCHDOG.arm(at, self._cut_while_connecting)
+        try:
+            super().connect()
+        finally:
+            disarm()  # waits for a running cut, so the socket is closed after it
+            raw, self._raw = self._raw, None
+            if raw is not None:
+                raw.close()
 
     def getresponse(self) -> Any:  # the head of the answer, against the deadline
         return _watched(self, super().getresponse)
 
 
-class _HTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:  # a proxy's tunnel and the TLS handshake, against the deadline
-        _connect_within(self, super().connect)
-
-    def getresponse(self) -> Any:  # the head of the answer, against the deadline
-        return _watched(self, super().getresponse)
+class _HTTPSConnection(_HTTPConnection, HTTPSConnection):
+    """An HTTPS connection held to the deadline as :class:`_HTTPConnection` is."""
 
 
 class _HTTPPool(HTTPConnectionPool):

@@ -112,7 +112,9 @@ class Watchdog:
         The disarm returns ``True`` when it came too late: the action has
         run (it waits for a running one to finish), so whatever it cut, a
         pooled connection say, must not be used again. Disarming twice is
-        harmless.
+        harmless. An action must be quick and must not disarm anything
+        (the thread runs actions one at a time, holding the lock a late
+        disarm waits for).
         """
         if self._pid != os.getpid():
             self._start()

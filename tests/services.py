@@ -139,6 +139,13 @@ class TcpProxy:
         self.drip_next = threading.Event()
         #: Set once a dripping connection has been accepted.
         self.dripping = threading.Event()
+        #: Seconds each chunk of the server's bytes is held back, on every
+        #: connection, while it is more than 0: a slow server or path.
+        self.delay = 0.0
+        #: Client sides of connections whose server bytes are held back by
+        #: ``delay_open`` seconds (see :meth:`slow_down_open`).
+        self._slowed: set[socket.socket] = set()
+        self.delay_open = 0.0
         self.restore()
 
     def restore(self) -> None:
@@ -152,6 +159,13 @@ class TcpProxy:
             raise
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def slow_down_open(self, delay: float) -> None:
+        """Hold back the server's bytes by ``delay`` seconds on the connections
+        open now; connections made later are at full speed."""
+        with self._lock:
+            self.delay_open = delay
+            self._slowed = set(self._sockets)
 
     def cut(self) -> None:
         listener, self._listener = self._listener, None
@@ -199,6 +213,10 @@ class TcpProxy:
                     data = sock.recv(65536)
                     if not data:
                         return
+                    if sock is b and self.delay > 0:
+                        time.sleep(self.delay)
+                    if sock is b and a in self._slowed:
+                        time.sleep(self.delay_open)
                     if drip and sock is b:
                         for byte in data:
                             pair[sock].sendall(bytes([byte]))

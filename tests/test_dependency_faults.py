@@ -16,10 +16,12 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
 from werkzeug.test import Client
 
 from restauth_wsgi import RestAuthMiddleware, Settings
 from restauth_wsgi.cache.backends import open_backend
+from restauth_wsgi.cache.redis_backend import CutOff
 from restauth_wsgi.cache.shared import open_shared_cache
 from restauth_wsgi.providers.presets import resolve
 from restauth_wsgi.providers.settings import ProviderSettings
@@ -195,15 +197,93 @@ def test_a_dripping_cache_reply_is_cut_and_only_that_call_fails(
         worker = threading.Thread(target=slow_call, daemon=True)
         worker.start()
         assert proxy.dripping.wait(10), "the first call made the dripping connection"
-        counts = [backend.incr("restauth:test:counter", 60) for _ in range(20)]
-        assert counts == list(range(1, 21)), "other calls go on while one drips"
+        errors: list[Exception] = []
+        made = [0] * 4
+
+        def other_calls(index: int) -> None:  # until the dripping call has ended, and a bit
+            ends = None
+            while ends is None or time.monotonic() < ends:
+                if ends is None and not worker.is_alive():
+                    ends = time.monotonic() + 0.5
+                try:
+                    backend.incr("restauth:test:counter", 60)
+                    made[index] += 1
+                except Exception as exc:
+                    errors.append(exc)
+
+        others = [threading.Thread(target=other_calls, args=(i,)) for i in range(4)]
+        for thread in others:
+            thread.start()
         worker.join(20)
         assert not worker.is_alive(), "the dripping call still runs after 20 s (limit: 1 s)"
+        for thread in others:
+            thread.join(20)
+        assert errors == [], "other threads' calls go on, whole, while one drips and is cut"
         assert len(slow) == 1
         assert slow[0] is not None, "a reply that did not come whole is a failure"
-        assert backend.count("restauth:test:counter") == 20
-        assert backend.incr("restauth:test:counter", 60) == 21, "the backend works on after the cut"
+        assert backend.count("restauth:test:counter") == sum(made) > 0
+        assert backend.incr("restauth:test:counter", 60) == sum(made) + 1, "it works on"
     finally:
+        backend.close()
+
+
+@pytest.fixture
+def slow_redis() -> Iterator[tuple[str, str, TcpProxy]]:
+    """A private Redis behind a proxy that can hold its replies back: the
+    URL through the proxy, the direct URL, and the proxy."""
+    with redis_server() as server:
+        proxy = TcpProxy("127.0.0.1", server.port)
+        try:
+            yield (
+                f"redis://127.0.0.1:{proxy.port}/0",
+                f"redis://127.0.0.1:{server.port}/0",
+                proxy,
+            )
+        finally:
+            proxy.cut()
+
+
+def test_a_redis_counter_whose_reply_came_late_is_not_counted_twice(
+    slow_redis: tuple[str, str, TcpProxy],
+) -> None:
+    # The transaction ran; its reply came after the 0.5 s receive timeout
+    # (but before the call's deadline). Retried, it ran again: one failed
+    # login counted as two, a user locked out at half the threshold.
+    url, direct, proxy = slow_redis
+    backend = open_backend(url, max_entries=1000, timeout=0.5)
+    raw = redis.Redis.from_url(direct)
+    try:
+        assert backend.incr("restauth:test:late", 60) == 1  # a connection, made at full speed
+        proxy.slow_down_open(0.7)  # that one only: a retry's new connection is fast
+        with pytest.raises(redis.exceptions.RedisError):
+            backend.incr("restauth:test:late", 60)
+        assert raw.get("restauth:test:late") == b"2", "the late transaction counted once"
+        assert backend.incr("restauth:test:late", 60) == 3
+        proxy.slow_down_open(0.7)
+        with pytest.raises(redis.exceptions.RedisError):
+            backend.decr("restauth:test:late")
+        assert raw.get("restauth:test:late") == b"2", "the late give-back was run once"
+    finally:
+        backend.close()
+        raw.close()
+
+
+def test_a_redis_call_has_one_deadline_not_one_per_reply(
+    slow_redis: tuple[str, str, TcpProxy],
+) -> None:
+    # Each reply 0.4 s late, within the 0.5 s receive timeout: a new
+    # connection's handshake reads three replies and a counter's transaction
+    # five, each given a deadline of its own (1 s) the call took 4 s.
+    url, _, proxy = slow_redis
+    backend = open_backend(url, max_entries=1000, timeout=0.5)
+    try:
+        proxy.delay = 0.4
+        with pytest.raises(CutOff):
+            backend.incr("restauth:test:slow", 60)
+        with pytest.raises(CutOff):
+            backend.cache.get("restauth:test:slow")
+    finally:
+        proxy.delay = 0.0
         backend.close()
 
 

@@ -13,7 +13,6 @@ only for what is left of it.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import time
 import types
@@ -35,8 +34,13 @@ class MemcachedBackend(Backend):
 
     def incr(self, key: str, seconds: int) -> int:
         """``add`` starts the window (a no-op when the counter exists), ``incr`` counts."""
-        self._client.add(key, b"0", expire=seconds, noreply=False)
-        return int(self._client.incr(key, 1, noreply=False) or 0)
+        for _ in range(2):
+            self._client.add(key, b"0", expire=seconds, noreply=False)
+            count = self._client.incr(key, 1, noreply=False)
+            if count is not None:
+                return int(count)
+            # The counter expired between the two: start its window again.
+        raise RuntimeError(f"memcached lost the counter {key!r} twice in a row")
 
     def decr(self, key: str) -> None:
         """``decr``, which stops at zero by itself (and creates nothing)."""
@@ -63,17 +67,23 @@ class _RawSerde:
 
 
 class _HashClient(HashClient):  # type: ignore[misc]  # pymemcache ships no types
-    """pymemcache's client over several servers, closing a server's old pool
-    when a failed server is brought back (it makes a new one)."""
+    """pymemcache's client over several servers, without its failure handling.
 
-    def add_server(self, server: Any, port: Any = None) -> None:
-        """Add (or bring back) a server, closing the client it replaces."""
-        before = dict(self.clients)
-        super().add_server(server, port)
-        for key, client in before.items():
-            if self.clients.get(key) is not client:
-                with contextlib.suppress(Exception):
-                    client.close()
+    Its own handling answered calls to a server that had failed a moment
+    ago with a default (a miss, a count of 0: the lockout silently off),
+    and took a failed server out of the key mapping and put it back with a
+    new pool, closing connections other threads were using and sending
+    their keys to another server meanwhile, all on dictionaries shared by
+    the threads without a lock. Here a failure is only raised: the call's
+    own connection is dropped by its pool, and SharedCache decides how
+    long to leave the cache alone.
+    """
+
+    def _mark_failed_server(self, server: Any) -> None:
+        pass
+
+    def _retry_dead(self) -> None:
+        pass
 
 
 class _DeadlineSocket(socket.socket):
@@ -129,13 +139,6 @@ def open_memcached(servers: list[tuple[str, int]], timeout: float) -> MemcachedB
             connect_timeout=timeout,
             timeout=timeout,
             default_noreply=False,
-            # pymemcache's own failure handling answers calls to a server
-            # that failed a moment ago with a default (a miss, a count of 0:
-            # the lockout silently off) and drops it for a minute after two
-            # failures. Here every failure is raised, and SharedCache decides
-            # how long to leave the cache alone.
-            retry_attempts=0,
-            dead_timeout=0,
             use_pooling=True,
             socket_module=_Sockets(timeout),
         )

@@ -1,0 +1,52 @@
+"""The deadline of a provider call, below the middleware: with a receive
+timeout far longer than the deadline, only the deadline can end the call,
+so each test here fails if the watchdog does not cut where it should."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from restauth_wsgi.deadline_http import deadline, session
+
+
+@pytest.fixture
+def dripping_server() -> Iterator[tuple[int, threading.Event]]:
+    """A server that starts a TLS handshake record of 16 KiB and sends a
+    byte of it every 0.3 s for 15 s: its port, and an event set if the
+    client's side was shut down while it dripped."""
+    cut_off = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)  # the ClientHello
+            try:
+                conn.sendall(b"\x16\x03\x03\x40\x00")
+                for _ in range(50):
+                    conn.sendall(b"\x02")
+                    time.sleep(0.3)
+            except OSError:
+                cut_off.set()
+
+    threading.Thread(target=drip, daemon=True).start()
+    yield listener.getsockname()[1], cut_off
+    listener.close()
+
+
+def test_a_tls_handshake_sent_a_byte_at_a_time_is_cut_at_the_deadline(
+    dripping_server: tuple[int, threading.Event],
+) -> None:
+    # While TLS is set up the connection's socket belongs to the TLS object
+    # (its descriptor reads -1): shutting that one down did nothing, and the
+    # call ran until the server stopped or the receive timeout came.
+    port, cut_off = dripping_server
+    with deadline(time.monotonic() + 1.0), pytest.raises(requests.RequestException):
+        session().get(f"https://127.0.0.1:{port}/me", timeout=60)
+    assert cut_off.wait(10), "the connection was shut down while the server still dripped"
