@@ -171,6 +171,9 @@ class RestAuthMiddleware:
         variable. Nothing is connected to until the first request.
     :param gatekeeper: the decision to use, if not the one the settings
         describe (tests give it a clock).
+    :param audit: where the audit lines go, if not where
+        ``RESTAUTH_AUDIT_LOG`` says (tests and embedding applications give
+        their own); the decision's lines and the self-service API's alike.
     """
 
     def __init__(
@@ -179,6 +182,7 @@ class RestAuthMiddleware:
         settings: Settings | None = None,
         *,
         gatekeeper: Gatekeeper | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.app = app
         if settings is None:
@@ -190,7 +194,8 @@ class RestAuthMiddleware:
         self.gatekeeper = gatekeeper or Gatekeeper.from_settings(settings)
         self.authentication = self.gatekeeper.authentication
         self._decide = self.gatekeeper.decide  # bound once: called by every request
-        self.audit = AuditLog(settings.audit_log)
+        self.audit = audit if audit is not None else AuditLog(settings.audit_log)
+        self._own_audit = audit is None  # a log given to us is its giver's to close
         # Read per request, where the logger's own cache makes it cheap.
         self._audit_enabled = self.audit.logger.isEnabledFor
         self._spoofable = SpoofableHeaders(settings.strip_headers)
@@ -290,7 +295,8 @@ class RestAuthMiddleware:
         self.gatekeeper.close()
         if self._self_service is not None:
             self._self_service.close()
-        self.audit.close()
+        if self._own_audit:
+            self.audit.close()
 
     def _note(self, environ: WSGIEnvironment, decision: Decision, request: Request | None) -> None:
         """Hints for the operator, each logged once per process."""

@@ -19,6 +19,7 @@ import requests
 from werkzeug.test import Client
 
 from restauth_wsgi import RestAuthMiddleware, Settings
+from restauth_wsgi.audit import AuditLog
 from restauth_wsgi.decision import Gatekeeper
 from restauth_wsgi.errors import ConfigurationError
 from restauth_wsgi.metrics import Metrics
@@ -507,3 +508,26 @@ def test_metrics_of_ones_own_are_called_for_every_lookup(store_url: str, issue: 
         assert client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert [cache for cache, _ in metrics.lookups] == ["recent"] * 3
     gatekeeper.close()
+
+
+def test_an_audit_log_given_to_the_middleware_gets_its_lines(
+    store_url: str, issue: Issue, tmp_path: Path
+) -> None:
+    # The decision's sinks are injected, the audit log among them: an
+    # embedding application (or a test) gives its own, and keeps it open.
+    token, _ = issue("alice")
+    own = AuditLog(str(tmp_path / "own.jsonl"))
+    elsewhere = tmp_path / "configured.jsonl"
+    middleware = RestAuthMiddleware(
+        echo_app, Settings(token_store=store_url, audit_log=str(elsewhere)), audit=own
+    )
+    client = Client(middleware)
+    assert client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert client.get("/").status_code == 401
+    middleware.close()
+    own.logger.info('{"after": "close"}')  # still open: the giver closes it
+    own.close()
+    lines = [json.loads(line) for line in (tmp_path / "own.jsonl").read_text().splitlines()]
+    assert [line.get("outcome") for line in lines] == ["allowed", "unauthenticated", None]
+    assert lines[0]["username"] == "alice"
+    assert not elsewhere.exists(), "the configured log was not opened"

@@ -75,6 +75,36 @@ def test_token_lifecycle_as_a_user_types_it(env: dict[str, str], store_url: str)
     assert "already revoked" in again.stdout
 
 
+def test_token_changes_made_here_are_audit_lines(
+    env: dict[str, str], tmp_path: Path, store_url: str
+) -> None:
+    # Every creation and revocation is an audit line, by whom and for whom,
+    # whether made through the self-service API or here; never the secret.
+    audit = tmp_path / "audit.jsonl"
+    env = {**env, "RESTAUTH_AUDIT_LOG": str(audit)}
+    created = run("token", "create", "--user", "alice", "--name", "ci", env=env)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.splitlines()[-1]
+    token_id = token.split("_")[1]
+    assert run("token", "revoke", token_id, env=env).returncode == 0
+    assert run("token", "revoke", token_id, env=env).returncode == 0  # already: no change, no line
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [(x["event"], x["owner"], x["token"], x["auth"]) for x in lines] == [
+        ("token_created", "alice", f"id:{token_id}", "cli"),
+        ("token_revoked", "alice", f"id:{token_id}", "cli"),
+    ]
+    assert all(x["actor"] for x in lines), "the account that ran the command"
+    assert token.split("_")[2][:16] not in audit.read_text()
+
+    # A line that cannot be written stops the change before it is made.
+    blocked = {**env, "RESTAUTH_AUDIT_LOG": str(tmp_path / "no-such-dir" / "audit.jsonl")}
+    refused = run("token", "create", "--user", "bob", env=blocked)
+    assert refused.returncode != 0
+    assert "RESTAUTH_AUDIT_LOG" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert "bob" not in run("token", "list", env=env).stdout, "no token was made"
+
+
 def test_default_store_location_is_shared_by_cli_and_middleware(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

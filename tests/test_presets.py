@@ -56,6 +56,8 @@ B2C_ACCESS = {
     "azp": "38307aee-303c-4fff-8087-d8d2",
     "ver": "1.0",
 }
+# Microsoft's "Access token claims reference"
+# (https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference).
 AZURE_USER = {
     "iss": AZURE_V2,
     "aud": "api://orders",
@@ -74,6 +76,8 @@ AZURE_V1_USER = {
     "upn": "alice@contoso.com",
     "appid": "spa-client",
 }
+# Okta's access token payload ("Validate access tokens",
+# https://developer.okta.com/docs/guides/validate-access-tokens/): cid, scp, uid.
 OKTA_USER = {
     "iss": OKTA,
     "aud": "api://default",
@@ -82,6 +86,8 @@ OKTA_USER = {
     "scp": ["orders.read"],
     "groups": ["Everyone"],
 }
+# A Keycloak access token as a realm issues it (typ Bearer, azp, realm_access; the
+# "account" audience by default: https://www.keycloak.org/docs/latest/server_admin/#_audience).
 KEYCLOAK_USER = {
     "iss": KEYCLOAK,
     "aud": ["orders-api", "account"],
@@ -91,6 +97,8 @@ KEYCLOAK_USER = {
     "realm_access": {"roles": ["offline_access", "orders-admin"]},
     "scope": "openid profile",
 }
+# Amazon Cognito's access token payload ("Understanding the access token",
+# https://docs.aws.amazon.com/cognito/latest/developerguide/amazon-cognito-user-pools-using-the-access-token.html).
 COGNITO_USER = {
     "iss": COGNITO,
     "client_id": "app-client-1",
@@ -323,9 +331,20 @@ def _basic(request: Request) -> tuple[str, str]:
 
 
 def github_check(request: Request) -> Reply:
+    # GitHub's "Check a token" (https://docs.github.com/en/rest/apps/oauth-applications#check-a-token):
+    # Basic auth with the app's client id and secret; 200 with the authorization, 404 for a
+    # token the app does not know, 422 "Validation failed, or the endpoint has been spammed".
     if _basic(request) != ("gh-client", "gh-secret"):
         return Reply(401, {"message": "Bad credentials"})
     token = request.json()["access_token"]
+    if token == "gho_unprocessable":
+        return Reply(
+            422,
+            {
+                "message": "Validation Failed",
+                "documentation_url": "https://docs.github.com/rest",
+            },
+        )
     if token != "gho_valid":
         return Reply(404, {"message": "Not Found"})
     return Reply(
@@ -378,6 +397,7 @@ def opaque_cases() -> list[Any]:
         ),
         case("github-check", github, "gho_valid", 200, "octocat", {"repo", "read:org"}),
         case("github-check-unknown", github, "gho_unknown", 401),
+        case("github-check-422", github, "gho_unprocessable", 401),
         case("github-check-bad-app-secret", {**github, "client_secret": "wrong"}, "gho_valid", 503),
         case("github-userinfo", {"type": "github"}, "gho_valid", 200, "octocat", {"repo", "user"}),
         case("github-userinfo-unknown", {"type": "github"}, "ghp_unknown", 401),
@@ -400,6 +420,9 @@ def serve_opaque_presets(fake: FakeProvider) -> None:
     now = int(time.time())
 
     def tokeninfo(request: Request) -> Reply:
+        # Google's tokeninfo endpoint (oauth2.googleapis.com/tokeninfo; "Authenticate with a
+        # backend server", https://developers.google.com/identity/sign-in/web/backend-auth):
+        # strings for numbers and booleans, 400 "Invalid Value" for an unknown token.
         token = request.query.get("access_token")
         answers = {
             "ya29.valid": {"aud": "g-client.apps.googleusercontent.com", "email_verified": "true"},
@@ -453,7 +476,8 @@ def serve_opaque_presets(fake: FakeProvider) -> None:
         lambda r: Reply(
             200,
             {
-                # Slack's documented openid.connect.userInfo answer, for alice.
+                # Slack's documented openid.connect.userInfo answer, for alice
+                # (https://api.slack.com/methods/openid.connect.userInfo).
                 "xoxp-valid": {
                     "ok": True,
                     "sub": "U0R7JM",
@@ -475,6 +499,8 @@ def serve_opaque_presets(fake: FakeProvider) -> None:
             }.get(bearer_of(r), {"ok": False, "error": "ratelimited"}),
         ),
     )
+    # GitLab's "Retrieve the token information"
+    # (https://docs.gitlab.com/api/oauth2/#retrieve-the-token-information).
     fake.route(
         "/oauth/token/info",
         lambda r: Reply(
@@ -492,6 +518,8 @@ def serve_opaque_presets(fake: FakeProvider) -> None:
         lambda r: Reply(200, {"nickname": "alice", "sub": "7", "groups": ["corp/dev"]}),
     )
 
+    # Facebook's debug_token (https://developers.facebook.com/docs/graph-api/reference/debug_token/):
+    # the app's access token as access_token, the user's as input_token; data.is_valid, app_id.
     def debug_token(request: Request) -> Reply:
         if request.query.get("access_token") != "123|fb-secret":
             return Reply(400, {"error": {"type": "OAuthException"}})

@@ -303,6 +303,66 @@ def test_keycloak_client_tokens_are_client_tokens(
     assert outcome(client, token) == expected
 
 
+# -- Keycloak introspection (securing_apps "Token introspection endpoint"; the 26.6.2 release
+# notes: introspection answers active: false unless the introspecting client is in aud) ------
+
+
+def _keycloak_introspection(since_26_6_2: bool) -> Callable[[Request], Reply]:
+    """Keycloak's introspection answer: the token's claims plus "active".
+    Before 26.6.2 any realm client's token is active, whatever its aud."""
+
+    def introspect(request: Request) -> Reply:
+        token = request.form["token"]
+        audiences = {"for-us": ["orders-api", "account"], "for-others": ["account"]}
+        if token not in audiences:
+            return Reply(200, {"active": False})
+        if since_26_6_2 and "orders-api" not in audiences[token]:
+            return Reply(200, {"active": False})
+        return Reply(
+            200,
+            {
+                "exp": int(time.time()) + 300,
+                "iat": int(time.time()),
+                "jti": "onrtac:7b6b3a2c",
+                "iss": KEYCLOAK,
+                "aud": audiences[token],
+                "sub": "4f6e-u1",
+                "typ": "Bearer",
+                "azp": "web" if token == "for-us" else "someone-elses-app",
+                "preferred_username": "alice",
+                "scope": "openid profile",
+                "client_id": "web" if token == "for-us" else "someone-elses-app",
+                "username": "alice",
+                "token_type": "Bearer",
+                "active": True,
+            },
+        )
+
+    return introspect
+
+
+@pytest.mark.parametrize("since_26_6_2", [False, True], ids=["before-26.6.2", "26.6.2-on"])
+def test_keycloak_introspection_takes_only_tokens_for_this_api(
+    web: Callable[..., Client], fake_provider: FakeProvider, since_26_6_2: bool
+) -> None:
+    # Before 26.6.2 Keycloak reports any realm client's token active: only
+    # the audience check tells a token for another API from one for us.
+    fake_provider.route("/introspect", _keycloak_introspection(since_26_6_2), method="POST")
+    client = web(
+        "keycloak",
+        url="https://sso.example.com",
+        realm="corp",
+        validation="introspection",
+        client_id="orders-api",
+        client_secret="s",
+        audience=("orders-api",),
+        introspection_url=f"{fake_provider.url}/introspect",
+    )
+    assert outcome(client, "for-us") == (200, "alice")
+    assert outcome(client, "for-others") == (401, None)
+    assert outcome(client, "unknown") == (401, None)
+
+
 # -- the app a token was issued to: Slack, Okta's org server ------------------------------------
 
 

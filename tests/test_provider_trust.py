@@ -183,6 +183,10 @@ def corp_and_families(fake_provider: FakeProvider, store_url: str) -> Callable[.
         ),
         pytest.param(("corp",), "ya29." + "a" * 40, 401, None, id="google-without-google"),
         pytest.param(("corp",), "xoxp-1-2-3-abc", 401, None, id="slack-without-slack"),
+        # Slack's browser-session and other xox* credentials: Slack's too.
+        pytest.param(("corp",), "xoxc-1-2-3-abc", 401, None, id="slack-xoxc-without-slack"),
+        pytest.param(("corp",), "xoxd-abcdef", 401, None, id="slack-xoxd-without-slack"),
+        pytest.param(("corp",), "xoxs-1-2-3-abc", 401, None, id="slack-xoxs-without-slack"),
         pytest.param(("corp",), "EAA" + "b" * 40, 401, None, id="facebook-without-facebook"),
         pytest.param(("corp", "github"), "opaque-123", 401, "/corp/me", id="no-prefix-to-corp"),
     ],

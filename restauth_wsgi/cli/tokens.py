@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
 import time
 from typing import Any
 
+from restauth_wsgi.audit import AuditLog
 from restauth_wsgi.cli.output import CommandError, format_time, load_settings, printable
 from restauth_wsgi.config.kinds import parse_lifetime
+from restauth_wsgi.identity import Identity
 from restauth_wsgi.settings import Settings
 from restauth_wsgi.tokens import format as token_format
 from restauth_wsgi.tokens.issuing import NEVER, check_owner, issue_token
@@ -122,8 +126,37 @@ def _store(
     return store
 
 
+def _audit_log(settings: Settings) -> AuditLog:
+    """Where this command's ``token_created``/``token_revoked`` line goes,
+    opened before any change: a change whose line cannot be written is not
+    made."""
+    try:
+        return AuditLog(settings.audit_log)
+    except OSError as exc:
+        raise CommandError(
+            f"RESTAUTH_AUDIT_LOG={settings.audit_log}: cannot write the audit log ({exc.strerror})"
+        ) from None
+
+
+def _operator() -> Identity:
+    """The account running the command: the actor of its audit lines."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, no LOGNAME: a container's bare uid
+        name = f"uid:{os.getuid()}"
+    return Identity(name, "cli", "cli")
+
+
+def _audit(log: AuditLog, event: str, record: TokenRecord) -> None:
+    try:
+        log.token_event(event, actor=_operator(), record=record, client=None)
+    finally:
+        log.close()
+
+
 def _create(args: argparse.Namespace) -> int:
     settings = load_settings()
+    log = _audit_log(settings)
     try:
         raw, record = issue_token(
             _store(settings, create=True),
@@ -134,7 +167,9 @@ def _create(args: argparse.Namespace) -> int:
             restrictions=_restrictions(args),
         )
     except ValueError as exc:
+        log.close()
         raise CommandError(str(exc), exit_code=2) from None
+    _audit(log, "token_created", record)
     print(
         f"Created API token {record.token_id} for {record.owner!r}"
         f" (name {record.name!r}, expires {format_time(record.expires_at)})."
@@ -225,7 +260,8 @@ def _revoke(args: argparse.Namespace) -> int:
             raise CommandError(f"that is not a whole token: {exc}", exit_code=2) from None
     elif not token_format.is_token_id(token_id):
         raise CommandError(f"{token_id!r} is not a token id (see 'restauth token list')", 2)
-    store = _store()
+    settings = load_settings()
+    store = _store(settings)
     record = store.get(token_id)
     if record is None:
         raise CommandError(f"no token has the id {token_id}")
@@ -235,7 +271,9 @@ def _revoke(args: argparse.Namespace) -> int:
             f" at {format_time(record.revoked_at)}."
         )
         return 0
-    store.revoke(token_id, now=int(time.time()))
+    log = _audit_log(settings)
+    revoked = store.revoke(token_id, now=int(time.time()))
+    _audit(log, "token_revoked", revoked or record)
     print(f"Revoked token {token_id} of {record.owner!r}.")
     return 0
 

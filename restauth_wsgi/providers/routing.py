@@ -35,8 +35,10 @@ FAMILY_PREFIXES: dict[str, tuple[str, ...]] = {
         "glsoat-",
         "glffct-",
     ),
-    # Slack: user, bot, app-level, configuration, rotated user tokens.
-    "slack": ("xoxp-", "xoxb-", "xoxa-", "xoxr-", "xoxe.", "xoxe-", "xapp-"),
+    # Slack: every xox* token (user, bot, configuration, rotated, and the
+    # browser-session xoxc-/xoxd-, which must never reach another provider)
+    # and app-level tokens.
+    "slack": ("xox", "xapp-"),
     "google": ("ya29.",),
     "facebook": ("EAA",),
     # This package's own API tokens: never sent to any provider.
