@@ -4,6 +4,8 @@ runs it (a subprocess of the installed console script) for the lifecycle."""
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import re
 import sqlite3
 import subprocess
@@ -81,7 +83,9 @@ def test_token_changes_made_here_are_audit_lines(
     # Every creation and revocation is an audit line, by whom and for whom,
     # whether made through the self-service API or here; never the secret.
     audit = tmp_path / "audit.jsonl"
-    env = {**env, "RESTAUTH_AUDIT_LOG": str(audit)}
+    # The actor is the account's name for the process's uid, whatever the
+    # environment claims.
+    env = {**env, "RESTAUTH_AUDIT_LOG": str(audit), "LOGNAME": "mallory", "USER": "mallory"}
     created = run("token", "create", "--user", "alice", "--name", "ci", env=env)
     assert created.returncode == 0, created.stderr
     token = created.stdout.splitlines()[-1]
@@ -93,7 +97,8 @@ def test_token_changes_made_here_are_audit_lines(
         ("token_created", "alice", f"id:{token_id}", "cli"),
         ("token_revoked", "alice", f"id:{token_id}", "cli"),
     ]
-    assert all(x["actor"] for x in lines), "the account that ran the command"
+    account = pwd.getpwuid(os.getuid()).pw_name
+    assert [x["actor"] for x in lines] == [account, account], "the account that ran the command"
     assert token.split("_")[2][:16] not in audit.read_text()
 
     # A line that cannot be written stops the change before it is made.

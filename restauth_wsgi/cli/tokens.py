@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
+import pwd
 import sys
 import time
 from typing import Any
@@ -139,11 +139,17 @@ def _audit_log(settings: Settings) -> AuditLog:
 
 
 def _operator() -> Identity:
-    """The account running the command: the actor of its audit lines."""
+    """The account running the command: the actor of its audit lines.
+
+    The system's name for the process's user id, not ``getpass.getuser()``,
+    which believes ``LOGNAME`` and ``USER`` (an audit line must not name
+    whoever the environment says).
+    """
+    uid = os.getuid()
     try:
-        name = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry, no LOGNAME: a container's bare uid
-        name = f"uid:{os.getuid()}"
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:  # no passwd entry: a container's bare uid
+        name = f"uid:{uid}"
     return Identity(name, "cli", "cli")
 
 
