@@ -74,6 +74,7 @@ SPOOFABLE_HEADERS = frozenset(
         "HTTP_X_FORWARDED_PREFERRED_USERNAME",
         "HTTP_X_FORWARDED_GROUPS",
         "HTTP_X_FORWARDED_ACCESS_TOKEN",
+        "HTTP_X_FORWARDED_ID_TOKEN",
         "HTTP_X_FORWARDED_CLIENT_CERT",
         "HTTP_X_GOOG_IAP_JWT_ASSERTION",
         # Not an identity, but it moves what the application serves: Pyramid's

@@ -128,6 +128,7 @@ def test_spoofed_remote_user_is_dropped_on_public_paths(
         "X-Remote-Roles",
         "X-Id-Token",
         "X-Access-Token",
+        "X-Forwarded-Id-Token",
     ],
 )
 def test_proxy_identity_headers_are_stripped(
