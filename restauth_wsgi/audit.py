@@ -107,31 +107,39 @@ class AuditLog:
         token (``token``: its public id) and its ``name``; never a secret."""
         if not self.enabled:
             return
-        restrictions = record.restrictions
-        line = {
-            "time": _now(),
-            "event": event,
-            "actor": actor.username,
-            "auth": actor.method,
-            "provider": actor.provider,
-            "actor_token": credential_tag(actor, None),
-            "owner": record.owner,
-            "token": f"id:{record.token_id}",
-            # Both chosen by the caller, who may paste a token into either.
-            "name": redact_tokens(record.name),
-            "expires_at": record.expires_at,
-            "restrictions": (
-                None if restrictions is None else redact_tokens(restrictions.describe())[:500]
-            ),
-            "client": None if client is None else client.text,
-        }
-        self.logger.info(json.dumps(line, ensure_ascii=True))
+        self.logger.info(token_event_line(event, actor=actor, record=record, client=client))
 
     def close(self) -> None:
         """Close a handler of our own (a file)."""
         if self.logger.name == LOGGER_NAME and self.logger is not logging.getLogger(LOGGER_NAME):
             for handler in self.logger.handlers:
                 handler.close()
+
+
+def token_event_line(
+    event: str, *, actor: Identity, record: TokenRecord, client: ClientAddress | None
+) -> str:
+    """The JSON line of a change to a token (see :meth:`AuditLog.token_event`)."""
+    restrictions = record.restrictions
+    line = {
+        "time": _now(),
+        "event": event,
+        "actor": actor.username,
+        "auth": actor.method,
+        "provider": actor.provider,
+        "actor_token": credential_tag(actor, None),
+        "owner": record.owner,
+        "token": f"id:{record.token_id}",
+        # Both chosen by the caller, who may paste a token into either.
+        "name": redact_tokens(record.name),
+        "expires_at": record.expires_at,
+        "restrictions": (
+            None if restrictions is None else redact_tokens(restrictions.describe())[:500]
+        ),
+        "client": None if client is None else client.text,
+    }
+    # ensure_ascii: a name with control characters cannot forge or hide a line.
+    return json.dumps(line, ensure_ascii=True)
 
 
 # Looser than the secret scanners' pattern on purpose: no word boundaries (a

@@ -65,6 +65,7 @@ class _HTTPConnection(HTTPConnection):
     answer's head is read (the body, by the block's end)."""
 
     _raw: socket.socket | None = None
+    _cut_due = False
 
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()
@@ -72,10 +73,16 @@ class _HTTPConnection(HTTPConnection):
             # A socket of our own on the connection's: while TLS is set up,
             # the connection's own socket has been handed to the TLS object
             # (its descriptor reads -1), and only this one can be shut down.
-            self._raw = socket.socket(fileno=os.dup(sock.fileno()))
+            raw = socket.socket(fileno=os.dup(sock.fileno()))
+            self._raw = raw
+            if self._cut_due:  # the deadline passed while the socket was made
+                shut_down(raw)
         return sock
 
     def _cut_while_connecting(self) -> None:
+        # The flag first: _new_conn sets the socket, then reads the flag, so
+        # whichever comes second shuts the socket down.
+        self._cut_due = True
         raw = self._raw
         if raw is not None:
             shut_down(raw)
@@ -85,6 +92,7 @@ class _HTTPConnection(HTTPConnection):
         if at is None:
             super().connect()
             return
+        self._cut_due = False
         disarm = WATCHDOG.arm(at, self._cut_while_connecting)
         try:
             super().connect()

@@ -646,9 +646,9 @@ class CacheSettings(_Group):
         seconds_between(0, 10),
         0.5,
         doc="Seconds a network cache may take to answer: each receive waits at most this,"
-        " and a whole call at most twice this (a reply still arriving then is cut; a"
-        " Redis call whose connection failed is tried once more within it, a lockout"
-        " count never); a failing cache is skipped for 5 s.",
+        " and a whole Redis call (or memcached command) at most twice this (a reply"
+        " still arriving then is cut; a Redis call whose connection failed is tried once"
+        " more within it, a lockout count never); a failing cache is skipped for 5 s.",
     )
     cache_max_entries: int = setting(
         int_at_least(100),

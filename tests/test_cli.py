@@ -109,6 +109,25 @@ def test_token_changes_made_here_are_audit_lines(
     assert "Traceback" not in refused.stderr
     assert "bob" not in run("token", "list", env=env).stdout, "no token was made"
 
+    # Opened but not written (a full disk): a creation is undone, a
+    # revocation stands; both commands fail, saying so.
+    full = {**env, "RESTAUTH_AUDIT_LOG": "/dev/full"}
+    undone = run("token", "create", "--user", "carol", env=full)
+    assert undone.returncode != 0
+    assert "revoked again" in undone.stderr, undone.stderr
+    assert "Traceback" not in undone.stderr
+    assert re.search(r"restauth_\w+_\w+", undone.stdout) is None, "the token is never shown"
+    listing = run("token", "list", "--json", env=env).stdout.splitlines()
+    carols = [json.loads(line) for line in listing if '"carol"' in line]
+    assert len(carols) == 1
+    assert carols[0]["revoked_at"] is not None
+    made = run("token", "create", "--user", "dave", env=env).stdout.splitlines()[-1]
+    stands = run("token", "revoke", made.split("_")[1], env=full)
+    assert stands.returncode != 0
+    assert "its audit line could not be written" in stands.stderr, stands.stderr
+    client = Client(RestAuthMiddleware(echo_app, settings=Settings(token_store=store_url)))
+    assert client.get("/", headers={"Authorization": f"Bearer {made}"}).status_code == 401
+
 
 def test_default_store_location_is_shared_by_cli_and_middleware(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

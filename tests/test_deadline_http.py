@@ -15,22 +15,21 @@ import requests
 from restauth_wsgi.deadline_http import deadline, session
 
 
-@pytest.fixture
-def dripping_server() -> Iterator[tuple[int, threading.Event]]:
-    """A server that starts a TLS handshake record of 16 KiB and sends a
-    byte of it every 0.3 s for 15 s: its port, and an event set if the
-    client's side was shut down while it dripped."""
+def _dripping(first: bytes, then: bytes) -> Iterator[tuple[int, threading.Event]]:
+    """A server that answers with ``first``, then ``then`` every 0.3 s for
+    15 s: its port, and an event set if the client's side was shut down
+    while it dripped."""
     cut_off = threading.Event()
     listener = socket.create_server(("127.0.0.1", 0))
 
     def drip() -> None:
         conn, _ = listener.accept()
         with conn:
-            conn.recv(65536)  # the ClientHello
+            conn.recv(65536)  # the ClientHello, or the CONNECT request
             try:
-                conn.sendall(b"\x16\x03\x03\x40\x00")
+                conn.sendall(first)
                 for _ in range(50):
-                    conn.sendall(b"\x02")
+                    conn.sendall(then)
                     time.sleep(0.3)
             except OSError:
                 cut_off.set()
@@ -38,6 +37,18 @@ def dripping_server() -> Iterator[tuple[int, threading.Event]]:
     threading.Thread(target=drip, daemon=True).start()
     yield listener.getsockname()[1], cut_off
     listener.close()
+
+
+@pytest.fixture
+def dripping_server() -> Iterator[tuple[int, threading.Event]]:
+    """A server that starts a TLS handshake record of 16 KiB, a byte at a time."""
+    yield from _dripping(b"\x16\x03\x03\x40\x00", b"\x02")
+
+
+@pytest.fixture
+def dripping_proxy() -> Iterator[tuple[int, threading.Event]]:
+    """A proxy that answers CONNECT a header line at a time."""
+    yield from _dripping(b"HTTP/1.1 200 Connection established\r\n", b"X-Slow: a\r\n")
 
 
 def test_a_tls_handshake_sent_a_byte_at_a_time_is_cut_at_the_deadline(
@@ -50,3 +61,18 @@ def test_a_tls_handshake_sent_a_byte_at_a_time_is_cut_at_the_deadline(
     with deadline(time.monotonic() + 1.0), pytest.raises(requests.RequestException):
         session().get(f"https://127.0.0.1:{port}/me", timeout=60)
     assert cut_off.wait(10), "the connection was shut down while the server still dripped"
+
+
+def test_a_deadline_that_passed_before_the_socket_was_made_still_cuts_it(
+    dripping_proxy: tuple[int, threading.Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The deadline can pass during the name lookup or a slow connect, before
+    # there is a socket to shut down; the cut must still reach the socket
+    # made after it (here the proxy then answers CONNECT a line at a time).
+    port, cut_off = dripping_proxy
+    for name in ("NO_PROXY", "no_proxy"):  # loopback must go through the proxy
+        monkeypatch.delenv(name, raising=False)
+    proxies = {"https": f"http://127.0.0.1:{port}"}
+    with deadline(time.monotonic() - 1), pytest.raises(requests.RequestException):
+        session().get("https://127.0.0.1:9/me", proxies=proxies, timeout=60)
+    assert cut_off.wait(10), "the connection was shut down while the proxy still dripped"

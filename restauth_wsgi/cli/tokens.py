@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import pwd
 import sys
 import time
 from typing import Any
 
-from restauth_wsgi.audit import AuditLog
 from restauth_wsgi.cli.output import CommandError, format_time, load_settings, printable
+from restauth_wsgi.cli.token_audit import CommandAudit
 from restauth_wsgi.config.kinds import parse_lifetime
-from restauth_wsgi.identity import Identity
 from restauth_wsgi.settings import Settings
 from restauth_wsgi.tokens import format as token_format
 from restauth_wsgi.tokens.issuing import NEVER, check_owner, issue_token
@@ -126,56 +123,29 @@ def _store(
     return store
 
 
-def _audit_log(settings: Settings) -> AuditLog:
-    """Where this command's ``token_created``/``token_revoked`` line goes,
-    opened before any change: a change whose line cannot be written is not
-    made."""
-    try:
-        return AuditLog(settings.audit_log)
-    except OSError as exc:
-        raise CommandError(
-            f"RESTAUTH_AUDIT_LOG={settings.audit_log}: cannot write the audit log ({exc.strerror})"
-        ) from None
-
-
-def _operator() -> Identity:
-    """The account running the command: the actor of its audit lines.
-
-    The system's name for the process's user id, not ``getpass.getuser()``,
-    which believes ``LOGNAME`` and ``USER`` (an audit line must not name
-    whoever the environment says).
-    """
-    uid = os.getuid()
-    try:
-        name = pwd.getpwuid(uid).pw_name
-    except KeyError:  # no passwd entry: a container's bare uid
-        name = f"uid:{uid}"
-    return Identity(name, "cli", "cli")
-
-
-def _audit(log: AuditLog, event: str, record: TokenRecord) -> None:
-    try:
-        log.token_event(event, actor=_operator(), record=record, client=None)
-    finally:
-        log.close()
-
-
 def _create(args: argparse.Namespace) -> int:
     settings = load_settings()
-    log = _audit_log(settings)
-    try:
-        raw, record = issue_token(
-            _store(settings, create=True),
-            settings.token_policy(),
-            owner=args.user,
-            name=args.name,
-            lifetime=args.expires,
-            restrictions=_restrictions(args),
-        )
-    except ValueError as exc:
-        log.close()
-        raise CommandError(str(exc), exit_code=2) from None
-    _audit(log, "token_created", record)
+    with CommandAudit(settings.audit_log) as audit:
+        store = _store(settings, create=True)
+        try:
+            raw, record = issue_token(
+                store,
+                settings.token_policy(),
+                owner=args.user,
+                name=args.name,
+                lifetime=args.expires,
+                restrictions=_restrictions(args),
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc), exit_code=2) from None
+        try:
+            audit.write("token_created", record)
+        except OSError as exc:
+            store.revoke(record.token_id, now=int(time.time()))  # no token without its line
+            raise CommandError(
+                f"RESTAUTH_AUDIT_LOG={settings.audit_log}: the audit line could not be"
+                f" written ({exc.strerror}); token {record.token_id} was revoked again"
+            ) from None
     print(
         f"Created API token {record.token_id} for {record.owner!r}"
         f" (name {record.name!r}, expires {format_time(record.expires_at)})."
@@ -277,9 +247,17 @@ def _revoke(args: argparse.Namespace) -> int:
             f" at {format_time(record.revoked_at)}."
         )
         return 0
-    log = _audit_log(settings)
-    revoked = store.revoke(token_id, now=int(time.time()))
-    _audit(log, "token_revoked", revoked or record)
+    with CommandAudit(settings.audit_log) as audit:
+        revoked = store.revoke(token_id, now=int(time.time()))
+        if revoked is None:  # pruned since it was read
+            raise CommandError(f"no token has the id {token_id}")
+        try:
+            audit.write("token_revoked", revoked)
+        except OSError as exc:
+            raise CommandError(
+                f"Revoked token {token_id} of {record.owner!r}, but RESTAUTH_AUDIT_LOG="
+                f"{settings.audit_log}: its audit line could not be written ({exc.strerror})"
+            ) from None
     print(f"Revoked token {token_id} of {record.owner!r}.")
     return 0
 
