@@ -227,3 +227,35 @@ def clocked_tokens(directory: Path) -> ClockedTokens:
     return ClockedTokens(
         now, settings, gatekeeper, client, open_store(settings.token_store, timeout=5)
     )
+
+
+#: What a server that drips sends first, then a piece of every 0.3 s.
+TLS_HANDSHAKE_DRIP = (b"\x16\x03\x03\x40\x00", b"\x02")  # a 16 KiB record, a byte at a time
+CONNECT_DRIP = (b"HTTP/1.1 200 Connection established\r\n", b"X-Slow: a\r\n")
+
+
+@contextmanager
+def dripping_server(first: bytes, then: bytes) -> Iterator[tuple[int, threading.Event]]:
+    """A loopback server that reads one request (a ClientHello, a CONNECT),
+    answers ``first``, then ``then`` every 0.3 s for 15 s: its port, and an
+    event set if the client's side was shut down while it dripped."""
+    cut_off = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            try:
+                conn.sendall(first)
+                for _ in range(50):
+                    conn.sendall(then)
+                    time.sleep(0.3)
+            except OSError:
+                cut_off.set()
+
+    threading.Thread(target=drip, daemon=True).start()
+    try:
+        yield listener.getsockname()[1], cut_off
+    finally:
+        listener.close()

@@ -4,7 +4,6 @@ so each test here fails if the watchdog does not cut where it should."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,41 +13,22 @@ import requests
 
 from restauth_wsgi.deadline_http import deadline, session
 
-
-def _dripping(first: bytes, then: bytes) -> Iterator[tuple[int, threading.Event]]:
-    """A server that answers with ``first``, then ``then`` every 0.3 s for
-    15 s: its port, and an event set if the client's side was shut down
-    while it dripped."""
-    cut_off = threading.Event()
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def drip() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            conn.recv(65536)  # the ClientHello, or the CONNECT request
-            try:
-                conn.sendall(first)
-                for _ in range(50):
-                    conn.sendall(then)
-                    time.sleep(0.3)
-            except OSError:
-                cut_off.set()
-
-    threading.Thread(target=drip, daemon=True).start()
-    yield listener.getsockname()[1], cut_off
-    listener.close()
+from .helpers import CONNECT_DRIP, TLS_HANDSHAKE_DRIP
+from .helpers import dripping_server as dripping
 
 
 @pytest.fixture
 def dripping_server() -> Iterator[tuple[int, threading.Event]]:
     """A server that starts a TLS handshake record of 16 KiB, a byte at a time."""
-    yield from _dripping(b"\x16\x03\x03\x40\x00", b"\x02")
+    with dripping(*TLS_HANDSHAKE_DRIP) as server:
+        yield server
 
 
 @pytest.fixture
 def dripping_proxy() -> Iterator[tuple[int, threading.Event]]:
     """A proxy that answers CONNECT a header line at a time."""
-    yield from _dripping(b"HTTP/1.1 200 Connection established\r\n", b"X-Slow: a\r\n")
+    with dripping(*CONNECT_DRIP) as server:
+        yield server
 
 
 def test_a_tls_handshake_sent_a_byte_at_a_time_is_cut_at_the_deadline(

@@ -5,8 +5,6 @@ Retry-After (never 401), and recovery needs no restart."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +18,7 @@ from restauth_wsgi.decision import Gatekeeper
 from restauth_wsgi.providers.settings import ProviderSettings
 
 from .fake_provider import FakeProvider, Reply, Request
-from .helpers import echo_app, eventually
+from .helpers import CONNECT_DRIP, TLS_HANDSHAKE_DRIP, dripping_server, echo_app, eventually
 from .oidc_provider import SigningKey
 
 KEY = SigningKey("RS256")
@@ -275,29 +273,8 @@ def test_a_connection_that_drips_while_it_is_made_is_cut_at_the_timeout(
     # HTTPS_PROXY that answers CONNECT a header line every 0.3 s (http.client
     # reads that answer with the per-receive timeout only: it held the
     # request for as long as the proxy went on).
-    cut_off = threading.Event()
-    listener = socket.create_server(("127.0.0.1", 0))
-    first, then = (
-        (b"\x16\x03\x03\x40\x00", b"\x02")  # a handshake record of 16 KiB, a byte at a time
-        if where == "tls-handshake"
-        else (b"HTTP/1.1 200 Connection established\r\n", b"X-Slow: a\r\n")
-    )
-
-    def drip() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            conn.recv(65536)  # the ClientHello, or the CONNECT request
-            try:
-                conn.sendall(first)
-                for _ in range(60):
-                    conn.sendall(then)
-                    time.sleep(0.3)
-            except OSError:
-                cut_off.set()
-
-    threading.Thread(target=drip, daemon=True).start()
-    try:
-        port = listener.getsockname()[1]
+    drip = TLS_HANDSHAKE_DRIP if where == "tls-handshake" else CONNECT_DRIP
+    with dripping_server(*drip) as (port, cut_off):
         url = f"https://127.0.0.1:{port}/me"
         if where == "proxy-connect":
             for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
@@ -316,5 +293,3 @@ def test_a_connection_that_drips_while_it_is_made_is_cut_at_the_timeout(
         )
         assert ask(client, "good-new").status_code == 503
         assert cut_off.wait(10), "the connection was cut while it was made"
-    finally:
-        listener.close()
