@@ -11,8 +11,9 @@ once, and the call is the provider failing, within its time. It stays
 armed while the body is read, so a body sent a byte at a time is cut
 at the same deadline; it is armed while the connection is made too (a
 proxy's answer to ``CONNECT``, the TLS handshake). The same holds for calls
-through ``HTTP_PROXY``/``HTTPS_PROXY``. Only the name lookup is not cut:
-``getaddrinfo`` cannot be interrupted.
+through ``HTTP_PROXY``/``HTTPS_PROXY``. The name lookup, which nothing
+interrupts, runs on a thread of its own and is waited for only until the
+deadline (:mod:`restauth_wsgi.bounded_lookup`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import contextlib
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -29,8 +31,10 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.response import BaseHTTPResponse
 
+from restauth_wsgi.bounded_lookup import LookupTimeout, addresses
 from restauth_wsgi.watchdog import WATCHDOG, shut_down
 
 _local = threading.local()
@@ -68,16 +72,43 @@ class _HTTPConnection(HTTPConnection):
     _cut_due = False
 
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        if getattr(_local, "at", None) is not None:
-            # A socket of our own on the connection's: while TLS is set up,
-            # the connection's own socket has been handed to the TLS object
-            # (its descriptor reads -1), and only this one can be shut down.
-            raw = socket.socket(fileno=os.dup(sock.fileno()))
-            self._raw = raw
-            if self._cut_due:  # the deadline passed while the socket was made
-                shut_down(raw)
+        at: float | None = getattr(_local, "at", None)
+        if at is None:
+            return super()._new_conn()
+        sock = self._connect_by_address(at)
+        # A socket of our own on the connection's: while TLS is set up, the
+        # connection's own socket has been handed to the TLS object (its
+        # descriptor reads -1), and only this one can be shut down.
+        raw = socket.socket(fileno=os.dup(sock.fileno()))
+        self._raw = raw
+        if self._cut_due:  # the deadline passed while the socket was made
+            shut_down(raw)
         return sock
+
+    def _connect_by_address(self, at: float) -> socket.socket:
+        # The name looked up within the deadline (urllib3 would call
+        # getaddrinfo, which nothing interrupts), then urllib3 connecting to
+        # each address in turn, as it would have.
+        name = self._dns_host
+        try:
+            found = addresses(name, self.port or 80, within=at - time.monotonic())
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except LookupTimeout as exc:
+            raise ConnectTimeoutError(self, str(exc)) from exc
+        failure: Exception | None = None
+        try:
+            for address in found:
+                # Read by create_connection only; self.host (SNI, the
+                # certificate's name) is restored before TLS begins.
+                self._dns_host = address
+                try:
+                    return super()._new_conn()
+                except (NewConnectionError, ConnectTimeoutError) as exc:
+                    failure = exc
+        finally:
+            self._dns_host = name
+        raise failure or NewConnectionError(self, f"{name} has no address")
 
     def _cut_while_connecting(self) -> None:
         # The flag first: _new_conn sets the socket, then reads the flag, so

@@ -430,8 +430,8 @@ class UpstreamSettings(_Group):
     http_timeout: float = setting(
         seconds_between(0, 60),
         3.0,
-        doc="Seconds one provider call may take in all (connect and the whole answer), more"
-        " than 0 and at most 60.",
+        doc="Seconds one provider call may take in all (the name lookup, connect and the"
+        " whole answer), more than 0 and at most 60.",
     )
     ca_bundle: str | None = setting(
         Kind(OPTIONAL_STRING.parse, _check_ca_bundle, OPTIONAL_STRING.show),
