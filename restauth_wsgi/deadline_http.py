@@ -31,7 +31,12 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    LocationParseError,
+    NameResolutionError,
+    NewConnectionError,
+)
 from urllib3.response import BaseHTTPResponse
 
 from restauth_wsgi.bounded_lookup import LookupTimeout, addresses
@@ -94,6 +99,8 @@ class _HTTPConnection(HTTPConnection):
             found = addresses(name, self.port or 80, within=at - time.monotonic())
         except socket.gaierror as exc:
             raise NameResolutionError(self.host, self, exc) from exc
+        except UnicodeError:  # as urllib3 words a name the IDNA codec refuses
+            raise LocationParseError(f"'{name}', label empty or too long") from None
         except LookupTimeout as exc:
             raise ConnectTimeoutError(self, str(exc)) from exc
         failure: Exception | None = None

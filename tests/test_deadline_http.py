@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from urllib3.exceptions import LocationParseError
 
 from restauth_wsgi.deadline_http import deadline, session
 
@@ -164,3 +165,10 @@ def test_tls_to_a_name_checks_the_certificate_for_the_name(tmp_path: Path) -> No
         assert seen_names == ["localhost"]
     finally:
         listener.close()
+
+
+def test_a_name_the_idna_codec_refuses_is_urllib3s_parse_error() -> None:
+    # As urllib3 words it without the bounded lookup (the provider call makes
+    # it a 503): not a UnicodeError from deep in getaddrinfo.
+    with deadline(time.monotonic() + 5), pytest.raises(LocationParseError):
+        session().get("http://a..b/x", timeout=5)
