@@ -21,6 +21,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from functools import partial
 
 Action = Callable[[], None]
 
@@ -177,3 +178,23 @@ def _run(heap: _Heap) -> None:
 
 #: The process's watchdog.
 WATCHDOG = Watchdog()
+
+
+def watch_socket(fileno: int, at: float) -> Callable[[], bool]:
+    """Shut the socket ``fileno`` down at ``at`` (``time.monotonic``) unless
+    stopped first; return what stops the watch, which says ``True`` when the
+    socket was cut (its connection must not serve again).
+
+    The watchdog holds a socket of its own on the descriptor: it never shuts
+    down a number that the owner closed and the system reused, and never
+    touches a TLS object a thread is reading inside.
+    """
+    sock = socket.socket(fileno=os.dup(fileno))
+    disarm = WATCHDOG.arm(at, partial(shut_down, sock))
+
+    def stop() -> bool:
+        cut = disarm()
+        sock.close()
+        return cut
+
+    return stop

@@ -17,22 +17,20 @@ counter's never (a transaction whose reply came late may have run).
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 import redis
 from cachelib import RedisCache
 from redis.backoff import NoBackoff
+from redis.connection import AbstractConnection
 from redis.retry import Retry
 
 from restauth_wsgi.cache.backends import Backend, QuietJSONSerializer
-from restauth_wsgi.watchdog import WATCHDOG, shut_down
+from restauth_wsgi.watchdog import watch_socket
 
 
 class CutOff(redis.exceptions.RedisError):
@@ -127,22 +125,17 @@ class RedisBackend(Backend):
         self._counters.close()
 
 
-def _read_within(conn: redis.Connection, limit: float, read: Any, *args: Any, **kwargs: Any) -> Any:
-    # A socket of our own on the connection's: the watchdog then never
-    # shuts down a descriptor number that was closed and reused, and never
-    # touches the TLS object the reading thread is inside.
+def _read_within(
+    conn: AbstractConnection, limit: float, read: Any, *args: Any, **kwargs: Any
+) -> Any:
     own = conn._sock  # redis-py's socket while connected
     if own is None:
         return read(*args, **kwargs)
     at: float | None = getattr(_local, "at", None)
-    sock = socket.socket(fileno=os.dup(own.fileno()))
-    disarm = WATCHDOG.arm(
-        at if at is not None else time.monotonic() + limit, partial(shut_down, sock)
-    )
+    watch = watch_socket(own.fileno(), at if at is not None else time.monotonic() + limit)
 
     def stop() -> bool:
-        cut = disarm()
-        sock.close()
+        cut = watch()
         if cut:  # its socket is shut: the connection must not serve again
             conn.disconnect()
         return cut
@@ -160,14 +153,10 @@ def _read_within(conn: redis.Connection, limit: float, read: Any, *args: Any, **
     return reply
 
 
-class _Connection(redis.Connection):
-    reply_limit = 1.0
+class _CutReplies(AbstractConnection):
+    """Mixed into redis-py's connection classes: every reply is read within
+    its call's deadline."""
 
-    def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        return _read_within(self, self.reply_limit, super().read_response, *args, **kwargs)
-
-
-class _SSLConnection(redis.SSLConnection):
     reply_limit = 1.0
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
@@ -176,11 +165,11 @@ class _SSLConnection(redis.SSLConnection):
 
 def open_redis(url: str, timeout: float) -> RedisBackend:
     """Connect to the ``redis://`` or ``rediss://`` ``url``."""
-    base = _SSLConnection if url.startswith("rediss:") else _Connection
+    base = redis.SSLConnection if url.startswith("rediss:") else redis.Connection
     limit = 2 * timeout
     # The limit rides on a class of this client's own: redis-py hands every
     # keyword to the connection's constructor, which takes no unknown ones.
-    connection = type(base.__name__, (base,), {"reply_limit": limit})
+    connection = type(base.__name__, (_CutReplies, base), {"reply_limit": limit})
 
     def client(retries: int) -> redis.Redis:
         return redis.Redis.from_url(

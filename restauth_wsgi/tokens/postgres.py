@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
 from typing import Any
 
 import psycopg
@@ -32,7 +29,7 @@ from restauth_wsgi.tokens.store import (
     TokenStoreMissing,
 )
 from restauth_wsgi.urls import mask_url
-from restauth_wsgi.watchdog import WATCHDOG, shut_down
+from restauth_wsgi.watchdog import watch_socket
 
 log = logging.getLogger(__name__)
 
@@ -388,15 +385,11 @@ def _cut_at_deadline(
     if not bounded:
         yield
         return
-    # A socket of our own on the connection's: the watchdog then never shuts
-    # down a descriptor number that libpq has closed and the system reused.
-    sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
-    disarm = WATCHDOG.arm(time.monotonic() + timeout + _GRACE, partial(shut_down, sock))
+    stop = watch_socket(conn.pgconn.socket, time.monotonic() + timeout + _GRACE)
     try:
         yield
     finally:
-        if disarm():
-            # Cut just as the call ended: the socket is shut, so the pool
-            # must not lend this connection again (it discards closed ones).
+        if stop():
+            # Cut, perhaps just as the call ended: the socket is shut, so the
+            # pool must not lend this connection again (it discards closed ones).
             conn.close()
-        sock.close()
